@@ -1,0 +1,13 @@
+std = "lua54"
+max_line_length = 120
+include_files = { "lua", "spec", "rockspec", "bin", "examples", "bench", ".luacheckrc" }
+exclude_files = { "build", "build-*" }
+
+files["spec"] = { std = "+busted" }
+files["rockspec"] = {
+  globals = {
+    "rockspec_format", "package", "version", "source", "description",
+    "dependencies", "external_dependencies", "build", "test_dependencies", "test",
+  },
+}
+files["examples/policies"] = { read_globals = { "policy" } }

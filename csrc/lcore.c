@@ -1,0 +1,17 @@
+/* prequalify.core: the module entry point. It builds the module table from
+ * each part's register function; it is safe to call more than once (the
+ * engine guards curl_global_init itself). */
+#include "lcore.h"
+
+#include <lauxlib.h>
+
+int luaopen_prequalify_core(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushliteral(L, PREQUALIFY_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    lvalidate_register(L);
+    lengine_register(L);
+    ldigest_register(L);
+    return 1;
+}

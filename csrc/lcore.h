@@ -1,0 +1,16 @@
+/* Registration of each part of prequalify.core into the module table, which
+ * is on top of the stack when these are called. */
+#ifndef LCORE_H
+#define LCORE_H
+
+#include <lua.h>
+
+#include "pq_common.h"
+
+void lvalidate_register(lua_State *L);
+void lengine_register(lua_State *L);
+void ldigest_register(lua_State *L);
+
+PQ_EXPORT int luaopen_prequalify_core(lua_State *L);
+
+#endif

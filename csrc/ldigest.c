@@ -1,0 +1,154 @@
+/* prequalify.core digests: streaming file and string digests through OpenSSL
+ * EVP (sha256/384/512), and the reader for signtool /dg .dig files. Files are
+ * read in fixed chunks, never whole, and no Lua is called while reading. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <openssl/evp.h>
+
+#include "lcore.h"
+#include "pq_base64.h"
+
+#ifndef PQ_DIGEST_CHUNK
+#define PQ_DIGEST_CHUNK (256 * 1024)
+#endif
+/* A .dig file holds one Base64 digest; anything larger is not one. */
+#ifndef PQ_DIG_MAX
+#define PQ_DIG_MAX 16384
+#endif
+
+static const EVP_MD *ldigest_md(lua_State *L, int idx)
+{
+    static const char *const names[] = {"sha256", "sha384", "sha512", NULL};
+    switch (luaL_checkoption(L, idx, "sha256", names)) {
+    case 1: return EVP_sha384();
+    case 2: return EVP_sha512();
+    default: return EVP_sha256();
+    }
+}
+
+/* Pushes base64, raw bytes: the two results of every digest function. */
+static int ldigest_push(lua_State *L, const unsigned char *md, unsigned int n)
+{
+    char b64[EVP_MAX_MD_SIZE * 2];
+    pq_b64_encode(md, n, b64);
+    lua_pushstring(L, b64);
+    lua_pushlstring(L, (const char *)md, n);
+    return 2;
+}
+
+static int ldigest_fail(lua_State *L, const char *path, const char *why)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, why);
+    return 2;
+}
+
+/* Opens path for reading, refusing directories; NULL plus a pushed error. */
+static FILE *ldigest_open(lua_State *L, const char *path, int *nret)
+{
+    struct stat st;
+    FILE *f;
+    if (stat(path, &st) != 0) {
+        *nret = ldigest_fail(L, path, errno == ENOENT ? "no such file" : strerror(errno));
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        *nret = ldigest_fail(L, path, "is a directory, not a file");
+        return NULL;
+    }
+    f = fopen(path, "rb");
+    if (!f) *nret = ldigest_fail(L, path, errno == EACCES ? "permission denied (cannot read)" : strerror(errno));
+    return f;
+}
+
+/* digest_file(path [, alg]) -> base64, raw | nil, message */
+static int ldigest_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const EVP_MD *md = ldigest_md(L, 2);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int outlen = 0;
+    int nret = 0, ok;
+    size_t got;
+    unsigned char *buf;
+    EVP_MD_CTX *ctx;
+    FILE *f = ldigest_open(L, path, &nret);
+    if (!f) return nret;
+    buf = (unsigned char *)lua_newuserdatauv(L, PQ_DIGEST_CHUNK, 0);
+    ctx = EVP_MD_CTX_new();
+    ok = ctx && EVP_DigestInit_ex(ctx, md, NULL);
+    while (ok && (got = fread(buf, 1, PQ_DIGEST_CHUNK, f)) > 0)
+        ok = EVP_DigestUpdate(ctx, buf, got);
+    if (ok && ferror(f)) {
+        EVP_MD_CTX_free(ctx);
+        fclose(f);
+        return ldigest_fail(L, path, "read error");
+    }
+    ok = ok && EVP_DigestFinal_ex(ctx, out, &outlen);
+    EVP_MD_CTX_free(ctx);
+    fclose(f);
+    if (!ok) return ldigest_fail(L, path, "digest computation failed in OpenSSL");
+    return ldigest_push(L, out, outlen);
+}
+
+/* digest_data(bytes [, alg]) -> base64, raw */
+static int ldigest_data(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const EVP_MD *md = ldigest_md(L, 2);
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int outlen = 0;
+    if (!EVP_Digest(s, n, out, &outlen, md, NULL))
+        return luaL_error(L, "digest computation failed in OpenSSL");
+    return ldigest_push(L, out, outlen);
+}
+
+/* dig_file(path) -> base64, raw | nil, message. Accepts a UTF-8 BOM and
+ * surrounding whitespace, as signtool and editors leave them. */
+static int ldigest_dig_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char text[PQ_DIG_MAX + 1], msg[256];
+    unsigned char raw[PQ_DIG_MAX];
+    size_t n, start = 0, end, rawlen;
+    int nret = 0;
+    FILE *f = ldigest_open(L, path, &nret);
+    if (!f) return nret;
+    n = fread(text, 1, sizeof text, f);
+    if (ferror(f)) {
+        fclose(f);
+        return ldigest_fail(L, path, "read error");
+    }
+    fclose(f);
+    if (n > PQ_DIG_MAX) return ldigest_fail(L, path, "too large for a .dig file (expected one Base64 digest)");
+    if (n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) start = 3;
+    while (start < n && strchr(" \t\r\n", text[start]) && text[start]) start++;
+    end = n;
+    while (end > start && strchr(" \t\r\n", text[end - 1]) && text[end - 1]) end--;
+    if (end == start) return ldigest_fail(L, path, "is empty (expected a Base64 digest)");
+    if (pq_b64_decode(text + start, end - start, raw, &rawlen, msg, sizeof msg) != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: content %s", path, msg);
+        return 2;
+    }
+    lua_pushlstring(L, text + start, end - start);
+    lua_pushlstring(L, (const char *)raw, rawlen);
+    return 2;
+}
+
+void ldigest_register(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"digest_file", ldigest_file},
+        {"digest_data", ldigest_data},
+        {"dig_file", ldigest_dig_file},
+        {NULL, NULL}
+    };
+    luaL_setfuncs(L, fns, 0);
+}

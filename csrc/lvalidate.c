@@ -1,0 +1,318 @@
+/* Lua binding of the request rules: walks a Lua table, rejects unknown or
+ * mistyped fields, runs the plain-C checkers and builds the normalized
+ * request. Also exposes Base64 for the Lua layer. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lcore.h"
+#include "pq_base64.h"
+#include "pq_validate.h"
+
+static const char *const lvalidate_fields[] = {
+    "dn", "data", "digest", "comment", "user", "hours", "single_use", NULL
+};
+
+/* Lowercase with underscores removed: "SingleUse" and "single_use" meet. */
+static void lvalidate_fold(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0, i;
+    for (i = 0; i < n && o + 1 < cap; i++)
+        if (s[i] != '_' && s[i] != '-') out[o++] = (char)tolower((unsigned char)s[i]);
+    out[o] = '\0';
+}
+
+static const char *lvalidate_suggest(const char *key, size_t n)
+{
+    char a[64], b[64];
+    int i;
+    lvalidate_fold(key, n, a, sizeof a);
+    for (i = 0; lvalidate_fields[i]; i++) {
+        lvalidate_fold(lvalidate_fields[i], strlen(lvalidate_fields[i]), b, sizeof b);
+        if (strcmp(a, b) == 0) return lvalidate_fields[i];
+    }
+    return NULL;
+}
+
+/* Returns nil, message, field: the calling convention of core.validate. */
+static int lvalidate_fail(lua_State *L, const char *field, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushstring(L, field);
+    return 3;
+}
+
+static int lvalidate_failf(lua_State *L, const char *field, const char *rule)
+{
+    char buf[PQ_MSG_MAX + 64];
+    snprintf(buf, sizeof buf, "%s %s", field, rule);
+    return lvalidate_fail(L, field, buf);
+}
+
+static int lvalidate_type(lua_State *L, int idx, const char *field, const char *want)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s must be %s, got %s", field, want, luaL_typename(L, idx));
+    return lvalidate_fail(L, field, buf);
+}
+
+/* Checks the unknown keys; returns 0 when all are known, else pushes the error. */
+static int lvalidate_keys(lua_State *L, int t)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        char buf[PQ_MSG_MAX];
+        size_t n;
+        const char *key;
+        int i, known = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            lua_pop(L, 1);
+            return lvalidate_fail(L, "?", "request fields must be named by strings (got an array item or a non-string key)");
+        }
+        key = lua_tolstring(L, -1, &n);
+        for (i = 0; lvalidate_fields[i]; i++)
+            if (strcmp(key, lvalidate_fields[i]) == 0) known = 1;
+        if (!known) {
+            const char *hint = lvalidate_suggest(key, n);
+            if (hint)
+                snprintf(buf, sizeof buf, "unknown field '%.64s' (did you mean '%s'?)", key, hint);
+            else
+                snprintf(buf, sizeof buf, "unknown field '%.64s' (known: dn, data, digest, comment, user, hours, single_use)", key);
+            lua_pushnil(L);
+            lua_pushstring(L, buf);
+            lua_pushstring(L, key);
+            return 3;
+        }
+    }
+    return 0;
+}
+
+typedef int (*lvalidate_checker)(const char *, size_t, char *, size_t);
+
+/* Checks a required string field and stores it in the result table at -1. */
+static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_checker check)
+{
+    char msg[PQ_MSG_MAX];
+    size_t n;
+    const char *s;
+    int ty = lua_getfield(L, t, field);
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return lvalidate_failf(L, field, "is required");
+    }
+    if (ty != LUA_TSTRING) {
+        int r = lvalidate_type(L, lua_gettop(L), field, "a string");
+        return r;
+    }
+    s = lua_tolstring(L, -1, &n);
+    if (check(s, n, msg, sizeof msg) != 0) {
+        lua_pop(L, 1);
+        return lvalidate_failf(L, field, msg);
+    }
+    lua_setfield(L, -2, field);
+    return 0;
+}
+
+/* data (Base64 text) or digest (raw bytes): exactly one of them. */
+static int lvalidate_data(lua_State *L, int t)
+{
+    char msg[PQ_MSG_MAX];
+    size_t n, dlen = 0;
+    const char *s, *alg;
+    int tdata = lua_getfield(L, t, "data");
+    int tdig = lua_getfield(L, t, "digest");
+    if (tdata != LUA_TNIL && tdig != LUA_TNIL) {
+        lua_pop(L, 2);
+        return lvalidate_fail(L, "data", "data and digest are exclusive: give the Base64 text as data or the raw bytes as digest, not both");
+    }
+    if (tdata == LUA_TNIL && tdig == LUA_TNIL) {
+        lua_pop(L, 2);
+        return lvalidate_fail(L, "data", "data is required (Base64 of the hash), or digest (its raw bytes)");
+    }
+    if (tdig != LUA_TNIL) {
+        luaL_Buffer b;
+        char *out;
+        if (tdig != LUA_TSTRING) {
+            int r = lvalidate_type(L, lua_gettop(L), "digest", "a string of raw bytes");
+            return r;
+        }
+        s = lua_tolstring(L, -1, &n);
+        if (n == 0 || n > PQ_DATA_MAX) {
+            snprintf(msg, sizeof msg, "digest must be 1 to %d bytes long (got %lu)", PQ_DATA_MAX, (unsigned long)n);
+            lua_pop(L, 2);
+            return lvalidate_fail(L, "digest", msg);
+        }
+        out = luaL_buffinitsize(L, &b, pq_b64_encoded_len(n) + 1);
+        luaL_pushresultsize(&b, pq_b64_encode((const unsigned char *)s, n, out));
+        lua_setfield(L, -4, "data");
+        lua_pop(L, 2);
+        dlen = n;
+    } else {
+        if (tdata != LUA_TSTRING) {
+            int r = lvalidate_type(L, lua_gettop(L) - 1, "data", "a Base64 string");
+            return r;
+        }
+        s = lua_tolstring(L, -2, &n);
+        if (pq_b64_decode(s, n, NULL, &dlen, msg, sizeof msg) != 0) {
+            lua_pop(L, 2);
+            return lvalidate_failf(L, "data", msg);
+        }
+        if (dlen > PQ_DATA_MAX) {
+            snprintf(msg, sizeof msg, "data decodes to %lu bytes; at most %d are allowed", (unsigned long)dlen, PQ_DATA_MAX);
+            lua_pop(L, 2);
+            return lvalidate_fail(L, "data", msg);
+        }
+        lua_pop(L, 1);
+        lua_setfield(L, -2, "data");
+    }
+    lua_pushinteger(L, (lua_Integer)dlen);
+    lua_setfield(L, -2, "digest_length");
+    alg = pq_algorithm_for_length(dlen);
+    if (alg) {
+        lua_pushstring(L, alg);
+        lua_setfield(L, -2, "algorithm");
+    }
+    return 0;
+}
+
+static int lvalidate_hours(lua_State *L, int t)
+{
+    char msg[PQ_MSG_MAX];
+    lua_Integer h;
+    int ty = lua_getfield(L, t, "hours");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (ty != LUA_TNUMBER) {
+        int r = lvalidate_type(L, lua_gettop(L), "hours", "an integer number of hours");
+        return r;
+    }
+    if (!lua_isinteger(L, -1)) {
+        lua_Number x = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        /* 8.0 is an integer value; 8.5 is not. */
+        if (!lua_numbertointeger(x, &h) || (lua_Number)h != x)
+            return lvalidate_fail(L, "hours", "hours must be a whole number of hours (got a fraction)");
+    } else {
+        h = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    if (pq_check_hours((long long)h, msg, sizeof msg) != 0)
+        return lvalidate_failf(L, "hours", msg);
+    lua_pushinteger(L, h);
+    lua_setfield(L, -2, "hours");
+    return 0;
+}
+
+static int lvalidate_single_use(lua_State *L, int t)
+{
+    int ty = lua_getfield(L, t, "single_use");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (ty != LUA_TBOOLEAN) {
+        int r = lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
+        return r;
+    }
+    lua_setfield(L, -2, "single_use");
+    return 0;
+}
+
+/* core.validate(t) -> normalized table | nil, message, field */
+static int lvalidate_validate(lua_State *L)
+{
+    int r;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    if ((r = lvalidate_keys(L, 1)) != 0) return r;
+    lua_createtable(L, 0, 8);
+    if ((r = lvalidate_string(L, 1, "dn", pq_check_dn)) != 0) return r;
+    if ((r = lvalidate_data(L, 1)) != 0) return r;
+    if ((r = lvalidate_string(L, 1, "comment", pq_check_comment)) != 0) return r;
+    if ((r = lvalidate_string(L, 1, "user", pq_check_user)) != 0) return r;
+    if ((r = lvalidate_hours(L, 1)) != 0) return r;
+    if ((r = lvalidate_single_use(L, 1)) != 0) return r;
+    return 1;
+}
+
+/* core.check(kind, value) -> true | nil, rule: one checker, for other endpoints. */
+static int lvalidate_check(lua_State *L)
+{
+    static const char *const kinds[] = {"dn", "comment", "user", "base64", "guid", NULL};
+    char msg[PQ_MSG_MAX];
+    size_t n;
+    int kind = luaL_checkoption(L, 1, NULL, kinds), ok;
+    const char *s = luaL_checklstring(L, 2, &n);
+    switch (kind) {
+    case 0: ok = pq_check_dn(s, n, msg, sizeof msg) == 0; break;
+    case 1: ok = pq_check_comment(s, n, msg, sizeof msg) == 0; break;
+    case 2: ok = pq_check_user(s, n, msg, sizeof msg) == 0; break;
+    case 3: ok = pq_b64_decode(s, n, NULL, NULL, msg, sizeof msg) == 0; break;
+    default:
+        ok = pq_is_guid(s, n);
+        snprintf(msg, sizeof msg, "is not a braced GUID {8-4-4-4-12}");
+        break;
+    }
+    if (ok) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+static int lvalidate_b64encode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, pq_b64_encoded_len(n) + 1);
+    luaL_pushresultsize(&b, pq_b64_encode((const unsigned char *)s, n, out));
+    return 1;
+}
+
+static int lvalidate_b64decode(lua_State *L)
+{
+    char msg[PQ_MSG_MAX];
+    size_t n, dlen;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n / 4 * 3 + 1);
+    if (pq_b64_decode(s, n, out, &dlen, msg, sizeof msg) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, msg);
+        return 2;
+    }
+    luaL_pushresultsize(&b, dlen);
+    return 1;
+}
+
+void lvalidate_register(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"validate", lvalidate_validate},
+        {"check", lvalidate_check},
+        {"b64encode", lvalidate_b64encode},
+        {"b64decode", lvalidate_b64decode},
+        {NULL, NULL}
+    };
+    luaL_setfuncs(L, fns, 0);
+    lua_pushinteger(L, PQ_DN_MAX);
+    lua_setfield(L, -2, "DN_MAX");
+    lua_pushinteger(L, PQ_COMMENT_MAX);
+    lua_setfield(L, -2, "COMMENT_MAX");
+    lua_pushinteger(L, PQ_DATA_MAX);
+    lua_setfield(L, -2, "DATA_MAX");
+    lua_pushinteger(L, PQ_USER_MAX);
+    lua_setfield(L, -2, "USER_MAX");
+    lua_pushinteger(L, PQ_HOURS_MAX);
+    lua_setfield(L, -2, "HOURS_MAX");
+}
