@@ -16,7 +16,7 @@ mt.__name = "prequalify.error"
 
 function mt.__tostring(e)
   local parts = { "prequalify: ", e.kind, " error: ", e.message }
-  if e.status and not e.message:find("HTTP " .. e.status, 1, true) then
+  if e.status and e.status ~= 200 and not e.message:find("HTTP " .. e.status, 1, true) then
     parts[#parts + 1] = " (HTTP " .. e.status .. ")"
   end
   if e.outcome == "unknown" then

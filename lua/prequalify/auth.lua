@@ -1,0 +1,95 @@
+--- Where the bearer token comes from: a static token, or a token file that
+-- is re-read when the server answers 401. (vedauth grants are in
+-- `prequalify.grant`.) Secrets are kept in closures, never in fields that a
+-- table dump would show.
+-- @module prequalify.auth
+local errors = require "prequalify.errors"
+
+local M = {}
+
+local function read_secret_file(path, what)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, errors.new("auth", what .. " could not be read: " .. tostring(err), { outcome = "not_sent" })
+  end
+  local s = f:read("a") or ""
+  f:close()
+  s = s:gsub("^%s+", ""):gsub("%s+$", "")
+  if s == "" then
+    return nil, errors.new("auth", what .. " " .. path .. " is empty", { outcome = "not_sent" })
+  end
+  return s
+end
+M.read_secret_file = read_secret_file
+
+--- Warns (through `warn`) when a secret file is readable by group or others.
+function M.check_file_mode(path, warn)
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then return end
+  local perm = lfs.attributes(path, "permissions")
+  if perm and (perm:sub(4, 6) ~= "---" or perm:sub(7, 9) ~= "---") and warn then
+    warn("secret file " .. path .. " is readable by group or others (" .. perm .. "); chmod 600 it")
+  end
+end
+
+local function static(token)
+  local self = { kind = "token" }
+  function self.header() return "Bearer " .. token end
+  function self.unauthorized() return false end
+  function self.secrets() return { token } end
+  return self
+end
+
+local function from_file(path, warn)
+  local token, err = read_secret_file(path, "token_file")
+  if not token then return nil, err end
+  M.check_file_mode(path, warn)
+  local self = { kind = "token_file" }
+  function self.header() return "Bearer " .. token end
+  -- Another process may have rotated the file: re-read it once per 401.
+  function self.unauthorized()
+    local fresh = read_secret_file(path, "token_file")
+    if fresh and fresh ~= token then
+      token = fresh
+      return true
+    end
+    return false
+  end
+  function self.secrets() return { token } end
+  return self
+end
+
+--- Build the token source from client options.
+-- @param opts client options (`token`, `token_file` or `auth`)
+-- @param ctx `{vedauth = function(method, path, body, bearer), warn = function(msg)}`
+function M.new(opts, ctx)
+  local n = (opts.token and 1 or 0) + (opts.token_file and 1 or 0) + (opts.auth and 1 or 0)
+  if n > 1 then
+    return nil, errors.new("invalid", "give only one of token, token_file and auth", { field = "token" })
+  end
+  if opts.token ~= nil then
+    if type(opts.token) ~= "string" or opts.token == "" then
+      return nil, errors.new("invalid", "token must be a non-empty string", { field = "token" })
+    end
+    return static(opts.token)
+  elseif opts.token_file ~= nil then
+    if type(opts.token_file) ~= "string" then
+      return nil, errors.new("invalid", "token_file must be a path string", { field = "token_file" })
+    end
+    return from_file(opts.token_file, ctx.warn)
+  elseif opts.auth ~= nil then
+    local ok, grant = pcall(require, "prequalify.grant")
+    if not ok then
+      return nil, errors.new("invalid", "auth grants are not available in this build", { field = "auth" })
+    end
+    return grant.new(opts.auth, ctx)
+  end
+  -- No credentials: requests go out without Authorization and get a 401.
+  local self = { kind = "none" }
+  function self.header() return nil end
+  function self.unauthorized() return false end
+  function self.secrets() return {} end
+  return self
+end
+
+return M
