@@ -1,0 +1,162 @@
+--- Combinators: policies built from other policies.
+--
+-- Every combinator runs its parts through `decision.run`, so an error in a
+-- part is a deny and never propagates. An error anywhere denies the whole
+-- request, whatever combinator it sits in: a broken rule never allows.
+-- A part that skips is neutral: it neither allows nor denies.
+-- @module prequalify.policy.combinators
+local D = require "prequalify.policy.decision"
+
+local M = {}
+
+local function list_name(kind, parts)
+  local names = {}
+  for i, p in ipairs(parts) do names[i] = D.name(p) end
+  local s = kind .. "(" .. table.concat(names, ", ") .. ")"
+  if #s > 72 then s = string.format("%s(%d rules)", kind, #parts) end
+  return s
+end
+
+local function parts_of(who, parts)
+  if type(parts) ~= "table" then
+    error(string.format("policy.%s: expected a list of policies, got %s", who, type(parts)), 3)
+  end
+  local list = {}
+  for i, p in ipairs(parts) do list[i] = D.check(p, string.format("policy.%s: item %d", who, i), 3) end
+  return list
+end
+
+local function append(into, trail)
+  for _, e in ipairs(trail) do into[#into + 1] = e end
+end
+
+-- A combinator's decision. `deciding` is the entry that decided; when no
+-- rule ran at all there is none in the trail, so one is made up.
+local function result(name, verdict, req, trail, deciding, err)
+  deciding = deciding or { rule = name, verdict = verdict, reason = "no rule decided", depth = 0 }
+  return {
+    allow = verdict == "allow" or verdict == "adjust", verdict = verdict,
+    request = req, trail = trail, deciding = deciding, error = err or nil,
+  }
+end
+
+--- Every part must allow. Adjustments chain: each part sees the request as
+-- the parts before it left it. Stops at the first deny. Parts that skip are
+-- neutral; if every part skips (or there are none), `all` skips too.
+function M.all(parts)
+  local list = parts_of("all", parts)
+  local name = list_name("all", list)
+  return D.builtin(name, function(req, ctx)
+    local cur, trail, verdict, deciding = req, {}, "skip", nil
+    for _, p in ipairs(list) do
+      local d = D.run(p, cur, ctx)
+      append(trail, d.trail)
+      if d.verdict == "deny" then
+        return result(name, "deny", req, trail, d.deciding, d.error)
+      elseif d.verdict ~= "skip" then
+        if d.verdict == "adjust" then
+          cur, verdict = d.request, "adjust"
+        elseif verdict == "skip" then
+          verdict = "allow"
+        end
+        deciding = d.deciding
+      end
+    end
+    if verdict == "skip" then deciding = trail[#trail] end
+    return result(name, verdict, cur, trail, deciding)
+  end)
+end
+
+--- The first part that allows wins (its adjustments are kept); the parts
+-- tried before it are shown indented. Denies if no part allows and one
+-- denied; skips if every part skipped.
+function M.any(parts)
+  local list = parts_of("any", parts)
+  local name = list_name("any", list)
+  return D.builtin(name, function(req, ctx)
+    local sub, denied = {}, 0
+    local winner
+    for _, p in ipairs(list) do
+      local d = D.run(p, req, ctx)
+      append(sub, d.trail)
+      if d.error then
+        local head = { rule = name, verdict = "deny", reason = "a rule failed: " .. d.deciding.reason, depth = 0 }
+        return result(name, "deny", req, D.shift(sub, 1, { head }), head, true)
+      end
+      if d.allow then winner = d; break end
+      if d.verdict == "deny" then denied = denied + 1 end
+    end
+    local head
+    if winner then
+      local w = winner.deciding
+      head = { rule = name, verdict = winner.verdict, reason = w.rule .. ": " .. w.reason, depth = 0 }
+    elseif denied > 0 then
+      head = { rule = name, verdict = "deny", reason = string.format("none of %d rules allowed", #list), depth = 0 }
+    else
+      head = { rule = name, verdict = "skip", reason = "every rule skipped", depth = 0 }
+    end
+    return result(name, head.verdict, winner and winner.request or req, D.shift(sub, 1, { head }), head)
+  end)
+end
+
+--- Allows what `p` denies and denies what it allows (an adjustment counts as
+-- an allow and is dropped). A skip stays a skip; an error stays a deny.
+function M.negate(p)
+  D.check(p, "policy.negate")
+  local name = "not(" .. D.name(p) .. ")"
+  return D.builtin(name, function(req, ctx)
+    local d = D.run(p, req, ctx)
+    local verdict
+    if d.error or d.verdict == "skip" then verdict = d.error and "deny" or "skip"
+    else verdict = d.allow and "deny" or "allow" end
+    local reason = (d.error and "a rule failed: " or "") .. d.deciding.reason
+    local head = { rule = name, verdict = verdict, reason = reason, depth = 0 }
+    local trail = { head }
+    if #d.trail > 1 or d.error then D.shift(d.trail, 1, trail) end
+    return result(name, verdict, req, trail, head, d.error)
+  end)
+end
+
+--- Applies `p` only where `condition` allows. Where the condition denies,
+-- the result is a skip, recorded under the condition's name with its reason.
+-- The condition's own adjustments are ignored: `p` sees the request as given.
+-- A condition that fails (raises) denies: it never lets a request past `p`.
+function M.when(condition, p)
+  D.check(condition, "policy.when (condition)")
+  D.check(p, "policy.when (policy)")
+  local name = "when(" .. D.name(condition) .. ", " .. D.name(p) .. ")"
+  return D.builtin(name, function(req, ctx)
+    local c = D.run(condition, req, ctx)
+    if c.error then return result(name, "deny", req, c.trail, c.deciding, true) end
+    if c.verdict == "skip" then return result(name, "skip", req, c.trail, c.deciding) end
+    if not c.allow then
+      local entry = { rule = D.name(condition), verdict = "skip", reason = c.deciding.reason, depth = 0 }
+      return result(name, "skip", req, { entry }, entry)
+    end
+    local d = D.run(p, req, ctx)
+    local trail = {}
+    append(trail, c.trail)
+    append(trail, d.trail)
+    return result(name, d.verdict, d.request, trail, d.deciding, d.error)
+  end)
+end
+
+--- The first part that does not skip decides; skips before it stay in the
+-- trail. Skips if every part skips (at the top, that is a deny).
+function M.first(parts)
+  local list = parts_of("first", parts)
+  local name = list_name("first", list)
+  return D.builtin(name, function(req, ctx)
+    local trail = {}
+    for _, p in ipairs(list) do
+      local d = D.run(p, req, ctx)
+      append(trail, d.trail)
+      if d.verdict ~= "skip" then
+        return result(name, d.verdict, d.request, trail, d.deciding, d.error)
+      end
+    end
+    return result(name, "skip", req, trail, trail[#trail])
+  end)
+end
+
+return M

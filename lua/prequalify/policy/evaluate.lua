@@ -1,0 +1,98 @@
+--- Running a policy: the single entry point (`evaluate`) that validates,
+-- catches errors, applies default deny and records approvals, and `plan`,
+-- which runs a list through it.
+-- @module prequalify.policy.evaluate
+local request = require "prequalify.request"
+local errors = require "prequalify.errors"
+local D = require "prequalify.policy.decision"
+local state = require "prequalify.policy.state"
+
+local M = {}
+
+local DEFAULT = { rule = "default", verdict = "deny", reason = "no rule decided (default deny)", depth = 0 }
+
+--- Decide on one request without recording anything in `ctx`.
+-- @return the decision: `allow`, `verdict` (`allow`, `adjust` or `deny`),
+--   `request` (what to send: the adjusted request, or the validated input
+--   when denied; nil for an invalid input, which is kept in `input`), `trail`,
+--   and for a deny `reason` (`"rule: reason"` of the entry that decided)
+function M.decide(p, req, ctx)
+  D.check(p, "policy.decide", 2)
+  local r, why
+  if type(req) == "table" then
+    local err
+    r, err = request.new(req)
+    why = err and err.message
+  else
+    why = "expected a table of request fields, got " .. type(req)
+  end
+  if not r then
+    local entry = { rule = "validate", verdict = "deny", reason = why, depth = 0 }
+    return { allow = false, verdict = "deny", input = req, trail = { entry }, reason = "validate: " .. why }
+  end
+  local d = D.run(p, r, ctx)
+  local trail, deciding = {}, d.deciding
+  for i, e in ipairs(d.trail or {}) do trail[i] = e end
+  local verdict = d.verdict
+  if verdict == "skip" then
+    deciding = { rule = DEFAULT.rule, verdict = DEFAULT.verdict, reason = DEFAULT.reason, depth = 0 }
+    trail[#trail + 1] = deciding
+    verdict = "deny"
+  end
+  local out = { allow = verdict == "allow" or verdict == "adjust", verdict = verdict, trail = trail }
+  if out.allow then
+    out.request = d.request
+    if verdict == "adjust" and D.same(d.request, r) then out.verdict = "allow" end
+  else
+    out.request = r
+    out.reason = deciding and (deciding.rule .. ": " .. deciding.reason) or "denied"
+  end
+  return out
+end
+
+--- Record an allowed decision in `ctx` (for `unique` and `rate_limit`).
+-- Does nothing for a deny, or if this decision was recorded already.
+function M.commit(d, ctx)
+  if d.allow and not d.committed and type(ctx) == "table" then
+    state.record(d.request, ctx)
+    d.committed = true
+  end
+  return d
+end
+
+--- Decide on one request and record it in `ctx` if allowed. This is what
+-- the client and the batch runner call.
+-- @tparam function p the policy
+-- @param req a normalized request or a plain table (validated here)
+-- @tparam[opt] table ctx `now` and per-batch state; pass the same one for a batch
+function M.evaluate(p, req, ctx)
+  D.check(p, "policy.evaluate", 2)
+  local d = M.decide(p, req, ctx)
+  return M.commit(d, ctx)
+end
+
+--- Decide on a list of requests, without any network, with one shared `ctx`
+-- (made if not given). Inputs are not changed.
+-- @return the decisions, in input order
+function M.plan(requests, p, ctx)
+  if type(requests) ~= "table" then
+    error("prequalify.plan: expected a list of requests, got " .. type(requests), 2)
+  end
+  D.check(p, "prequalify.plan", 2)
+  if ctx ~= nil and type(ctx) ~= "table" then
+    error("prequalify.plan: ctx must be a table, got " .. type(ctx), 2)
+  end
+  ctx = ctx or {}
+  local out = {}
+  for i, r in ipairs(requests) do out[i] = M.evaluate(p, r, ctx) end
+  return out
+end
+
+--- A `policy` error for a denied decision: what the client returns.
+-- Its fields `trail` and `decision` hold the details.
+function M.to_error(d)
+  return errors.new("policy", "denied by policy: " .. (d.reason or "denied"),
+    { trail = d.trail, decision = d })
+end
+
+return M

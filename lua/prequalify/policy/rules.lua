@@ -1,0 +1,196 @@
+--- Built-in rules on the request's own fields: environment, users, hours,
+-- single use, comment and digest algorithm. Each constructor checks its
+-- arguments when the policy is built (raising for a mistake, so that
+-- `policy.load` reports the line) and returns a named policy.
+-- @module prequalify.policy.rules
+local core = require "prequalify.core"
+local D = require "prequalify.policy.decision"
+local glob = require "prequalify.policy.glob"
+local text = require "prequalify.policy.text"
+
+local M = {}
+
+local HOURS_MAX = 8760
+
+-- A rule whose check returns verdict, reason[, changes].
+local function leaf(name, check)
+  return D.builtin(name, function(req, ctx)
+    local verdict, reason, changes = check(req, ctx)
+    if verdict == "adjust" then
+      local new, msg = D.adjusted(req, changes)
+      if not new then
+        return D.single(name, "deny", "the adjusted request is invalid: " .. msg, req)
+      end
+      return D.single(name, "adjust", reason, new)
+    end
+    return D.single(name, verdict, reason, req)
+  end)
+end
+M.leaf = leaf
+
+-- `level` is where the caller's mistake is, counted from here.
+local function strings(who, v, what, level)
+  level = level or 3
+  if type(v) == "string" then v = { v } end
+  if type(v) ~= "table" or #v == 0 then
+    error(string.format("policy.%s: expected %s (a string or a list of strings)", who, what), level)
+  end
+  local out = {}
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then
+      error(string.format("policy.%s: item %d is a %s, expected a string", who, i, type(s)), level)
+    end
+    out[i] = s
+  end
+  return out
+end
+
+local function hours_arg(who, n)
+  if math.type(n) ~= "integer" or n < 1 or n > HOURS_MAX then
+    error(string.format("policy.%s: expected a whole number of hours from 1 to %d, got %s",
+      who, HOURS_MAX, tostring(n)), 3)
+  end
+  return n
+end
+
+--- Allows requests whose DN matches one of the globs (see `glob`).
+-- @tparam string|{string,...} patterns e.g. `[[**\Production*]]`
+function M.environment(patterns)
+  local list = strings("environment", patterns, "DN patterns")
+  local matchers = {}
+  for i, p in ipairs(list) do
+    local m, why = glob.compile(p)
+    if not m then error(string.format("policy.environment: pattern %q %s", p, why), 2) end
+    matchers[i] = m
+  end
+  return leaf("environment(" .. text.list(list) .. ")", function(req)
+    for i, m in ipairs(matchers) do
+      if m(req.dn) then return "allow", "matches " .. list[i] end
+    end
+    if #list == 1 then return "deny", req.dn .. " does not match " .. list[1] end
+    return "deny", req.dn .. " matches none of " .. text.list(list)
+  end)
+end
+
+local function identities(who, v)
+  if v == nil then return nil end
+  local list = strings(who, v, "identities", 4)
+  local set = {}
+  for _, u in ipairs(list) do
+    local ok, why = core.check("user", u)
+    if not ok then error(string.format("policy.%s: %q %s", who, u, why), 3) end
+    set[u:lower()] = true
+  end
+  return set, list
+end
+
+--- Allows the listed identities and denies the others; or denies the listed
+-- ones and allows the others; or both. Identities are PrefixedName
+-- (`local:build-bot`) or PrefixedUniversal (`local:{guid}`), compared
+-- without regard to case. A name does not match the same person's GUID.
+-- @tparam table t `allow=` and/or `deny=`, each a string or a list; a plain list means `allow`
+function M.users(t)
+  if type(t) == "string" or (type(t) == "table" and t[1] ~= nil) then t = { allow = t } end
+  if type(t) ~= "table" or (t.allow == nil and t.deny == nil) then
+    error("policy.users: expected {allow = {...}} and/or {deny = {...}}", 2)
+  end
+  local allow, allow_list = identities("users", t.allow)
+  local deny, deny_list = identities("users", t.deny)
+  local parts = {}
+  if allow_list then parts[#parts + 1] = "allow " .. text.list(allow_list) end
+  if deny_list then parts[#parts + 1] = "deny " .. text.list(deny_list) end
+  return leaf("users(" .. table.concat(parts, "; ") .. ")", function(req)
+    local u = req.user:lower()
+    if deny and deny[u] then return "deny", req.user .. " is on the deny list" end
+    if allow then
+      if allow[u] then return "allow", req.user .. " is on the allow list" end
+      return "deny", req.user .. " is not on the allow list"
+    end
+    return "allow", req.user .. " is not on the deny list"
+  end)
+end
+
+--- Denies a validity longer than `n` hours; no `hours` counts as 24.
+function M.max_hours(n)
+  hours_arg("max_hours", n)
+  return leaf("max_hours(" .. n .. ")", function(req)
+    if text.hours_of(req) > n then return "deny", text.hours(req) .. " exceeds " .. n end
+    return "allow", text.hours(req) .. " is within " .. n
+  end)
+end
+
+--- Lowers a validity longer than `n` hours (or none, meaning 24) to `n`.
+function M.clamp_hours(n)
+  hours_arg("clamp_hours", n)
+  return leaf("clamp_hours(" .. n .. ")", function(req)
+    if text.hours_of(req) > n then
+      return "adjust", text.hours(req) .. " clamped to " .. n, { hours = n }
+    end
+    return "allow", text.hours(req) .. " is within " .. n
+  end)
+end
+
+local NOT_SINGLE = "single_use is not set (the server default allows unlimited use until expiry)"
+
+--- Denies a request that does not ask for sign-once.
+function M.require_single_use()
+  return leaf("require_single_use()", function(req)
+    if req.single_use == true then return "allow", "single_use is set" end
+    return "deny", NOT_SINGLE
+  end)
+end
+
+--- Sets `single_use = true` where it is not set.
+function M.force_single_use()
+  return leaf("force_single_use()", function(req)
+    if req.single_use == true then return "allow", "single_use is already set" end
+    return "adjust", "single_use set (was " .. (req.single_use == false and "false" or "not set") .. ")",
+      { single_use = true }
+  end)
+end
+
+--- Allows a comment in which the Lua pattern is found (use `^`/`$` to anchor).
+-- @tparam string pattern e.g. `"%u+%-%d+"` for a ticket reference such as `OPS-1234`
+function M.comment_matches(pattern)
+  if type(pattern) ~= "string" or pattern == "" then
+    error("policy.comment_matches: expected a Lua pattern (string)", 2)
+  end
+  local ok, why = pcall(string.find, "", pattern)
+  if not ok then
+    error(string.format("policy.comment_matches: bad Lua pattern %q: %s", pattern,
+      tostring(why):gsub("^.-:%d+: ", "")), 2)
+  end
+  return leaf("comment_matches(" .. pattern .. ")", function(req)
+    if req.comment:find(pattern) then return "allow", "comment " .. text.quote(req.comment) .. " matches" end
+    return "deny", "comment " .. text.quote(req.comment) .. " does not match " .. pattern
+  end)
+end
+
+local LENGTHS = { sha1 = 20, sha256 = 32, sha384 = 48, sha512 = 64 }
+local ORDER = { "sha1", "sha256", "sha384", "sha512" }
+
+--- Allows digests of the listed algorithms, judged by decoded length
+-- (20/32/48/64 bytes). "SHA-256 or stronger" is `{"sha256", "sha384", "sha512"}`.
+-- A SHA3-256 digest has the length of a SHA-256 one and passes as `sha256`.
+function M.algorithms(list)
+  local names = strings("algorithms", list, "algorithm names")
+  local set = {}
+  for _, a in ipairs(names) do
+    local key = a:lower():gsub("[-_]", "")
+    if not LENGTHS[key] then
+      error(string.format("policy.algorithms: unknown algorithm %q (expected one of %s)", a, text.list(ORDER)), 2)
+    end
+    set[key] = true
+  end
+  local sorted = {}
+  for _, a in ipairs(ORDER) do if set[a] then sorted[#sorted + 1] = a end end
+  local wanted = text.list(sorted)
+  return leaf("algorithms(" .. wanted .. ")", function(req)
+    local alg, n = req.algorithm, req.digest_length
+    if alg and set[alg] then return "allow", string.format("%s (%d bytes) is allowed", alg, n) end
+    if alg then return "deny", string.format("%s (%d bytes) is not one of %s", alg, n, wanted) end
+    return "deny", string.format("a %d-byte digest is not one of %s", n, wanted)
+  end)
+end
+
+return M

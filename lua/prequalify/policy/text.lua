@@ -1,0 +1,51 @@
+--- Small text helpers shared by the rules and the trail printer, so that a
+-- digest, an hours value or a duration reads the same everywhere.
+-- @module prequalify.policy.text
+local M = {}
+
+--- The server's default validity when a request has no `hours`.
+M.DEFAULT_HOURS = 24
+
+--- The first characters of a Base64 digest, enough to tell hashes apart.
+function M.digest(data)
+  data = tostring(data or "")
+  if #data <= 16 then return data end
+  return data:sub(1, 12) .. "..."
+end
+
+--- `"24 requested (server default)"` or `"8 requested"`.
+function M.hours(req)
+  if req.hours == nil then
+    return M.DEFAULT_HOURS .. " requested (server default)"
+  end
+  return req.hours .. " requested"
+end
+
+--- The hours a request asks for, counting a missing value as the default.
+function M.hours_of(req)
+  return req.hours or M.DEFAULT_HOURS
+end
+
+--- A comment quoted for a reason line, cut short if long.
+function M.quote(s)
+  s = tostring(s):gsub("[%c]", " ")
+  if #s > 60 then s = s:sub(1, 57) .. "..." end
+  return '"' .. s .. '"'
+end
+
+--- A duration in seconds as `90s`, `15m`, `1h` or `7d`.
+function M.duration(s)
+  if s % 86400 == 0 then return string.format("%dd", s // 86400) end
+  if s % 3600 == 0 then return string.format("%dh", s // 3600) end
+  if s % 60 == 0 then return string.format("%dm", s // 60) end
+  return string.format("%gs", s)
+end
+
+--- `{"a", "b"}` as `"a, b"`.
+function M.list(t)
+  local out = {}
+  for i, v in ipairs(t) do out[i] = tostring(v) end
+  return table.concat(out, ", ")
+end
+
+return M
