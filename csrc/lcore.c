@@ -13,5 +13,6 @@ int luaopen_prequalify_core(lua_State *L)
     lvalidate_register(L);
     lengine_register(L);
     ldigest_register(L);
+    lfile_register(L);
     return 1;
 }
