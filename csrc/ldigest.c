@@ -12,13 +12,10 @@
 
 #include "lcore.h"
 #include "pq_base64.h"
+#include "pq_dig.h"
 
 #ifndef PQ_DIGEST_CHUNK
 #define PQ_DIGEST_CHUNK (256 * 1024)
-#endif
-/* A .dig file holds one Base64 digest; anything larger is not one. */
-#ifndef PQ_DIG_MAX
-#define PQ_DIG_MAX 16384
 #endif
 
 static const EVP_MD *ldigest_md(lua_State *L, int idx)
@@ -114,9 +111,9 @@ static int ldigest_data(lua_State *L)
 static int ldigest_dig_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    char text[PQ_DIG_MAX + 1], msg[256];
+    char text[PQ_DIG_MAX + 1], msg[320];
     unsigned char raw[PQ_DIG_MAX];
-    size_t n, start = 0, end, rawlen;
+    size_t n, start = 0, len = 0, rawlen = 0;
     int nret = 0;
     FILE *f = ldigest_open(L, path, &nret);
     if (!f) return nret;
@@ -126,18 +123,10 @@ static int ldigest_dig_file(lua_State *L)
         return ldigest_fail(L, path, "read error");
     }
     fclose(f);
-    if (n > PQ_DIG_MAX) return ldigest_fail(L, path, "too large for a .dig file (expected one Base64 digest)");
-    if (n >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) start = 3;
-    while (start < n && strchr(" \t\r\n", text[start]) && text[start]) start++;
-    end = n;
-    while (end > start && strchr(" \t\r\n", text[end - 1]) && text[end - 1]) end--;
-    if (end == start) return ldigest_fail(L, path, "is empty (expected a Base64 digest)");
-    if (pq_b64_decode(text + start, end - start, raw, &rawlen, msg, sizeof msg) != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: content %s", path, msg);
-        return 2;
-    }
-    lua_pushlstring(L, text + start, end - start);
+    /* The parsing is plain C in pq_dig.c so that it can be fuzzed. */
+    if (pq_dig_parse(text, n, raw, &rawlen, &start, &len, msg, sizeof msg) != 0)
+        return ldigest_fail(L, path, msg);
+    lua_pushlstring(L, text + start, len);
     lua_pushlstring(L, (const char *)raw, rawlen);
     return 2;
 }

@@ -3,7 +3,6 @@
  * handles. Lua submits requests and polls for finished ones; libcurl
  * callbacks only fill C buffers, so Lua is never entered from inside libcurl
  * and no error can longjmp across curl frames. */
-#include <ctype.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "lcore.h"
+#include "pq_http.h"
 
 #define LENGINE_MT "prequalify.engine"
 
@@ -155,35 +155,16 @@ static size_t lengine_on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-static void lengine_copy_header_value(char *dst, const char *v, size_t n)
-{
-    while (n > 0 && (*v == ' ' || *v == '\t')) { v++; n--; }
-    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ')) n--;
-    if (n >= PQ_HEADER_VALUE_MAX) n = PQ_HEADER_VALUE_MAX - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
-}
-
-static int lengine_header_is(const char *line, size_t n, const char *name)
-{
-    size_t k = strlen(name), i;
-    if (n <= k || line[k] != ':') return 0;
-    for (i = 0; i < k; i++)
-        if (tolower((unsigned char)line[i]) != name[i]) return 0;
-    return 1;
-}
-
+/* Parsing lives in pq_http.c (plain C, fuzzed); this only routes the line. */
 static size_t lengine_on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
     lengine_xfer *x = (lengine_xfer *)ud;
     size_t n = size * nmemb;
-    if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+    if (pq_http_is_status_line(line, n)) {
         /* A new response (after a 1xx): forget the previous headers. */
         x->content_type[0] = x->retry_after[0] = '\0';
-    } else if (lengine_header_is(line, n, "content-type")) {
-        lengine_copy_header_value(x->content_type, line + 13, n - 13);
-    } else if (lengine_header_is(line, n, "retry-after")) {
-        lengine_copy_header_value(x->retry_after, line + 12, n - 12);
+    } else if (!pq_http_header_match(line, n, "content-type", x->content_type, sizeof x->content_type)) {
+        pq_http_header_match(line, n, "retry-after", x->retry_after, sizeof x->retry_after);
     }
     return n;
 }
