@@ -3,6 +3,7 @@
 -- `prequalify.grant`.) Secrets are kept in closures, never in fields that a
 -- table dump would show.
 -- @module prequalify.auth
+local core = require "prequalify.core"
 local errors = require "prequalify.errors"
 
 local M = {}
@@ -23,19 +24,21 @@ end
 M.read_secret_file = read_secret_file
 
 --- Warns (through `warn`) when a secret file is readable by group or others.
+-- @return true when it warned
 function M.check_file_mode(path, warn)
-  local ok, lfs = pcall(require, "lfs")
-  if not ok then return end
-  local perm = lfs.attributes(path, "permissions")
-  if perm and (perm:sub(4, 6) ~= "---" or perm:sub(7, 9) ~= "---") and warn then
-    warn("secret file " .. path .. " is readable by group or others (" .. perm .. "); chmod 600 it")
+  local mode = core.file_mode(path)
+  if mode and mode & 0x3F ~= 0 and warn then -- 0077: any group or other bit
+    warn(string.format("secret file %s is accessible by group or others (mode %03o); chmod 600 it",
+      path, mode & 0x1FF))
+    return true
   end
+  return false
 end
 
 local function static(token)
   local self = { kind = "token" }
   function self.header() return "Bearer " .. token end
-  function self.unauthorized() return false end
+  function self.unauthorized() return false, "a static token cannot be refreshed" end
   function self.secrets() return { token } end
   return self
 end
@@ -46,16 +49,24 @@ local function from_file(path, warn)
   M.check_file_mode(path, warn)
   local self = { kind = "token_file" }
   function self.header() return "Bearer " .. token end
+  local old = {}
   -- Another process may have rotated the file: re-read it once per 401.
   function self.unauthorized()
-    local fresh = read_secret_file(path, "token_file")
-    if fresh and fresh ~= token then
+    local fresh, rerr = read_secret_file(path, "token_file")
+    if not fresh then return false, rerr end
+    if fresh ~= token then
+      table.insert(old, 1, token)
+      old[5] = nil
       token = fresh
       return true
     end
-    return false
+    return false, "token_file " .. path .. " was re-read and still holds the rejected token"
   end
-  function self.secrets() return { token } end
+  function self.secrets()
+    local list = { token }
+    for _, v in ipairs(old) do list[#list + 1] = v end
+    return list
+  end
   return self
 end
 
@@ -87,7 +98,7 @@ function M.new(opts, ctx)
   -- No credentials: requests go out without Authorization and get a 401.
   local self = { kind = "none" }
   function self.header() return nil end
-  function self.unauthorized() return false end
+  function self.unauthorized() return false, "no token, token_file or auth was given" end
   function self.secrets() return {} end
   return self
 end

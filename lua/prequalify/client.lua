@@ -238,7 +238,7 @@ function M.call(p, method, path, body, opts)
       res.attempts = attempt
       return res
     end
-    if err.kind == "auth" and err.status == 401 and not reauthed and p.auth.unauthorized() then
+    if err.kind == "auth" and err.status == 401 and M.reauth(p, err, reauthed) then
       -- A 401 means the server did nothing: safe to repeat with a new token.
       reauthed = true
       attempt = attempt - 1
@@ -373,7 +373,7 @@ local IDENTITY_FIELDS = {
 local function call_json(p, path, body, what)
   local headers, herr = M.headers(p, true)
   if not headers then return nil, herr end
-  local attempt = 0
+  local attempt, reauthed = 0, false
   while true do
     attempt = attempt + 1
     local r, msg = p.engine:perform{ method = "POST", url = p.base .. path, headers = headers, body = body }
@@ -390,8 +390,10 @@ local function call_json(p, path, body, what)
     local _, err = response.classify(r, p.auth.secrets())
     if err.kind == "protocol" then err.outcome = "rejected" end
     local delay = retry.delay(err, attempt, p.settings, true)
-    if err.kind == "auth" and attempt == 1 and p.auth.unauthorized() then
-      headers = M.headers(p, true)
+    if err.kind == "auth" and err.status == 401 and M.reauth(p, err, reauthed) then
+      reauthed = true
+      headers, herr = M.headers(p, true)
+      if not headers then return nil, herr end
     elseif not delay then
       return nil, err
     else
@@ -489,6 +491,108 @@ function Client:_vedauth(method, path, body, bearer)
       return doc, r.status, r
     end
   end
+end
+
+-- Tokens: re-authentication on 401, token_info and revoke ------------------
+
+local scope = require "prequalify.scope"
+
+M.VERIFY_PATH = "/vedauth/authorize/verify"
+M.REVOKE_PATH = "/vedauth/revoke/token"
+
+--- After a 401: asks the token source once for a fresh token. Returns true
+-- when the call should be repeated; otherwise `err.message` says why not.
+-- @local
+function M.reauth(p, err, already)
+  if already then
+    err.message = err.message .. "; a fresh token was obtained once and the server still answered 401"
+    err.reauthenticated = true
+    return false
+  end
+  local ok, why = p.auth.unauthorized()
+  if ok then return true end
+  if why then
+    local text = type(why) == "table" and why.message or tostring(why)
+    err.message = err.message .. "; no fresh token: " .. errors.redact(text, p.auth.secrets())
+    if type(why) == "table" then err.cause = why end
+  end
+  return false
+end
+
+-- A bearer GET to /vedauth, repeated once with a fresh token after a 401.
+local function vedauth_get(self, p, path, what)
+  local reauthed = false
+  while true do
+    local bearer, herr = p.auth.header()
+    if not bearer then
+      return nil, herr or errors.new("auth", what .. " needs a token: give token, token_file or auth",
+        { outcome = "not_sent" })
+    end
+    local doc, status, r = self:_vedauth("GET", path, nil, (bearer:gsub("^Bearer ", "")))
+    if type(status) ~= "number" then return nil, status end
+    if status == 200 then
+      if type(doc) ~= "table" then
+        return nil, errors.new("protocol", "GET " .. path .. " answered 200 without a JSON object",
+          { status = 200, outcome = "rejected" })
+      end
+      return doc
+    end
+    local _, err = response.classify(r, p.auth.secrets())
+    if not (status == 401 and M.reauth(p, err, reauthed)) then return nil, err end
+    reauthed = true
+  end
+end
+
+-- Unix seconds from a number, a numeric string or "/Date(ms)/".
+local function unix(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  local ms = v:match("^/Date%((%-?%d+)")
+  if ms then return tonumber(ms) // 1000 end
+  return tonumber(v)
+end
+
+--- What the server says about the current token (`GET /vedauth/authorize/verify`).
+-- Obtains or refreshes a grant first when needed.
+-- @return `{identity=, application=, scope=<string>, scopes=<parsed, see
+--   prequalify.scope>, valid_for=<seconds>, expires=<unix s>, issued=<unix s>,
+--   grant_issued=<unix s>, grant_expires=<unix s, for auth grants when the
+--   server says>}` (all times numbers), or nil and an error
+function Client:token_info()
+  local p = state(self)
+  local doc, err = vedauth_get(self, p, M.VERIFY_PATH, "token_info")
+  if not doc then return nil, err end
+  local granted = type(doc.scope) == "string" and doc.scope or nil
+  local valid_for = tonumber(doc.valid_for)
+  local known = p.auth.info and p.auth.info() or {}
+  return {
+    identity = doc.identity,
+    application = doc.application,
+    scope = granted,
+    scopes = granted and scope.parse(granted) or {},
+    valid_for = valid_for,
+    expires = unix(doc.expires_unix_time) or unix(doc.expires)
+      or (valid_for and math.floor(core.time() + valid_for)),
+    issued = unix(doc.access_issued_on_unix_time) or unix(doc.access_issued_on),
+    grant_issued = unix(doc.grant_issued_on_unix_time) or unix(doc.grant_issued_on),
+    grant_expires = unix(doc.refresh_until) or known.grant_expires,
+  }
+end
+
+--- Revoke the grant behind the current token (`GET /vedauth/revoke/token`):
+-- the access token and its refresh token stop working. Idempotent: when
+-- nothing valid is left to revoke (already revoked, or expired) it still
+-- returns ok, with `already = true`. A client made with `auth` refuses
+-- further calls afterwards.
+-- @return `{ok=true, revoked=true, already=<boolean>, status=n}` or nil, err
+function Client:revoke()
+  local p = state(self)
+  local doc, err = vedauth_get(self, p, M.REVOKE_PATH, "revoke")
+  local gone = not doc and err.kind == "auth"
+    and (err.status == 401 or err.error_code == "revoked" or err.error_code == "invalid_grant")
+  if not doc and not gone then return nil, err end
+  if p.auth.revoked then p.auth.revoked() end
+  return { ok = true, revoked = true, already = gone, status = doc and 200 or err.status }
 end
 
 --- Events and internals for the batch runner.
