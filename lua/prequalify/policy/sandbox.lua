@@ -104,6 +104,21 @@ local function position(co, source)
   end
 end
 
+-- The line of the file's last top-level `return`. An error raised in the
+-- function that a final `return policy.x(...)` tail-calls leaves no frame of
+-- the file on the stack; that statement is then where the error was.
+local function last_return(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local n, found = 0, nil
+  for line in f:lines() do
+    n = n + 1
+    if line:find("^return%f[%W]") then found = n end
+  end
+  f:close()
+  return found
+end
+
 local function describe(v)
   if v == nil then return "nothing" end
   local t = type(v)
@@ -133,6 +148,10 @@ function M.load(path, api)
     local msg = res[2]
     msg = type(msg) == "string" and msg or "error object: " .. tostring(msg)
     local src, line = position(co, source)
+    if not src then
+      line = last_return(path)
+      src = line and debug.getinfo(chunk, "S").short_src
+    end
     if src and msg:sub(1, #src + 1) ~= src .. ":" then msg = string.format("%s:%d: %s", src, line, msg) end
     return fail(path, msg, line)
   end
