@@ -37,12 +37,14 @@ static const char *lvalidate_suggest(const char *key, size_t n)
     return NULL;
 }
 
-/* Returns nil, message, field: the calling convention of core.validate. */
+/* Returns nil, message, field: the calling convention of core.validate. The
+ * field is nil when the error is about no field in particular. */
 static int lvalidate_fail(lua_State *L, const char *field, const char *msg)
 {
     lua_pushnil(L);
     lua_pushstring(L, msg);
-    lua_pushstring(L, field);
+    if (field) lua_pushstring(L, field);
+    else lua_pushnil(L);
     return 3;
 }
 
@@ -60,32 +62,54 @@ static int lvalidate_type(lua_State *L, int idx, const char *field, const char *
     return lvalidate_fail(L, field, buf);
 }
 
+/* Copies a key for a message: at most 48 bytes, anything outside printable
+ * ASCII as \xNN, so that tostring(err) stays one readable line. */
+static void lvalidate_quote(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t i, o = 0;
+    for (i = 0; i < n && i < 48 && o + 5 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f) out[o++] = (char)c;
+        else o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    }
+    if (i < n && o + 4 < cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
 /* Checks the unknown keys; returns 0 when all are known, else pushes the error. */
 static int lvalidate_keys(lua_State *L, int t)
 {
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
-        char buf[PQ_MSG_MAX];
+        char quoted[4 * 48 + 4], buf[PQ_MSG_MAX + sizeof quoted];
         size_t n;
         const char *key;
         int i, known = 0;
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
+            int number = lua_type(L, -1) == LUA_TNUMBER;
+            snprintf(buf, sizeof buf, "request fields must be named by strings (got a %s key%s)",
+                     luaL_typename(L, -1), number ? ": an array item?" : "");
             lua_pop(L, 1);
-            return lvalidate_fail(L, "?", "request fields must be named by strings (got an array item or a non-string key)");
+            return lvalidate_fail(L, NULL, buf);
         }
         key = lua_tolstring(L, -1, &n);
+        /* Compare lengths too: "dn\0x" is not "dn". */
         for (i = 0; lvalidate_fields[i]; i++)
-            if (strcmp(key, lvalidate_fields[i]) == 0) known = 1;
+            if (n == strlen(lvalidate_fields[i]) && memcmp(key, lvalidate_fields[i], n) == 0) known = 1;
         if (!known) {
             const char *hint = lvalidate_suggest(key, n);
+            lvalidate_quote(key, n, quoted, sizeof quoted);
             if (hint)
-                snprintf(buf, sizeof buf, "unknown field '%.64s' (did you mean '%s'?)", key, hint);
+                snprintf(buf, sizeof buf, "unknown field '%s' (did you mean '%s'?)", quoted, hint);
             else
-                snprintf(buf, sizeof buf, "unknown field '%.64s' (known: dn, data, digest, comment, user, hours, single_use)", key);
+                snprintf(buf, sizeof buf, "unknown field '%s' (known: dn, data, digest, comment, user, hours, single_use)", quoted);
             lua_pushnil(L);
             lua_pushstring(L, buf);
-            lua_pushstring(L, key);
+            lua_pushlstring(L, key, n);
             return 3;
         }
     }
@@ -162,6 +186,10 @@ static int lvalidate_data(lua_State *L, int t)
             lua_pop(L, 2);
             return lvalidate_failf(L, "data", msg);
         }
+        if (dlen == 0) {
+            lua_pop(L, 2);
+            return lvalidate_fail(L, "data", "data is empty; it must encode at least 1 byte");
+        }
         if (dlen > PQ_DATA_MAX) {
             snprintf(msg, sizeof msg, "data decodes to %lu bytes; at most %d are allowed", (unsigned long)dlen, PQ_DATA_MAX);
             lua_pop(L, 2);
@@ -196,7 +224,12 @@ static int lvalidate_hours(lua_State *L, int t)
     if (!lua_isinteger(L, -1)) {
         lua_Number x = lua_tonumber(L, -1);
         lua_pop(L, 1);
-        /* 8.0 is an integer value; 8.5 is not. */
+        /* Range first (also catches nan, inf and 1e300, which are not
+         * fractions); then 8.0 is an integer value and 8.5 is not. */
+        if (!(x >= 1 && x <= PQ_HOURS_MAX)) {
+            snprintf(msg, sizeof msg, "hours must be an integer from 1 to %d (got %.14g)", PQ_HOURS_MAX, (double)x);
+            return lvalidate_fail(L, "hours", msg);
+        }
         if (!lua_numbertointeger(x, &h) || (lua_Number)h != x)
             return lvalidate_fail(L, "hours", "hours must be a whole number of hours (got a fraction)");
     } else {
@@ -254,7 +287,15 @@ static int lvalidate_check(lua_State *L)
     case 0: ok = pq_check_dn(s, n, msg, sizeof msg) == 0; break;
     case 1: ok = pq_check_comment(s, n, msg, sizeof msg) == 0; break;
     case 2: ok = pq_check_user(s, n, msg, sizeof msg) == 0; break;
-    case 3: ok = pq_b64_decode(s, n, NULL, NULL, msg, sizeof msg) == 0; break;
+    case 3: {
+        size_t dlen = 0;
+        ok = pq_b64_decode(s, n, NULL, &dlen, msg, sizeof msg) == 0;
+        if (ok && dlen == 0) {
+            ok = 0;
+            snprintf(msg, sizeof msg, "is empty; it must encode at least 1 byte");
+        }
+        break;
+    }
     default:
         ok = pq_is_guid(s, n);
         snprintf(msg, sizeof msg, "is not a braced GUID {8-4-4-4-12}");

@@ -78,14 +78,14 @@ int pq_b64_decode(const char *s, size_t n, unsigned char *out, size_t *decoded_l
             return pq_b64_fail(msg, msgcap,
                 "is not Base64: '=' padding before offset %lu; padding may only end the text", i);
     }
-    if (n == 0)
-        return pq_b64_fail(msg, msgcap, "is empty; it must encode at least 1 byte%.0lu", 0);
     if (n % 4 != 0)
         return pq_b64_fail(msg, msgcap,
             "is not padded Base64: length %lu is not a multiple of 4 (missing '=' padding?)", n);
     if (pad > 2)
         return pq_b64_fail(msg, msgcap, "is not Base64: %lu '=' characters; at most 2 may pad", pad);
 
+    /* The empty text is valid Base64 of zero bytes (RFC 4648 section 10);
+     * a field that needs at least one byte checks the decoded length. */
     for (i = 0; i < n - pad; i++) {
         acc = acc << 6 | (unsigned long)pq_b64_value((unsigned char)s[i]);
         if (i % 4 == 3) {

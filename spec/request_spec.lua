@@ -1,16 +1,212 @@
+-- The request API: normalized requests, error values, the exact JSON wire
+-- body, the module version, and memory over many requests.
 local prequalify = require "prequalify"
+local request = require "prequalify.request"
+local errors = require "prequalify.errors"
+local cjson = require "cjson"
+local fx = require "fixtures.requests"
+
+local NONE, with = fx.NONE, fx.with
+
+local function keys(t)
+  local list = {}
+  for k in pairs(t) do list[#list + 1] = k end
+  table.sort(list)
+  return list
+end
 
 describe("prequalify.request", function()
   it("accepts the vendor documentation's example request", function()
-    local req, err = prequalify.request{
-      dn = [[\VED\Code Signing\Projects\Sample\Production Environment]],
-      data = "q2rFZ7Tqxo2hKc8fvJNtBkO/7qR4LHCm0mQYDJ3HjNs=",
-      comment = "File pre-authorized on 03/09/2021 19:23:19",
-      user = "local:sample-cs-user",
-      single_use = true,
-    }
+    local req, err = prequalify.request(fx.example())
     assert.is_nil(err)
+    assert.is_true(request.is(req))
+    assert.equal(fx.DN, req.dn)
+    assert.equal(fx.DATA, req.data)
+    assert.equal(fx.COMMENT, req.comment)
+    assert.equal(fx.USER, req.user)
+    assert.is_true(req.single_use)
+    assert.is_nil(req.hours)
     assert.equal(32, req.digest_length)
     assert.equal("sha256", req.algorithm)
+  end)
+
+  it("returns a normalized request unchanged when it is passed again", function()
+    local req = assert(prequalify.request(fx.example()))
+    assert.equal(req, prequalify.request(req))
+  end)
+
+  it("does not change the caller's table", function()
+    local t = with{ data = NONE, digest = "\1\2\3", hours = 8.0 }
+    assert.is_truthy(prequalify.request(t))
+    assert.same(with{ data = NONE, digest = "\1\2\3", hours = 8.0 }, t)
+    assert.equal("float", math.type(t.hours))
+  end)
+
+  it("gives a plain copy of the user fields", function()
+    local req = assert(prequalify.request(with{ hours = 4 }))
+    local f = request.fields(req)
+    assert.is_nil(getmetatable(f))
+    assert.same({ dn = fx.DN, data = fx.DATA, comment = fx.COMMENT, user = fx.USER, hours = 4, single_use = true }, f)
+    assert.is_truthy(prequalify.request(f))
+  end)
+
+  it("describes itself in one line without the data", function()
+    local s = tostring(assert(prequalify.request(with{ hours = 8 })))
+    assert.is_truthy(s:find(fx.DN, 1, true))
+    assert.is_truthy(s:find("sha256", 1, true))
+    assert.is_truthy(s:find("8h", 1, true))
+    assert.is_nil(s:find("\n"))
+  end)
+end)
+
+describe("an invalid request", function()
+  it("is reported as a value with kind, field, message and outcome", function()
+    local req, err = prequalify.request(with{ dn = [[VED\Code Signing]] })
+    assert.is_nil(req)
+    assert.is_true(errors.is(err))
+    assert.equal("invalid", err.kind)
+    assert.equal("dn", err.field)
+    assert.equal("not_sent", err.outcome)
+    assert.is_false(err.retryable)
+    assert.is_truthy(err.message:find("must start with \\VED\\", 1, true))
+  end)
+
+  it("turns into one readable line holding the message", function()
+    for _, over in ipairs{ { dn = [[VED\x]] }, { Dn = fx.DN }, { data = "AB==" }, { hours = 0 },
+                           { comment = "a\0b" }, { ["x\ny"] = 1 }, { [1] = 1 } } do
+      local _, err = prequalify.request(with(over))
+      local line = tostring(err)
+      assert.is_truthy(line:find(err.message, 1, true), line)
+      assert.is_truthy(line:find("invalid", 1, true), line)
+      assert.is_nil(line:find("[\r\n%z]"), line)
+    end
+  end)
+
+  it("raises when the argument is not a table, a programming mistake", function()
+    for _, bad in ipairs{ 42, "dn", true } do
+      assert.has_error(function() prequalify.request(bad) end,
+        "prequalify.request: expected a table of fields, got " .. type(bad))
+    end
+    assert.has_error(function() prequalify.request() end)
+    assert.has_error(function() prequalify.encode(42) end)
+  end)
+end)
+
+describe("the wire body", function()
+  it("uses exactly the wire names Dn, Data, Comment, User, Hours and SingleUse", function()
+    local text = assert(prequalify.encode(with{ hours = 12, single_use = false }))
+    local body = cjson.decode(text)
+    assert.same({ "Comment", "Data", "Dn", "Hours", "SingleUse", "User" }, keys(body))
+    assert.same({ Dn = fx.DN, Data = fx.DATA, Comment = fx.COMMENT, User = fx.USER, Hours = 12, SingleUse = false },
+      body)
+  end)
+
+  it("encodes Hours as an integer, never as 8.0", function()
+    for _, h in ipairs{ 8, 8.0, 1, 8760.0 } do
+      local text = assert(prequalify.encode(with{ hours = h }))
+      local want = tostring(math.tointeger(h))
+      assert.is_truthy(text:find('"Hours":' .. want .. "[,}]"), text)
+      assert.is_nil(text:find('"Hours":%d+[.eE]'), text)
+    end
+  end)
+
+  it("leaves out absent optional fields instead of sending null", function()
+    local text = assert(prequalify.encode(with{ single_use = NONE }))
+    assert.is_nil(text:find("Hours", 1, true))
+    assert.is_nil(text:find("SingleUse", 1, true))
+    assert.is_nil(text:find("null", 1, true))
+    assert.same({ "Comment", "Data", "Dn", "User" }, keys(cjson.decode(text)))
+  end)
+
+  it("sends single_use = false as false", function()
+    local text = assert(prequalify.encode(with{ single_use = false }))
+    assert.is_truthy(text:find('"SingleUse":false', 1, true), text)
+  end)
+
+  it("sends a raw digest as its Base64 Data and nothing else about it", function()
+    local text = assert(prequalify.encode(with{ data = NONE, digest = "foobar" }))
+    local body = cjson.decode(text)
+    assert.equal("Zm9vYmFy", body.Data)
+    for _, word in ipairs{ "igest", "algorithm", "length" } do
+      assert.is_nil(text:find(word, 1, true), text)
+    end
+  end)
+
+  it("refuses to encode an invalid request and returns the error", function()
+    local text, err = prequalify.encode(with{ SingleUse = true })
+    assert.is_nil(text)
+    assert.equal("invalid", err.kind)
+    assert.equal("unknown field 'SingleUse' (did you mean 'single_use'?)", err.message)
+  end)
+
+  it("is the same from prequalify.encode and request.encode", function()
+    local req = assert(prequalify.request(with{ hours = 3 }))
+    assert.equal(request.encode(req), prequalify.encode(req))
+    assert.equal(prequalify.encode(req), prequalify.encode(request.fields(req)))
+  end)
+
+  it("round-trips the vendor documentation's example with the DN's backslashes intact", function()
+    local documented = cjson.decode(fx.WIRE_JSON)
+    assert.equal([[\VED\Code Signing\Projects\Sample\Production Environment]], documented.Dn)
+    local req = assert(prequalify.request{
+      dn = documented.Dn, data = documented.Data, comment = documented.Comment,
+      user = documented.User, single_use = documented.SingleUse,
+    })
+    local text = assert(prequalify.encode(req))
+    assert.same(documented, cjson.decode(text))
+    assert.equal([[\VED\Code Signing\Projects\Sample\Production Environment]], cjson.decode(text).Dn)
+    assert.is_truthy(text:find([["\\VED\\Code Signing\\Projects\\Sample\\Production Environment"]], 1, true), text)
+  end)
+end)
+
+describe("prequalify._VERSION", function()
+  it("is a version string", function()
+    assert.equal("string", type(prequalify._VERSION))
+    assert.is_truthy(prequalify._VERSION:find("^%d+%.%d+"), prequalify._VERSION)
+  end)
+end)
+
+describe("memory #slow", function()
+  local function full_gc()
+    collectgarbage("collect")
+    collectgarbage("collect")
+    return collectgarbage("count")
+  end
+
+  it("stays flat over 200k requests, valid and invalid, collected by Lua's GC", function()
+    local digest = prequalify.core.b64decode(fx.DATA)
+    local function one(i)
+      local t = fx.example()
+      local k = i % 5
+      if k == 1 then t.data, t.digest = nil, digest            -- encoded by the core
+      elseif k == 2 then t.Dn = t.dn                          -- unknown field
+      elseif k == 3 then t.hours = 8.0                         -- normalized number
+      elseif k == 4 then t.data = "q2rF Z7Tq"                  -- Base64 refused
+      end
+      local req, err = prequalify.request(t)
+      if req then
+        assert(prequalify.encode(req))
+      else
+        assert(tostring(err))
+      end
+    end
+
+    local n = 200000
+    for i = 1, 1000 do one(i) end -- warm up: lazy tables, interned strings
+    local before = full_gc()
+    local peak = before
+    local half
+    for i = 1, n do
+      one(i)
+      if i % 1000 == 0 then peak = math.max(peak, collectgarbage("count")) end
+      if i == n // 2 then half = full_gc() end
+    end
+    local after = full_gc()
+    -- No growth with the number of requests: a leak of even 16 bytes a
+    -- request would be about 3 MB here.
+    assert.is_true(after - before < 64, ("grew from %.1f KB to %.1f KB"):format(before, after))
+    assert.is_true(after - half < 16, ("grew from %.1f KB to %.1f KB in the second half"):format(half, after))
+    -- and the collector keeps up while the loop runs.
+    assert.is_true(peak < before + 8192, ("peaked at %.1f KB from %.1f KB"):format(peak, before))
   end)
 end)
