@@ -929,6 +929,17 @@ def ctl_faults(emu, method, body, query):
             if "\r" in ra or "\n" in ra:
                 raise BadRequest("'retry_after' must be one line")
             f["retry_after"] = ra
+        f["headers"] = []
+        hdrs = obj.get("headers", {})
+        if not isinstance(hdrs, dict):
+            raise BadRequest("'headers' must be an object of header name to value")
+        for k, v in hdrs.items():
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise BadRequest("header %r must have a string value" % k)
+            v = str(v)
+            if not re.match(r"\A[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z", k) or "\r" in v or "\n" in v:
+                raise BadRequest("header %r is not a valid one-line header" % k)
+            f["headers"].append((k, v))
         if "body" in obj:
             if not isinstance(obj["body"], str):
                 raise BadRequest("'body' must be a string")
@@ -1166,7 +1177,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         kind = fault["kind"]
         if kind == "status":
-            extra = (("Retry-After", fault["retry_after"]),) if fault["retry_after"] is not None else ()
+            extra = list(fault["headers"])
+            if fault["retry_after"] is not None:
+                extra.append(("Retry-After", fault["retry_after"]))
             payload = fault["body"].encode("utf-8") if fault["body"] is not None else b'{"Error":"injected"}'
             emu.record(method, path, fault["status"], when, kind)
             self._send(fault["status"], payload, extra)
