@@ -251,6 +251,7 @@ describe("a policy decision", function()
     assert.equal("not_sent", err.outcome)
     assert.equal("denied by policy: max_hours(4): 24 requested (server default) exceeds 4", err.message)
     assert.equal(d.trail, err.trail)
+    assert.equal(policy.to_error, policy.denial)
   end)
 end)
 

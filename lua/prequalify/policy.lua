@@ -75,6 +75,8 @@ M.decide = evaluate.decide
 M.commit = evaluate.commit
 M.plan = evaluate.plan
 M.to_error = evaluate.to_error
+--- Same as `to_error` (the name the client uses).
+M.denial = evaluate.to_error
 
 --- A decision as readable lines: a header, then one line per trail entry.
 M.format_trail = trail.format
