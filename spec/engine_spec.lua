@@ -1,0 +1,152 @@
+-- The C engine at its own level: lifecycle of the userdata, argument checks,
+-- and submit/poll against the emulator.
+local cjson = require "cjson"
+local core = require "prequalify.core"
+local helpers = require "helpers"
+
+describe("engine lifecycle", function()
+  it("closes idempotently through close(), <close> and __gc", function()
+    local e = core.engine{}
+    assert.is_true(e:close())
+    assert.is_true(e:close())
+    assert.equal("prequalify.engine (closed)", tostring(e))
+    local outer
+    do
+      local e2 <close> = core.engine{}
+      outer = e2
+      assert.matches("^prequalify.engine %(", tostring(e2))
+    end
+    assert.equal("prequalify.engine (closed)", tostring(outer))
+    for _ = 1, 200 do core.engine{ timeout = 5 } end
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  it("raises when a closed engine is used", function()
+    local e = core.engine{}
+    e:close()
+    assert.has_error(function() e:poll(0) end, "attempt to use a closed engine")
+    assert.has_error(function() e:submit{ url = "https://x" } end, "attempt to use a closed engine")
+  end)
+
+  it("names its class in type errors", function()
+    local e = core.engine{}
+    assert.has_error(function() e.poll({}, 0) end)
+    local ok, msg = pcall(e.poll, {}, 0)
+    assert.is_false(ok)
+    assert.matches("prequalify.engine expected", msg, 1, true)
+  end)
+
+  it("checks option and argument types", function()
+    assert.has_error(function() core.engine{ timeout = "30" } end)
+    assert.has_error(function() core.engine{ timeout = -1 } end)
+    local e = core.engine{}
+    assert.has_error(function() e:submit{ method = "DELETE", url = "https://x" } end)
+    assert.has_error(function() e:submit{} end)
+    assert.has_error(function() e:poll(-1) end)
+  end)
+
+  it("returns nothing from poll when nothing is in flight", function()
+    local e = core.engine{}
+    assert.same({}, e:poll(0))
+    assert.same({ 0, 0 }, { e:pending() })
+  end)
+
+  it("refuses CR, LF and NUL in headers without sending", function()
+    local e = core.engine{}
+    for _, h in ipairs{ { Authorization = "Bearer a\r\nX: y" }, { ["X\nY"] = "v" }, { X = "a\0b" } } do
+      local id, msg = e:submit{ url = "https://127.0.0.1:1/", headers = h }
+      assert.is_nil(id)
+      assert.matches("CR, LF, NUL", msg, 1, true)
+      assert.is_nil(msg:find("Bearer a", 1, true))
+    end
+    assert.same({ 0, 0 }, { e:pending() })
+  end)
+
+  it("reports libcurl's version and HTTP/2 support", function()
+    local version, h2 = core.curl_version()
+    assert.matches("^%d+%.%d+", version)
+    assert.is_boolean(h2)
+  end)
+end)
+
+describe("engine transfers #emulator", function()
+  local emu, token
+
+  setup(function()
+    emu = helpers.start_emulator()
+    token = emu:token{ username = "approver", scope = "codesign:approve" }
+  end)
+  teardown(function() if emu then emu:stop() end end)
+  before_each(function() emu:clear_faults() end)
+
+  local function body(i)
+    return cjson.encode{ Dn = helpers.DN_PROD, Data = helpers.SHA256_B64, Comment = "engine " .. i,
+                         User = helpers.USER }
+  end
+
+  local function submit(e, i)
+    return assert(e:submit{ method = "POST", url = emu.url .. "/vedsdk/Flow/Actions/CodeSign/PreQualify/Create",
+      headers = { Authorization = "Bearer " .. token, ["Content-Type"] = "application/json" }, body = body(i) })
+  end
+
+  it("runs many transfers concurrently over a bounded set of connections", function()
+    local e <close> = core.engine{ ca_file = emu.ca, max_connections = 4 }
+    local ids = {}
+    for i = 1, 40 do ids[submit(e, i)] = true end
+    local done, connections = 0, 0
+    while done < 40 do
+      for _, r in ipairs(e:poll(5)) do
+        assert.is_true(ids[r.id])
+        ids[r.id] = nil
+        assert.same({ 200, 0, true }, { r.status, r.curl_code, r.sent })
+        assert.matches('"Success":%s*true', r.body)
+        assert.matches("application/json", r.content_type, 1, true)
+        connections = connections + r.new_connections
+        done = done + 1
+      end
+    end
+    assert.is_nil(next(ids))
+    assert.is_true(connections <= 4, "opened " .. connections .. " connections")
+  end)
+
+  it("keeps results of other transfers for poll while perform waits for its own", function()
+    local e <close> = core.engine{ ca_file = emu.ca }
+    local first = submit(e, 1)
+    local r = e:perform{ method = "GET", url = emu.url .. "/vedauth/authorize/verify",
+                         headers = { Authorization = "Bearer " .. token } }
+    assert.equal(200, r.status)
+    local got = {}
+    while #got == 0 do got = e:poll(5) end
+    assert.equal(first, got[1].id)
+  end)
+
+  it("returns Retry-After and says whether request bytes were sent", function()
+    emu:fault{ kind = "status", status = 503, retry_after = "7" }
+    local e <close> = core.engine{ ca_file = emu.ca }
+    local r = e:perform{ url = emu.url .. "/vedsdk/Flow/Actions/CodeSign/PreQualify/Create",
+                         headers = { Authorization = "Bearer " .. token }, body = body(1) }
+    assert.same({ 503, "7", true }, { r.status, r.retry_after, r.sent })
+    local refused = e:perform{ url = "https://127.0.0.1:1/" }
+    assert.same({ 0, 7, false }, { refused.status, refused.curl_code, refused.sent })
+  end)
+
+  it("keeps two engines in one state independent", function()
+    local a <close> = core.engine{ ca_file = emu.ca }
+    local b <close> = core.engine{}
+    local ra = a:perform{ method = "GET", url = emu.url .. "/vedauth/authorize/verify",
+                          headers = { Authorization = "Bearer " .. token } }
+    local rb = b:perform{ method = "GET", url = emu.url .. "/vedauth/authorize/verify" }
+    assert.equal(200, ra.status)
+    assert.equal(60, rb.curl_code) -- b does not trust the emulator's CA
+    a:close()
+    assert.equal(60, b:perform{ method = "GET", url = emu.url .. "/" }.curl_code)
+  end)
+
+  it("trusts ca_file alone when ca_replace is set", function()
+    local e <close> = core.engine{ ca_file = emu.ca, ca_replace = true }
+    local r = e:perform{ method = "GET", url = emu.url .. "/vedauth/authorize/verify",
+                         headers = { Authorization = "Bearer " .. token } }
+    assert.equal(200, r.status)
+  end)
+end)
