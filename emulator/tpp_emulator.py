@@ -493,6 +493,13 @@ def decode_b64(s):
 # Request validation
 
 
+def require_json_content_type(headers):
+    ct = headers.get("content-type", "")
+    if ct.split(";", 1)[0].strip().lower() != "application/json":
+        raise ApiReply(415, dumps({"Error": "Content-Type must be application/json (got %s)"
+                                   % (repr(ct) if ct else "none")}))
+
+
 def parse_json_object(body):
     if not body:
         raise BadRequest("The request body is empty; a JSON object is required")
@@ -623,6 +630,7 @@ def _business_checks(emu, acc, dn, user, action_attr, action_name):
 def ep_prequalify_create(emu, headers, body, query):
     acc, _, now = emu.check_token(headers)
     _require_scope(acc, "codesign", "approve")
+    require_json_content_type(headers)
     obj = parse_json_object(body)
     check_fields(obj, emu.create_fields)
     dn = req_string(obj, "Dn")
@@ -651,6 +659,7 @@ def ep_prequalify_create(emu, headers, body, query):
 def ep_add_preapproval(emu, headers, body, query):
     acc, _, now = emu.check_token(headers)
     _require_scope(acc, "codesign", "approve")
+    require_json_content_type(headers)
     obj = parse_json_object(body)
     check_fields(obj, PREAPPROVAL_FIELDS)
     dn = req_string(obj, "Dn")
@@ -682,6 +691,7 @@ def ep_add_preapproval(emu, headers, body, query):
 def ep_identity_browse(emu, headers, body, query):
     acc, _, _ = emu.check_token(headers)
     _require_scope(acc, "configuration", None)
+    require_json_content_type(headers)
     obj = parse_json_object(body)
     check_fields(obj, BROWSE_FIELDS)
     flt = req_string(obj, "Filter", allow_empty=True).lower()
@@ -706,7 +716,8 @@ def ep_identity_browse(emu, headers, body, query):
     return 200, dumps({"Identities": out}), ()
 
 
-def _oauth_body(body):
+def _oauth_body(headers, body):
+    require_json_content_type(headers)
     try:
         return parse_json_object(body)
     except BadRequest as e:
@@ -721,7 +732,7 @@ def _oauth_str(obj, name):
 
 
 def ep_oauth(emu, headers, body, query):
-    obj = _oauth_body(body)
+    obj = _oauth_body(headers, body)
     client_id = _oauth_str(obj, "client_id")
     username = _oauth_str(obj, "username")
     password = _oauth_str(obj, "password")
@@ -746,7 +757,7 @@ def ep_oauth(emu, headers, body, query):
 
 
 def ep_token(emu, headers, body, query):
-    obj = _oauth_body(body)
+    obj = _oauth_body(headers, body)
     client_id = _oauth_str(obj, "client_id")
     refresh_token = _oauth_str(obj, "refresh_token")
     return 200, dumps(emu.refresh_grant(client_id, refresh_token)), ()

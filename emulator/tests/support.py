@@ -77,13 +77,14 @@ class Emulator:
             return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
-    def request(self, method, path, body=None, token=None, headers=None, conn=None, raw_body=None):
+    def request(self, method, path, body=None, token=None, headers=None, conn=None, raw_body=None,
+                content_type="application/json"):
         """One request; a fresh connection unless `conn` is given. Returns a Reply."""
         h = {}
         if body is not None:
             raw_body = json.dumps(body).encode()
-        if raw_body is not None:
-            h["Content-Type"] = "application/json"
+        if raw_body is not None and content_type is not None:
+            h["Content-Type"] = content_type
         if token is not None:
             h["Authorization"] = "Bearer " + token
         h.update(headers or {})

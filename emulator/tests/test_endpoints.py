@@ -125,6 +125,22 @@ class TestRoutingAndHttp(EmulatorCase):
         r = self.emu.request("POST", "/vedauth/authorize/verify", body={}, token=self.tok)
         self.assertEqual(r.status, 405)
 
+    def test_json_content_type_is_required(self):
+        body = b'{"Filter": "", "IdentityType": 1}'
+        conf = self.emu.token(scope="configuration")
+        for path, tok in ((CREATE, self.tok), (ADD, self.tok), (BROWSE, conf), ("/vedauth/authorize/oauth", None),
+                          ("/vedauth/authorize/token", None)):
+            for ct in (None, "application/x-www-form-urlencoded", "text/json"):
+                with self.subTest(path=path, ct=ct):
+                    r = self.emu.request("POST", path, token=tok, raw_body=body, content_type=ct)
+                    self.assertEqual(r.status, 415, r)
+                    self.assertIn("application/json", r.json["Error"])
+        r = self.emu.request("POST", BROWSE, token=conf, raw_body=body, content_type="Application/JSON; charset=utf-8")
+        self.assertEqual(r.status, 200)
+        # Authentication and scope are checked first.
+        self.assertEqual(self.emu.request("POST", CREATE, raw_body=body, content_type=None).status, 401)
+        self.assertEqual(self.emu.request("POST", BROWSE, token=self.tok, raw_body=body, content_type=None).status, 403)
+
     def test_query_string_is_ignored_for_routing(self):
         self.assertResult(self.emu.create(self.tok, path=CREATE + "?x=1"), 1)
 
@@ -158,7 +174,8 @@ class TestRoutingAndHttp(EmulatorCase):
                 % (DN_PROD.replace("\\", "\\\\"), USER)).encode()
         chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
         out = self.raw(b"POST " + CREATE.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                       + self.tok.encode() + b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked)
+                       + self.tok.encode() + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                       b"Connection: close\r\n\r\n" + chunked)
         self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
         self.assertIn(b"Connection: close", out)
         self.assertTrue(out.endswith(b'{"Success":true,"Result":1}'))
@@ -172,7 +189,8 @@ class TestRoutingAndHttp(EmulatorCase):
         s = socket.create_connection((self.emu.host, self.emu.port), timeout=10)
         s = self.emu.ctx.wrap_socket(s, server_hostname=self.emu.host)
         s.sendall(b"POST " + CREATE.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                  + self.tok.encode() + b"\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body))
+                  + self.tok.encode() + b"\r\nContent-Type: application/json; charset=utf-8\r\n"
+                  b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body))
         self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
         s.sendall(body)
         self.assertIn(b"200 OK", s.recv(65536))
