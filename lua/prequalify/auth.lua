@@ -51,7 +51,8 @@ local function from_file(path, warn)
   function self.header() return "Bearer " .. token end
   local old = {}
   -- Another process may have rotated the file: re-read it once per 401.
-  function self.unauthorized()
+  function self.unauthorized(rejected)
+    if rejected and rejected ~= "Bearer " .. token then return true end
     local fresh, rerr = read_secret_file(path, "token_file")
     if not fresh then return false, rerr end
     if fresh ~= token then
@@ -70,7 +71,12 @@ local function from_file(path, warn)
   return self
 end
 
---- Build the token source from client options.
+--- Build the token source from client options. A source has `kind`,
+-- `header()` (-> "Bearer ..." or nil, err; may obtain or refresh a grant),
+-- `unauthorized([rejected])` (after a 401: true when a fresh token is ready,
+-- else false and why; `rejected` is the refused Authorization value, so that
+-- several 401s for one old token cost one refresh) and `secrets()`; grants
+-- also have `info()` and `revoked()`.
 -- @param opts client options (`token`, `token_file` or `auth`)
 -- @param ctx `{vedauth = function(method, path, body, bearer), warn = function(msg)}`
 function M.new(opts, ctx)

@@ -398,8 +398,11 @@ function M.new(t, ctx)
     return "Bearer " .. s.access
   end
 
-  function self.unauthorized()
+  -- `rejected` (optional) is the Authorization value the server refused: a
+  -- batch may see several 401s for one old token and needs one refresh.
+  function self.unauthorized(rejected)
     if s.revoked then return false, revoked_error() end
+    if rejected and s.access and rejected ~= "Bearer " .. s.access then return true end
     s.rejected = true
     local ok, err = renew()
     if ok then return true end
