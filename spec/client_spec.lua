@@ -292,6 +292,15 @@ describe("client #emulator", function()
       assert.same({ "transport", "not_sent", true, 3 }, { err.kind, err.outcome, err.retryable, err.attempts })
     end)
 
+    it("sends through the proxy given in the options", function()
+      -- Nothing listens on the proxy port: the failure proves the proxy was used.
+      local c = client{ proxy = "http://127.0.0.1:1", noproxy = "", retries = false }
+      local _, err = c:prequalify(request())
+      assert.same({ "transport", "not_sent" }, { err.kind, err.outcome })
+      assert.matches("127.0.0.1 port 1", err.message, 1, true)
+      assert.equal(0, emu:received(PATH))
+    end)
+
     it("fails closed when a pinned public key does not match", function()
       local c = client{ pinned_pubkey = "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", retries = false }
       local _, err = c:prequalify(request())
