@@ -9,6 +9,7 @@ in full. Prints one line: requests, seconds, requests/s, and errors.
 
     python3 emulator/bench_emulator.py --http --requests 50000
     python3 emulator/bench_emulator.py --requests 50000
+    python3 emulator/bench_emulator.py --client curl --requests 20000
 """
 
 import argparse
@@ -106,12 +107,37 @@ def get_token(url, ca):
     return json.loads(data)["access_token"]
 
 
+def run_curl(url, ca, token, total, parallel):
+    """The same batch through `curl --parallel` (libcurl, one process): (seconds, errors)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        body = os.path.join(d, "body.json")
+        with open(body, "wb") as f:
+            f.write(BODY)
+        cfg = os.path.join(d, "curl.cfg")
+        with open(cfg, "w") as f:
+            f.write('header = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\n'
+                    'data-binary = "@%s"\n' % (token, body))
+            f.write(('url = "%s%s"\noutput = "/dev/null"\n' % (url, PATH)) * total)
+        cmd = ["curl", "-s", "--parallel", "--parallel-max", str(parallel), "-K", cfg, "-w", "%{http_code}\n"]
+        if ca:
+            cmd[1:1] = ["--cacert", ca]
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False, text=True).stdout
+        dt = time.perf_counter() - t0
+    codes = out.split()
+    return dt, total - codes.count("200")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--http", action="store_true", help="plain HTTP (default HTTPS)")
     p.add_argument("--requests", type=int, default=50000)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--procs", type=int, default=2, help="client processes")
+    p.add_argument("--client", choices=("python", "curl"), default="python",
+                   help="python: raw keep-alive sockets in --procs processes; "
+                        "curl: one `curl --parallel --parallel-max CONNECTIONS` run")
     p.add_argument("--url", help="use a running emulator instead of starting one")
     p.add_argument("--ca", default="", help="its CA file (with --url)")
     a = p.parse_args()
@@ -128,6 +154,11 @@ def main():
         ca = line[2].split("=", 1)[1]
     try:
         token = get_token(url, ca)
+        if a.client == "curl":
+            dt, errors = run_curl(url, ca, token, a.requests, a.connections)
+            print("%s client=curl requests=%d parallel=%d seconds=%.2f req/s=%.0f errors=%d"
+                  % (urlsplit(url).scheme.upper(), a.requests, a.connections, dt, a.requests / dt, errors))
+            return 1 if errors else 0
         per_proc = [a.connections // a.procs + (1 if i < a.connections % a.procs else 0) for i in range(a.procs)]
         per_conn = a.requests // a.connections
         total = per_conn * a.connections
@@ -144,7 +175,7 @@ def main():
         dt = time.perf_counter() - t0
         for pr in procs:
             pr.join()
-        print("%s requests=%d connections=%d seconds=%.2f req/s=%.0f errors=%d"
+        print("%s client=python requests=%d connections=%d seconds=%.2f req/s=%.0f errors=%d"
               % (urlsplit(url).scheme.upper(), total, a.connections, dt, total / dt, errors))
         return 1 if errors else 0
     finally:
