@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import socketserver
 
@@ -300,7 +301,6 @@ class Emulator:
         self.preapprovals = []
         self.next_id = 1
         self.log = collections.deque(maxlen=200000)
-        self.by_path = collections.Counter()
         self.faults = []
 
     def reset(self):
@@ -316,7 +316,6 @@ class Emulator:
         entry = {"method": method, "path": path, "status": status, "time": when, "fault": fault}
         with self.lock:
             self.log.append(entry)
-            self.by_path[path] += 1
 
     def take_fault(self, lpath):
         with self.lock:
@@ -1069,7 +1068,6 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send_simple(505, {"Error": "HTTP version not supported"}, close=True)
             return
-        self._keep = keep
         self._http10 = version == "HTTP/1.0"
         body = self._read_body(headers, version)
         if body is None:
@@ -1252,6 +1250,9 @@ class Handler(BaseHTTPRequestHandler):
             return r.status, r.body, r.headers
         except BadRequest as e:
             return 400, dumps({"Error": str(e)}), ()
+        except Exception:  # a bug in the emulator: say so loudly, answer 500
+            traceback.print_exc(file=sys.stderr)
+            return 500, dumps({"Error": "emulator bug: %s %s failed (see its stderr)" % (method, path)}), ()
 
     def _control(self, method, lpath, query, body):
         route = CONTROL_ROUTES.get(lpath.rstrip("/"))
@@ -1267,6 +1268,9 @@ class Handler(BaseHTTPRequestHandler):
             status, obj = fn(self.server.emu, method, body, query)
         except BadRequest as e:
             status, obj = 400, {"Error": str(e)}
+        except Exception:  # a bug in the emulator
+            traceback.print_exc(file=sys.stderr)
+            status, obj = 500, {"Error": "emulator bug in %s (see its stderr)" % lpath}
         self._send(status, dumps(obj))
 
 
@@ -1370,7 +1374,11 @@ def main(argv=None):
             ctx.load_cert_chain(cert, key)
             os.unlink(key)
             os.unlink(os.path.join(tmp, "server.csr"))
-        server = Server((args.host, args.port), emu, ctx, args.control, args.verbose)
+        try:
+            server = Server((args.host, args.port), emu, ctx, args.control, args.verbose)
+        except OSError as e:
+            sys.stderr.write("tpp_emulator: cannot listen on %s port %d: %s\n" % (args.host, args.port, e))
+            return 2
         port = server.server_address[1]
         if args.http:
             host = args.host

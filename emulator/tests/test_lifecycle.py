@@ -94,6 +94,17 @@ class TestLifecycle(unittest.TestCase):
             self.assertEqual(p.stdout, "")
             self.assertIn("cannot load state", p.stderr)
 
+    def test_port_in_use_exits_2(self):
+        emu = Emulator(http=True)
+        try:
+            p = subprocess.run([sys.executable, support.EMULATOR, "--http", "--port", str(emu.port)],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2)
+            self.assertEqual(p.stdout, "")
+            self.assertIn("cannot listen", p.stderr)
+        finally:
+            self.assertEqual(emu.stop()[0], 0)
+
     def test_max_lifetime_exits_by_itself(self):
         emu = Emulator("--max-lifetime", "0.2", http=True)
         self.assertEqual(emu.proc.wait(timeout=20), 0)
