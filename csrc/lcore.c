@@ -13,6 +13,8 @@ int luaopen_prequalify_core(lua_State *L)
     lvalidate_register(L);
     lengine_register(L);
     ldigest_register(L);
+    ljournal_register(L);
+    lsignal_register(L);
     lfile_register(L);
     return 1;
 }
