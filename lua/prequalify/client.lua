@@ -595,6 +595,9 @@ function Client:revoke()
   return { ok = true, revoked = true, already = gone, status = doc and 200 or err.status }
 end
 
+--- Pre-qualify many hashes concurrently; see `prequalify.batch.run`.
+function Client:batch(items, opts) return require("prequalify.batch").run(self, items, opts) end
+
 --- Events and internals for the batch runner.
 -- @local
 function M.private(client)

@@ -27,6 +27,8 @@ local lazy = {
   digest = function() return require "prequalify.digest" end,
   results = function() return require "prequalify.results" end,
   manifest = function() return require "prequalify.manifest" end,
+  batch = function() return require "prequalify.batch" end,
+  journal = function() return require "prequalify.journal" end,
 }
 
 return setmetatable(M, {

@@ -1,0 +1,227 @@
+--- The batch journal: an append-only JSON Lines file that makes a batch
+-- crash-safe. Before a request is sent its `intent` is written; after the
+-- reply, a `done` record with the outcome (or, for a failure that the retry
+-- rules will repeat and that the server certainly did not act on, an
+-- `attempt` record). Records reach the disk in small groups: every intent is
+-- synced before its request leaves; a reply's record is handed to the kernel
+-- at once and synced with the next group (within 50 ms).
+--
+-- On a re-run the last record of each item tells what to do: `done` - skip
+-- it and report the recorded outcome; `intent` - the server may have acted,
+-- report `unknown` and do not resend unless the caller opts in; `attempt` -
+-- nothing happened, send it. Items are identified by `key(req)`, a SHA-256
+-- of the request's fields. The journal holds requests and outcomes only:
+-- never a token, password or header.
+--
+-- Record shapes (one JSON object per line):
+--
+--     {"type":"run","v":1,"time":1764185000.1,"event":"start"}
+--     {"type":"intent","key":"...","attempt":1,"time":...,"dn":"...","user":"...","data":"...",...}
+--     {"type":"attempt","key":"...","attempt":1,"outcome":"rejected","status":429}
+--     {"type":"done","key":"...","outcome":"approved","attempts":1,"status":200,"result":1,...}
+-- @module prequalify.journal
+local core = require "prequalify.core"
+local cjson = require "cjson"
+local errors = require "prequalify.errors"
+
+local M = {}
+
+M.VERSION = 1
+
+local json = cjson.new()
+json.encode_invalid_numbers(false)
+json.decode_max_depth(8)
+
+-- Index values for items whose last record is not a `done`.
+local INTENT, CLEAR = "I", "C"
+
+--- The stable key of a request: Base64 (no padding) of the SHA-256 of its
+-- fields, each length-prefixed so that no two requests share a key.
+-- @param req a normalized request
+function M.key(req)
+  local canon = string.pack(">s4s4s4s4", req.dn, req.data, req.user, req.comment or "")
+    .. (req.hours and ("h" .. req.hours) or "-") .. (req.single_use and "1" or "0")
+  local b64 = core.digest_data("prequalify-key-v1\0" .. canon, "sha256")
+  return (b64:gsub("=+$", ""))
+end
+
+local Journal = {}
+Journal.__index = Journal
+Journal.__name = "prequalify.journal"
+
+function Journal:__tostring()
+  return string.format("prequalify.journal(%s, %d items known%s)", self.path, self.known,
+    self.handle and "" or ", closed")
+end
+
+-- Reads an existing journal into the index: key -> INTENT, CLEAR or the
+-- `done` line itself (decoded only when needed, to keep the index small).
+local function load(self)
+  local f = io.open(self.path, "rb")
+  if not f then return true end
+  local lineno, torn = 0, 0
+  for line in f:lines() do
+    lineno = lineno + 1
+    local ok, rec = pcall(json.decode, line)
+    if ok and type(rec) == "table" and type(rec.key) == "string" then
+      local prev = self.index[rec.key]
+      if prev == nil then self.known = self.known + 1 end
+      if rec.type == "intent" then
+        self.index[rec.key] = INTENT
+      elseif rec.type == "attempt" then
+        self.index[rec.key] = CLEAR
+      elseif rec.type == "done" then
+        self.index[rec.key] = line
+      end
+    elseif not ok or type(rec) ~= "table" then
+      -- A torn last line is what a crash during a write leaves: ignore it.
+      torn = torn + 1
+      self.torn_line = lineno
+    end
+    self.records = self.records + 1
+  end
+  f:close()
+  self.torn = torn
+  return true
+end
+
+--- Open (or create) a journal and read what earlier runs recorded.
+-- The file is locked for this run: a second run on the same journal fails.
+-- @tparam string path
+-- @return journal, or nil and an `invalid` error
+function M.open(path)
+  if type(path) ~= "string" or path == "" then
+    error("prequalify.journal.open: expected a path string", 2)
+  end
+  local handle, created = core.journal_open(path)
+  if not handle then return nil, errors.new("invalid", created, { field = "journal", path = path }) end
+  local self = setmetatable({
+    path = path, handle = handle, created = created, index = {},
+    known = 0, records = 0, torn = 0, pending = 0, pending_intents = 0,
+  }, Journal)
+  load(self)
+  self:write{ type = "run", v = M.VERSION, event = "start", time = core.time(),
+              known = self.known }
+  return self
+end
+
+--- What the journal knows about a key from earlier runs: nil (nothing),
+-- `"intent"` (sent, no reply recorded), `"clear"` (tried, nothing done) or
+-- `"done"` plus the decoded done record.
+function Journal:state(key)
+  local v = self.index[key]
+  if v == nil then return nil end
+  if v == INTENT then return "intent" end
+  if v == CLEAR then return "clear" end
+  local ok, rec = pcall(json.decode, v)
+  return "done", ok and rec or { outcome = "unknown" }
+end
+
+--- Append one record (buffered; see `sync`).
+-- @return true or nil, err
+function Journal:write(rec)
+  local ok, line = pcall(json.encode, rec)
+  if not ok then return nil, errors.new("invalid", "journal record cannot be encoded: " .. tostring(line)) end
+  local wok, werr = self.handle:write(line .. "\n")
+  if not wok then return nil, errors.new("invalid", werr, { field = "journal", path = self.path }) end
+  self.pending = self.pending + 1
+  return true
+end
+
+--- Record that a request is about to be sent.
+function Journal:intent(key, req, attempt)
+  self.index[key] = INTENT
+  self.pending_intents = self.pending_intents + 1
+  return self:write{
+    type = "intent", key = key, attempt = attempt, time = core.time(),
+    dn = req.dn, user = req.user, data = req.data, hours = req.hours,
+    single_use = req.single_use or false, comment = req.comment,
+  }
+end
+
+--- Record an attempt that the server certainly did not act on and that
+-- will be repeated (a `not_sent` failure, a 401, a 429).
+function Journal:attempt(key, attempt, err)
+  self.index[key] = CLEAR
+  local ok, werr = self:write{
+    type = "attempt", key = key, attempt = attempt, time = core.time(),
+    outcome = err.outcome, kind = err.kind, status = err.status,
+  }
+  if ok then
+    local fok, ferr = self.handle:flush()
+    if not fok then return nil, errors.new("invalid", ferr, { field = "journal", path = self.path }) end
+  end
+  return ok, werr
+end
+
+--- Record the final outcome of a sent item.
+-- @tparam table rec `outcome`, `attempts` and the server's answer or the error
+function Journal:done(key, rec)
+  rec.type, rec.key, rec.time = "done", key, core.time()
+  local ok, line = pcall(json.encode, rec)
+  if not ok then return nil, errors.new("invalid", "journal record cannot be encoded: " .. tostring(line)) end
+  self.index[key] = line
+  -- Handed to the kernel at once (no fsync yet): a killed process loses no
+  -- reply it has already seen.
+  local wok, werr = self.handle:write(line .. "\n")
+  if wok then wok, werr = self.handle:flush() end
+  if not wok then return nil, errors.new("invalid", werr, { field = "journal", path = self.path }) end
+  self.pending = self.pending + 1
+  return true
+end
+
+--- Records written since the last `sync`.
+function Journal:unsynced()
+  return self.pending
+end
+
+--- Intents written since the last `sync` (they must be durable before the
+-- requests leave).
+function Journal:unsynced_intents()
+  return self.pending_intents
+end
+
+--- Flush and fsync everything written so far.
+-- @return true or nil, err
+function Journal:sync()
+  if self.pending == 0 then return true end
+  local ok, err = self.handle:sync()
+  if not ok then return nil, errors.new("invalid", err, { field = "journal", path = self.path }) end
+  self.pending, self.pending_intents = 0, 0
+  self.syncs = (self.syncs or 0) + 1
+  return true
+end
+
+--- Write an end-of-run record, sync and release the lock. Idempotent.
+function Journal:close(summary)
+  if not self.handle then return true end
+  if summary then
+    local rec = { type = "run", event = "end", time = core.time() }
+    for k, v in pairs(summary) do rec[k] = v end
+    self:write(rec)
+  end
+  local ok, err = self.handle:close()
+  self.handle = nil
+  if not ok then return nil, errors.new("invalid", err, { field = "journal", path = self.path }) end
+  return true
+end
+Journal.__close = function(self) self:close() end
+
+--- Read a journal file without locking it: every record in order.
+-- @return an iterator of decoded records (torn lines are skipped)
+function M.records(path)
+  local f = assert(io.open(path, "rb"))
+  return function()
+    while true do
+      local line = f:read("l")
+      if not line then
+        f:close()
+        return nil
+      end
+      local ok, rec = pcall(json.decode, line)
+      if ok and type(rec) == "table" then return rec end
+    end
+  end
+end
+
+return M

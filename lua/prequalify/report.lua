@@ -1,0 +1,262 @@
+--- The batch report: counts by outcome and one entry per item, written as
+-- JSON or told as a short summary; and the audit log (JSON Lines, one
+-- record per decision and per outcome), enabled separately.
+--
+-- Outcomes: `approved` (the server pre-qualified it), `denied` (the policy
+-- said no; nothing sent), `failed` (invalid input, or the server certainly
+-- did not act), `unknown` (sent, no usable answer: the server may have
+-- acted; never resent unless asked) and `skipped` (not sent in this run:
+-- interrupted, past the deadline, a duplicate, credentials rejected).
+--
+-- Entries stay in memory (`report.items`) when the batch input was a Lua
+-- array; for an iterator or a manifest they are spooled to a temporary file,
+-- so that memory stays flat, and read back by `entries()` and `write_json`.
+-- @module prequalify.report
+local cjson = require "cjson"
+local core = require "prequalify.core"
+
+local M = {}
+
+M.OUTCOMES = { "approved", "denied", "failed", "unknown", "skipped" }
+
+local json = cjson.new()
+json.encode_invalid_numbers(false)
+
+local Report = {}
+Report.__index = Report
+Report.__name = "prequalify.report"
+
+--- A new, empty report.
+-- @tparam[opt] table opts `keep_items` (true: entries in `items`; false:
+--   spooled to a temporary file), `total` (expected items, if known)
+function M.new(opts)
+  opts = opts or {}
+  local self = setmetatable({
+    status = "running", interrupted = false,
+    counts = { total = 0, approved = 0, denied = 0, failed = 0, unknown = 0, skipped = 0,
+               resumed = 0, invalid = 0 },
+    expected = opts.total, requests = 0, started = core.time(),
+    reasons = {}, nreasons = 0,
+  }, Report)
+  if opts.keep_items ~= false then
+    self.items = {}
+  else
+    local f, err = io.tmpfile()
+    if not f then error("prequalify.report: cannot create a spool file: " .. tostring(err)) end
+    self.spool = f
+  end
+  return self
+end
+
+-- Up to this many distinct failure reasons are counted for the summary.
+local MAX_REASONS = 32
+
+local function note_reason(self, entry)
+  local why = entry.error and entry.error.message or entry.reason
+  if not why then return end
+  why = why:gsub("^[^:]+:%d+: ", "") -- drop a manifest line prefix
+  local r = self.reasons[why]
+  if r then
+    r.count = r.count + 1
+  elseif self.nreasons < MAX_REASONS then
+    self.nreasons = self.nreasons + 1
+    self.reasons[why] = { count = 1, outcome = entry.outcome, first = entry.index }
+  end
+end
+
+--- Add one finished item.
+-- @tparam table entry `index`, `outcome` and the details (see BATCH.md)
+function Report:add(entry)
+  local c = self.counts
+  c.total = c.total + 1
+  c[entry.outcome] = (c[entry.outcome] or 0) + 1
+  if entry.resumed then c.resumed = c.resumed + 1 end
+  if entry.error and entry.error.kind == "invalid" then c.invalid = c.invalid + 1 end
+  if entry.outcome ~= "approved" then note_reason(self, entry) end
+  if self.items then
+    self.items[#self.items + 1] = entry
+  else
+    self.spool:write(json.encode(entry), "\n")
+  end
+end
+
+--- Mark the run finished.
+-- @tparam string status `complete`, `interrupted`, `deadline` or `stopped`
+-- @tparam[opt] string reason why a run stopped early
+function Report:finish(status, reason)
+  self.status = status
+  self.interrupted = status == "interrupted"
+  self.reason = reason
+  self.finished = core.time()
+  self.elapsed = self.finished - self.started
+  self.rate = self.elapsed > 0 and self.requests / self.elapsed or 0
+  if self.expected and self.counts.total < self.expected then
+    self.not_reached = self.expected - self.counts.total
+  end
+  if self.spool then self.spool:flush() end
+  return self
+end
+
+--- Every entry, in the order the items finished.
+-- @return an iterator of entry tables
+function Report:entries()
+  if self.items then
+    local i = 0
+    return function()
+      i = i + 1
+      return self.items[i]
+    end
+  end
+  local f = self.spool
+  f:flush()
+  f:seek("set", 0)
+  return function()
+    local line = f:read("l")
+    if not line then
+      f:seek("end", 0)
+      return nil
+    end
+    return json.decode(line)
+  end
+end
+
+local HEAD_FIELDS = { "status", "interrupted", "reason", "counts", "expected", "not_reached", "requests",
+                      "started", "finished", "elapsed", "rate", "journal", "concurrency" }
+
+--- The report as one JSON document: `{status, counts, ..., items = [...]}`.
+-- Written to a temporary file beside `path` and renamed, entry by entry.
+-- @return true or nil, message
+function Report:write_json(path)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, "report " .. tostring(err) end
+  f:write("{")
+  for _, k in ipairs(HEAD_FIELDS) do
+    if self[k] ~= nil then f:write(json.encode(k), ":", json.encode(self[k]), ",\n") end
+  end
+  f:write('"items":[')
+  local first = true
+  for entry in self:entries() do
+    f:write(first and "\n" or ",\n", json.encode(entry))
+    first = false
+  end
+  f:write("\n]}\n")
+  local ok, werr = f:close()
+  if not ok then
+    os.remove(tmp)
+    return nil, "report " .. path .. ": " .. tostring(werr)
+  end
+  local rok, rerr = os.rename(tmp, path)
+  if not rok then
+    os.remove(tmp)
+    return nil, "report " .. tostring(rerr)
+  end
+  return true
+end
+
+local function plural(n, word)
+  return n .. " " .. word .. (n == 1 and "" or "s")
+end
+
+--- A short human summary (a few lines, no trailing newline).
+function Report:summary()
+  local c = self.counts
+  local lines = {}
+  local head = "prequalify batch " .. (self.status == "complete" and "complete" or self.status)
+  if self.reason then head = head .. " (" .. self.reason .. ")" end
+  if self.elapsed then
+    head = head .. string.format(" in %.1f s, %s, %.1f/s", self.elapsed, plural(self.requests, "request"),
+      self.rate or 0)
+  end
+  lines[1] = head
+  local parts = {}
+  for _, o in ipairs(M.OUTCOMES) do parts[#parts + 1] = c[o] .. " " .. o end
+  local tail = ""
+  if c.resumed > 0 then tail = " (" .. c.resumed .. " recorded by an earlier run)" end
+  lines[2] = "  " .. plural(c.total, "item") .. ": " .. table.concat(parts, ", ") .. tail
+  if self.not_reached then
+    lines[#lines + 1] = "  " .. plural(self.not_reached, "item") .. " not reached; run again with the same journal"
+  end
+  if c.unknown > 0 then
+    lines[#lines + 1] = "  " .. plural(c.unknown, "item")
+      .. " may have been pre-qualified (no usable reply); they were not resent - check before retrying"
+  end
+  local top = {}
+  for why, r in pairs(self.reasons) do top[#top + 1] = { why = why, r = r } end
+  table.sort(top, function(a, b)
+    if a.r.count ~= b.r.count then return a.r.count > b.r.count end
+    return a.r.first < b.r.first
+  end)
+  for i = 1, math.min(3, #top) do
+    local why = top[i].why
+    if #why > 120 then why = why:sub(1, 117) .. "..." end
+    lines[#lines + 1] = string.format("  %dx %s: %s", top[i].r.count, top[i].r.outcome, why)
+  end
+  return table.concat(lines, "\n")
+end
+
+function Report:__tostring()
+  return self:summary()
+end
+
+--- Release the spool file (entries are gone afterwards). Idempotent.
+function Report:close()
+  if self.spool then
+    self.spool:close()
+    self.spool = nil
+    self.items = self.items or {}
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- Audit log
+
+local Audit = {}
+Audit.__index = Audit
+Audit.__name = "prequalify.audit"
+
+local function utc(t)
+  return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. string.format(".%03dZ", math.floor((t % 1) * 1000))
+end
+
+--- Open an audit log (JSON Lines, appended): one record per policy decision
+-- and one per final outcome, with UTC times. Never holds a secret.
+-- @return the log, or nil and a message
+function M.audit(path)
+  local f, err = io.open(path, "ab")
+  if not f then return nil, "audit log " .. tostring(err) end
+  f:setvbuf("full")
+  return setmetatable({ f = f, path = path }, Audit)
+end
+
+function Audit:record(rec)
+  local t = core.time()
+  rec.time = utc(t)
+  self.f:write(json.encode(rec), "\n")
+end
+
+--- A policy decision for an item.
+function Audit:decision(entry, decision)
+  self:record{ event = "decision", index = entry.index, key = entry.key, request = entry.request,
+               allow = decision.allow, verdict = decision.verdict, trail = decision.trail }
+end
+
+--- The final outcome of an item.
+function Audit:outcome(entry)
+  self:record{ event = "outcome", index = entry.index, key = entry.key, request = entry.request,
+               outcome = entry.outcome, reason = entry.reason, server = entry.server, error = entry.error,
+               attempts = entry.attempts, resumed = entry.resumed }
+end
+
+function Audit:flush()
+  self.f:flush()
+end
+
+function Audit:close()
+  if self.f then
+    self.f:close()
+    self.f = nil
+  end
+end
+
+return M
