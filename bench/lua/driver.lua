@@ -1,0 +1,548 @@
+--- The bench driver, started by bench/run once nginx is up: runs every
+-- measurement the configured number of times, clients in a rotating order
+-- so that drifting machine load hits them alike, and prints one table of
+-- min/median/max with the ratios taken within each run and the targets.
+-- Raw figures go to bench/out/results.json, the table to bench/out/table.txt.
+--
+-- Configuration comes from bench/run through BENCH_* environment variables.
+local cjson = require "cjson"
+local core = require "prequalify.core"
+local sample = require "sample"
+
+local function env(name, default)
+  local v = os.getenv(name)
+  if v == nil or v == "" then return default end
+  return v
+end
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+
+local cfg = {
+  root = env("BENCH_ROOT", "."),
+  tmp = assert(env("BENCH_TMP"), "run me through bench/run"),
+  runs = math.tointeger(tonumber(env("BENCH_RUNS", "5"))),
+  requests = math.tointeger(tonumber(env("BENCH_REQUESTS", "20000"))),
+  concurrency = math.tointeger(tonumber(env("BENCH_CONCURRENCY", "16"))),
+  overhead = math.tointeger(tonumber(env("BENCH_OVERHEAD", "100000"))),
+  digest_mib = math.tointeger(tonumber(env("BENCH_DIGEST_MIB", "1024"))),
+  emulator = math.tointeger(tonumber(env("BENCH_EMULATOR", "5000"))),
+  smoke = env("BENCH_SMOKE", "0") == "1",
+  nginx_pid = env("BENCH_NGINX_PID"),
+  http = env("BENCH_HTTP_URL"),
+  https = env("BENCH_HTTPS_URL"),
+  ca = env("BENCH_CA"),
+  cbaseline = env("BENCH_CBASELINE"),
+  client_cpu = env("BENCH_CLIENT_CPU", "1"),
+  server_cpu = env("BENCH_SERVER_CPU", "0"),
+  mem = {},
+  only = {},
+}
+for n in env("BENCH_MEM", "10000 100000"):gmatch("%d+") do cfg.mem[#cfg.mem + 1] = math.tointeger(tonumber(n)) end
+for s in env("BENCH_ONLY", "batch,overhead,digest,memory,emulator"):gmatch("[%w_]+") do cfg.only[s] = true end
+
+local LUA = "lua5.4 "
+local USER_AGENT = "prequalify/" .. core._VERSION
+
+-- ---------------------------------------------------------------------------
+-- Running commands
+
+local function log(fmt, ...)
+  io.stderr:write("bench: ", string.format(fmt, ...), "\n")
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local ERR = cfg.tmp .. "/cmd.err"
+
+--- Runs a shell command; returns its stdout, or raises with its stderr.
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>" .. q(ERR), "r"))
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  if not ok then
+    error(string.format("command failed (exit %s): %s\n%s%s", tostring(code), cmd, out,
+      read_file(ERR) or ""), 0)
+  end
+  return out
+end
+
+--- Runs a client that prints one JSON line; returns the decoded line and the
+-- wall time of the whole command.
+local function run_json(cmd)
+  local t0 = core.monotonic()
+  local out = run(cmd)
+  local dt = core.monotonic() - t0
+  local line = out:match("([^\n]+)\n?$")
+  local ok, t = pcall(cjson.decode, line or "")
+  if not ok or type(t) ~= "table" then error("no JSON result from: " .. cmd .. "\n" .. out, 0) end
+  return t, dt
+end
+
+-- ---------------------------------------------------------------------------
+-- nginx's access log: "port connection ssl_session_reused connection_requests status"
+
+local ACCESS = cfg.tmp .. "/access.log"
+
+local function log_size()
+  local f = io.open(ACCESS, "rb")
+  if not f then return 0 end
+  local n = f:seek("end")
+  f:close()
+  return n
+end
+
+--- The log lines written since byte `from`, once `expect` of them are
+-- there: asks nginx to flush its log buffer (USR1 reopens the log, which
+-- writes the buffer out) and waits for it.
+local function log_since(from, expect)
+  os.execute("kill -USR1 " .. cfg.nginx_pid)
+  local deadline = core.monotonic() + 10
+  local lines
+  repeat
+    core.sleep(0.05)
+    local f = assert(io.open(ACCESS, "rb"))
+    f:seek("set", from)
+    local text = f:read("a")
+    f:close()
+    lines = {}
+    for l in text:gmatch("[^\n]+") do lines[#lines + 1] = l end
+  until #lines >= expect or core.monotonic() > deadline
+  return lines
+end
+
+--- Connections and TLS handshakes behind a slice of the log.
+local function connections(lines)
+  local seen, conns, full, resumed = {}, 0, 0, 0
+  for _, l in ipairs(lines) do
+    local port, conn, reused = l:match("^(%d+) (%d+) (%S+)")
+    local key = port and (port .. "/" .. conn)
+    if key and not seen[key] then
+      seen[key] = true
+      conns = conns + 1
+      if reused == "." then full = full + 1 elseif reused == "r" then resumed = resumed + 1 end
+    end
+  end
+  return { connections = conns, full_handshakes = full, resumed_handshakes = resumed }
+end
+
+-- ---------------------------------------------------------------------------
+-- Statistics and the table
+
+local function stats(xs)
+  local s = {}
+  for i, v in ipairs(xs) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  local med = n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+  return s[1], med, s[n]
+end
+
+local rows = {}      -- { section=, label=, values=, fmt=, target= }
+local raw = {}       -- everything measured, for results.json
+local failures = {}  -- sections that could not run
+
+local function row(section, label, values, fmt, target)
+  rows[#rows + 1] = { section = section, label = label, values = values, fmt = fmt or "%.0f", target = target }
+end
+
+local function fmt_num(fmt, v)
+  if v == nil then return "-" end
+  return string.format(fmt, v)
+end
+
+-- target = { op = ">=" | "<=" | "<", goal = number, on = "median" | "max" }
+local function judge(t, mn, med, mx)
+  local v = ({ min = mn, median = med, max = mx })[t.on or "median"]
+  if v == nil then return "n/a" end
+  local ok
+  if t.op == ">=" then ok = v >= t.goal elseif t.op == "<=" then ok = v <= t.goal else ok = v < t.goal end
+  return ok and "PASS" or "MISS"
+end
+
+local function render()
+  local out = {}
+  local function add(s) out[#out + 1] = s end
+  local W = 58
+  local head = string.format("%-" .. W .. "s %10s %10s %10s  %-16s %s", "measurement", "min", "median", "max",
+    "target", "result")
+  add(head)
+  add(string.rep("-", #head + 5))
+  local section
+  local pass, miss = 0, 0
+  for _, r in ipairs(rows) do
+    if r.section ~= section then
+      section = r.section
+      add(section)
+    end
+    local mn, med, mx = stats(r.values)
+    local tgt, verdict = "", ""
+    if r.target then
+      tgt = r.target.op .. " " .. string.format(r.target.gfmt or "%g", r.target.goal)
+        .. ((r.target.on and r.target.on ~= "median") and (" (" .. r.target.on .. ")") or "")
+      verdict = judge(r.target, mn, med, mx)
+      if verdict == "PASS" then pass = pass + 1 elseif verdict == "MISS" then miss = miss + 1 end
+      r.verdict = verdict
+    end
+    add((string.format("  %-" .. (W - 2) .. "s %10s %10s %10s  %-16s %s", r.label, fmt_num(r.fmt, mn),
+      fmt_num(r.fmt, med), fmt_num(r.fmt, mx), tgt, verdict):gsub("%s+$", "")))
+  end
+  add(string.rep("-", #head + 5))
+  add(string.format("targets: %d PASS, %d MISS%s", pass, miss,
+    cfg.smoke and "  (smoke run: counts too small for the targets to mean anything)" or ""))
+  for _, f in ipairs(failures) do add("FAILED: " .. f) end
+  return table.concat(out, "\n") .. "\n", pass, miss
+end
+
+-- ---------------------------------------------------------------------------
+-- Shared inputs
+
+local BODY = cfg.tmp .. "/body.json"
+local function write_body()
+  local request = require "prequalify.request"
+  local body = assert(request.encode(assert(request.new(sample.fields(sample.digests(1), 1)))))
+  local f = assert(io.open(BODY, "wb"))
+  f:write(body)
+  f:close()
+  return #body
+end
+
+local CURL_CFG = {}
+local function curl_config(base, n)
+  local path = cfg.tmp .. "/curl-" .. (base:match("^(%a+)") or "x") .. ".cfg"
+  if CURL_CFG[path] then return path end
+  local f = assert(io.open(path, "wb"))
+  f:write('header = "Accept: application/json"\n', 'header = "Content-Type: application/json"\n',
+    'header = "Authorization: Bearer ', sample.TOKEN, '"\n', 'user-agent = "', USER_AGENT, '"\n',
+    'data-binary = "@', BODY, '"\n')
+  local line = 'url = "' .. base .. sample.PATH .. '"\noutput = "/dev/null"\n'
+  for _ = 1, n do f:write(line) end
+  f:close()
+  CURL_CFG[path] = true
+  return path
+end
+
+-- ---------------------------------------------------------------------------
+-- Clients: each returns { rps=, cpu_per_1k=, requests=, ok= }
+
+local clients = {}
+
+function clients.ours(base, n, c, extra)
+  local cmd = LUA .. q(cfg.root .. "/bench/lua/batch.lua") .. " --url " .. q(base) .. " --requests " .. n
+    .. " --concurrency " .. c
+  if base:find("^https") then cmd = cmd .. " --ca " .. q(extra and extra.ca or cfg.ca) end
+  if extra and extra.token then cmd = cmd .. " --token " .. q(extra.token) end
+  if extra and extra.manifest then cmd = cmd .. " --manifest " .. q(extra.manifest) end
+  local t = run_json(cmd)
+  return { rps = t.requests / t.seconds, cpu_per_1k = t.cpu / t.requests * 1000, requests = t.requests,
+           ok = t.ok, seconds = t.seconds, cpu = t.cpu, rss_peak_kib = t.rss_peak_kib }
+end
+
+local function cbaseline(base, n, c, extra, sequential)
+  local cmd = q(cfg.cbaseline) .. " --url " .. q(base .. sample.PATH) .. " --body " .. q(BODY)
+    .. " --requests " .. n .. " --parallel " .. c .. " --user-agent " .. q(USER_AGENT)
+    .. " --token " .. q(extra and extra.token or sample.TOKEN)
+  if base:find("^https") then cmd = cmd .. " --cacert " .. q(extra and extra.ca or cfg.ca) end
+  if sequential then cmd = cmd .. " --sequential" end
+  local t = run_json(cmd)
+  return { rps = t.requests / t.seconds, cpu_per_1k = t.cpu / t.requests * 1000, requests = t.requests,
+           ok = t.ok, seconds = t.seconds, cpu = t.cpu }
+end
+
+function clients.c_multi(base, n, c, extra) return cbaseline(base, n, c, extra, false) end
+function clients.c_seq(base, n, _, extra) return cbaseline(base, n, 1, extra, true) end
+
+function clients.curl(base, n, c)
+  local conf = curl_config(base, n)
+  local times = cfg.tmp .. "/curl.times"
+  -- bash's `times` prints the CPU time of the shell's children (curl) on its
+  -- second line; the driver's clock gives the wall time.
+  local curl = "curl -s --http1.1 --tlsv1.2 --parallel --parallel-max " .. c .. " -K " .. q(conf)
+    .. " -w '%{http_code}\\n'"
+  if base:find("^https") then curl = curl .. " --cacert " .. q(cfg.ca) end
+  local cmd = "bash -c " .. q(curl .. "; rc=$?; times > " .. q(times) .. "; exit $rc")
+  local t0 = core.monotonic()
+  local out = run(cmd)
+  local dt = core.monotonic() - t0
+  local ok = 0
+  for code in out:gmatch("%d+") do if code == "200" then ok = ok + 1 end end
+  local cpu = 0
+  local second = (read_file(times) or ""):match("\n([^\n]+)")
+  for m, sec in (second or ""):gmatch("(%d+)m([%d.]+)s") do cpu = cpu + tonumber(m) * 60 + tonumber(sec) end
+  return { rps = n / dt, cpu_per_1k = cpu / n * 1000, requests = n, ok = ok, seconds = dt, cpu = cpu }
+end
+
+local NAMES = {
+  ours = "prequalify batch runner (Lua, c=%d)",
+  c_multi = "C libcurl multi, %d reused handles",
+  c_seq = "C libcurl, 1 reused handle, sequential",
+  curl = "curl --parallel --parallel-max %d -K",
+}
+
+-- ---------------------------------------------------------------------------
+-- 1 + 2. Batch throughput, CPU and connection reuse
+
+local function batch_section(proto, base)
+  local n, c = cfg.requests, cfg.concurrency
+  local order = { "ours", "c_multi", "curl", "c_seq" }
+  local m = {}
+  for _, k in ipairs(order) do m[k] = { rps = {}, cpu = {}, conns = {}, full = {} } end
+  local r_c, r_curl, r_cpu = {}, {}, {}
+  for rep = 1, cfg.runs do
+    local per = {}
+    for i = 1, #order do
+      local k = order[(i + rep - 2) % #order + 1]
+      local from = log_size()
+      local res = clients[k](base, n, c)
+      if res.ok ~= n then error(string.format("%s over %s: %d of %d requests got 200", k, proto, res.ok, n), 0) end
+      local hs = connections(log_since(from, n))
+      local mk = m[k]
+      mk.rps[#mk.rps + 1] = res.rps
+      mk.cpu[#mk.cpu + 1] = res.cpu_per_1k
+      mk.conns[#mk.conns + 1] = hs.connections
+      mk.full[#mk.full + 1] = hs.full_handshakes
+      per[k] = res
+      raw[#raw + 1] = { section = "batch", proto = proto, client = k, run = rep, result = res, log = hs }
+      log("%s %-8s run %d: %8.0f req/s, %.4f s CPU/1k, %d connections", proto, k, rep, res.rps, res.cpu_per_1k,
+        hs.connections)
+    end
+    r_c[#r_c + 1] = per.ours.rps / per.c_multi.rps
+    r_curl[#r_curl + 1] = per.ours.rps / per.curl.rps
+    r_cpu[#r_cpu + 1] = per.ours.cpu_per_1k / per.c_multi.cpu_per_1k
+  end
+  local sec = string.format("%d. batch over %s: %d POSTs, %d runs", proto == "HTTPS" and 1 or 2, proto, n, cfg.runs)
+  for _, k in ipairs(order) do
+    row(sec, "req/s      " .. NAMES[k]:format(c), m[k].rps, "%.0f")
+  end
+  for _, k in ipairs(order) do
+    row(sec, "CPU s/1k   " .. NAMES[k]:format(c), m[k].cpu, "%.4f")
+  end
+  row(sec, "ratio req/s  ours / C multi (same run)", r_c, "%.3f", { op = ">=", goal = 0.85 })
+  row(sec, "ratio req/s  ours / curl --parallel (same run)", r_curl, "%.3f", { op = ">=", goal = 1.5 })
+  row(sec, "ratio CPU/request  ours / C multi (same run)", r_cpu, "%.3f", { op = "<=", goal = 1.3 })
+  for _, k in ipairs(order) do
+    row(sec, "connections  " .. k:gsub("_", " "), m[k].conns, "%.0f",
+      k == "ours" and { op = "<=", goal = c, on = "max" } or nil)
+  end
+  if proto == "HTTPS" then
+    row(sec, "full TLS handshakes  ours (rest resumed)", m.ours.full, "%.0f", { op = "<=", goal = c, on = "max" })
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- 3. Per-request overhead without the network
+
+local function overhead_section()
+  local tot, ve, pol = {}, {}, {}
+  for rep = 1, cfg.runs do
+    local t = run_json(LUA .. q(cfg.root .. "/bench/lua/overhead.lua") .. " --requests " .. cfg.overhead)
+    tot[#tot + 1], ve[#ve + 1], pol[#pol + 1] = t.us_total, t.us_validate_encode, t.us_policy
+    raw[#raw + 1] = { section = "overhead", run = rep, result = t }
+    log("overhead run %d: %.2f us total, %.2f us validate+encode, %.2f us policy", rep, t.us_total,
+      t.us_validate_encode, t.us_policy)
+  end
+  local sec = string.format("3. per-request overhead, no network: %d requests, %d runs (us/request)",
+    cfg.overhead, cfg.runs)
+  row(sec, "validate + policy (8 rules) + encode", tot, "%.2f", { op = "<", goal = 10 })
+  row(sec, "  of which validate + encode", ve, "%.2f")
+  row(sec, "  of which policy.evaluate (8 rules)", pol, "%.2f")
+end
+
+-- ---------------------------------------------------------------------------
+-- 4. Digests
+
+local function digest_section()
+  local file = cfg.tmp .. "/digest.bin"
+  local mib = cfg.digest_mib
+  log("writing a %d MiB test file", mib)
+  run("head -c " .. (mib * 1048576) .. " /dev/urandom > " .. q(file))
+  run("cat " .. q(file) .. " > /dev/null") -- warm the page cache
+  local ours, ossl, ratio = {}, {}, {}
+  local gib = mib / 1024
+  for rep = 1, cfg.runs do
+    local a, b
+    local function run_ours()
+      local t, dt = run_json(LUA .. q(cfg.root .. "/bench/lua/digest.lua") .. " --file " .. q(file))
+      a = gib / dt
+      return t
+    end
+    local function run_openssl()
+      local t0 = core.monotonic()
+      local out = run("openssl dgst -sha256 " .. q(file))
+      b = gib / (core.monotonic() - t0)
+      return out:match("= (%x+)")
+    end
+    local t, hex
+    if rep % 2 == 1 then t = run_ours(); hex = run_openssl() else hex = run_openssl(); t = run_ours() end
+    if t.hex ~= hex then error("digest mismatch: prequalify " .. t.hex .. ", openssl " .. tostring(hex), 0) end
+    ours[#ours + 1], ossl[#ossl + 1], ratio[#ratio + 1] = a, b, a / b
+    raw[#raw + 1] = { section = "digest", run = rep, ours_gib_s = a, openssl_gib_s = b }
+    log("digest run %d: prequalify %.2f GiB/s, openssl %.2f GiB/s", rep, a, b)
+  end
+  os.remove(file)
+  local sec = string.format("4. SHA-256 of a %d MiB file, warm cache, %d runs (whole command)", mib, cfg.runs)
+  row(sec, "GiB/s  prequalify.digest.file", ours, "%.3f")
+  row(sec, "GiB/s  openssl dgst -sha256", ossl, "%.3f")
+  row(sec, "ratio  prequalify / openssl (same run)", ratio, "%.3f", { op = ">=", goal = 0.9 })
+end
+
+-- ---------------------------------------------------------------------------
+-- 5. Memory: peak RSS of streamed batches
+
+local function write_manifest(path, n)
+  local digests = sample.digests(math.min(n, 4096))
+  local f = assert(io.open(path, "wb"))
+  for i = 1, n do
+    local t = sample.fields(digests, i)
+    -- distinct comments: no two lines are the same request
+    t.comment = t.comment .. " #" .. i
+    f:write(cjson.encode(t), "\n")
+  end
+  f:close()
+end
+
+local function memory_section()
+  local sizes = cfg.mem
+  local manifests, peaks = {}, {}
+  for i, n in ipairs(sizes) do
+    manifests[i] = cfg.tmp .. "/manifest-" .. n .. ".jsonl"
+    write_manifest(manifests[i], n)
+    peaks[i] = {}
+  end
+  local ratio = {}
+  for rep = 1, cfg.runs do
+    local got = {}
+    for i, n in ipairs(sizes) do
+      local res = clients.ours(cfg.http, n, cfg.concurrency, { manifest = manifests[i] })
+      if res.ok ~= n then error(string.format("manifest batch of %d: %d approved", n, res.ok), 0) end
+      got[i] = res.rss_peak_kib / 1024
+      peaks[i][#peaks[i] + 1] = got[i]
+      raw[#raw + 1] = { section = "memory", run = rep, items = n, result = res }
+      log("memory run %d: %d items, peak RSS %.1f MiB, %.0f req/s", rep, n, got[i], res.rps)
+    end
+    ratio[#ratio + 1] = got[#sizes] / got[1]
+  end
+  local sec = string.format("5. peak RSS of a streamed manifest batch over HTTP, %d runs (MiB)", cfg.runs)
+  for i, n in ipairs(sizes) do row(sec, string.format("VmHWM  %d items", n), peaks[i], "%.1f") end
+  row(sec, string.format("ratio  %d / %d items", sizes[#sizes], sizes[1]), ratio, "%.3f", { op = "<=", goal = 1.5 })
+  for _, p in ipairs(manifests) do os.remove(p) end
+end
+
+-- ---------------------------------------------------------------------------
+-- 6. Against the emulator (informative)
+
+local function emulator_section()
+  local cmd = "taskset -c " .. cfg.server_cpu .. " python3 " .. q(cfg.root .. "/emulator/tpp_emulator.py")
+    .. " --port 0 --control --max-lifetime 3600 2>" .. q(cfg.tmp .. "/emulator.log")
+    .. " </dev/null & echo PID=$!"
+  local pipe = assert(io.popen(cmd, "r"))
+  local pid, url, ca
+  while not (pid and url) do
+    local l = pipe:read("l")
+    if not l then break end
+    pid = pid or l:match("^PID=(%d+)$")
+    local u, c = l:match("^READY url=(%S+) ca=(.*)$")
+    if u then url, ca = u, c end
+  end
+  if not url then
+    pipe:close()
+    error("the emulator did not start: " .. (read_file(cfg.tmp .. "/emulator.log") or ""), 0)
+  end
+  local function stop()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    pipe:read("a")
+    pipe:close()
+  end
+  local ok, err = pcall(function()
+    local reply = run("curl -sS --cacert " .. q(ca) .. " -H 'Content-Type: application/json' --data-binary '{}' "
+      .. q(url .. "/__emulator__/token"))
+    local token = assert(cjson.decode(reply).access_token, "no token from the emulator")
+    local extra = { token = token, ca = ca }
+    local ours, cm = {}, {}
+    for rep = 1, cfg.runs do
+      local a = clients.ours(url, cfg.emulator, cfg.concurrency, extra)
+      local b = clients.c_multi(url, cfg.emulator, cfg.concurrency, extra)
+      if a.ok ~= cfg.emulator or b.ok ~= cfg.emulator then
+        error(string.format("emulator: %d and %d of %d approved", a.ok, b.ok, cfg.emulator), 0)
+      end
+      ours[#ours + 1], cm[#cm + 1] = a.rps, b.rps
+      raw[#raw + 1] = { section = "emulator", run = rep, ours = a, c_multi = b }
+      log("emulator run %d: ours %.0f req/s, C multi %.0f req/s", rep, a.rps, b.rps)
+    end
+    local sec = string.format("6. against the emulator over HTTPS (informative): %d POSTs, %d runs", cfg.emulator,
+      cfg.runs)
+    row(sec, "req/s  prequalify batch runner (Lua, c=" .. cfg.concurrency .. ")", ours, "%.0f")
+    row(sec, "req/s  C libcurl multi, " .. cfg.concurrency .. " handles", cm, "%.0f")
+  end)
+  stop()
+  if not ok then error(err, 0) end
+end
+
+-- ---------------------------------------------------------------------------
+
+local function banner()
+  local curl_v = core.curl_version()
+  local cpu = (read_file("/proc/cpuinfo") or ""):match("model name%s*:%s*([^\n]+)") or "?"
+  local load = (read_file("/proc/loadavg") or ""):match("^(%S+ %S+ %S+)") or "?"
+  return string.format("prequalify bench, %s%s\n"
+    .. "machine: %s, %s CPUs, load %s; nginx %s (1 worker on CPU %s), clients on CPU %s\n"
+    .. "libcurl %s, %s; concurrency %d; body %d bytes; runs %d (clients in rotating order)\n",
+    os.date("!%Y-%m-%d %H:%M UTC"), cfg.smoke and " (SMOKE: tiny counts)" or "", cpu,
+    env("BENCH_NCPU", "?"), load, env("BENCH_NGINX_VERSION", "?"), cfg.server_cpu, cfg.client_cpu, curl_v, _VERSION,
+    cfg.concurrency, cfg.body_len, cfg.runs)
+end
+
+local SECTIONS = {
+  { "batch", function()
+    batch_section("HTTPS", cfg.https)
+    batch_section("HTTP", cfg.http)
+  end },
+  { "overhead", overhead_section },
+  { "digest", digest_section },
+  { "memory", memory_section },
+  { "emulator", emulator_section },
+}
+
+cfg.body_len = write_body()
+local head = banner()
+io.stderr:write(head)
+for _, s in ipairs(SECTIONS) do
+  if cfg.only[s[1]] then
+    log("== %s", s[1])
+    local ok, err = pcall(s[2])
+    if not ok then
+      failures[#failures + 1] = s[1] .. ": " .. tostring(err)
+      log("%s failed: %s", s[1], tostring(err))
+    end
+  end
+end
+
+local table_text, pass, miss = render()
+local text = "\n" .. head .. "\n" .. table_text
+io.stdout:write(text)
+local out = cfg.root .. "/bench/out"
+local f = io.open(out .. "/table.txt", "wb")
+if f then
+  f:write(text)
+  f:close()
+end
+f = io.open(out .. "/results.json", "wb")
+if f then
+  local rs = {}
+  for i, r in ipairs(rows) do
+    local mn, med, mx = stats(r.values)
+    rs[i] = { section = r.section, label = r.label, values = r.values, min = mn, median = med, max = mx,
+              target = r.target, verdict = r.verdict }
+  end
+  f:write(cjson.encode{ config = cfg, rows = rs, raw = raw, pass = pass, miss = miss, failures = failures })
+  f:close()
+end
+os.exit(#failures == 0 and 0 or 1)
