@@ -32,6 +32,10 @@ local PULL_MAX = 256
 -- Done records reach the disk at least this often (seconds); intents are
 -- always synced before their requests leave.
 local SYNC_INTERVAL = 0.05
+-- With a journal, each wave of submissions costs one fsync; so that waves
+-- are not one request each, the loop refills only when a quarter of the
+-- slots are free, or GROUP_WAIT seconds after the last wave.
+local GROUP_WAIT = 0.005
 
 local OPTIONS = {
   concurrency = "number", policy = "function|table", ctx = "table", journal = "string",
@@ -220,11 +224,11 @@ function M.run(client, items, opts)
   local inflight, n_inflight = {}, 0
   local ready, rhead, rtail = {}, 1, 0 -- FIFO of jobs to (re)send now
   local timers = {}                   -- heap of jobs waiting for a retry
-  local run_keys = jr and {} or nil   -- key -> index, for duplicates (with a journal)
   local seq = 0
   local exhausted, stopping, stop_reason = false, nil, nil
   local auth_epoch, auth_dead = 0, false
-  local last_sync = t0
+  local last_sync, last_wave = t0, t0
+  local group_min = math.max(1, concurrency // 4)
 
   local function warn(msg)
     p.warn(errors.redact(msg, p.auth.secrets()))
@@ -307,7 +311,8 @@ function M.run(client, items, opts)
                     resumed = true }
       finalize(entry, "approved", res, nil, "recorded by an earlier run")
     else
-      local err = errors.new(rec.kind or "transport", rec.message or "recorded by an earlier run", {
+      local kind = errors.KINDS[rec.kind] and rec.kind or "transport"
+      local err = errors.new(kind, tostring(rec.message or "recorded by an earlier run"), {
         outcome = rec.sent_outcome or (rec.outcome == "unknown" and "unknown" or "rejected"),
         status = rec.status, result = rec.result, result_name = rec.result_name,
       })
@@ -343,16 +348,14 @@ function M.run(client, items, opts)
       return nil
     end
     entry.request = summary(req)
-    local key = journal_mod.key(req)
+    local key, ikey = journal_mod.key(req)
     entry.key = key
     if jr then
-      local first = run_keys[key]
+      local first, st, rec = jr:claim(key, ikey, seq)
       if first then
         finalize(entry, "skipped", nil, nil, "duplicate of item " .. first .. " (same fields)")
         return nil
       end
-      run_keys[key] = seq
-      local st, rec = jr:state(key)
       if st == "done" then
         local again = (rec.outcome == "unknown" and retry_unknown)
           or (rec.outcome == "failed" and retry_failed and rec.sent_outcome ~= "unknown")
@@ -505,6 +508,8 @@ function M.run(client, items, opts)
 
       -- The next wave: due retries first, then new items.
       local wave, room, pulls = {}, concurrency - n_inflight, 0
+      local grouping = jr and n_inflight > 0 and room < group_min and now - last_wave < GROUP_WAIT
+      if grouping then room = 0 end
       while #wave < room and not stopping do
         local job
         if rhead <= rtail then
@@ -536,6 +541,7 @@ function M.run(client, items, opts)
           wave = {}
         end
       end
+      if #wave > 0 then last_wave = now end
       for _, job in ipairs(wave) do
         if stopping then
           finish_job(job, "skipped", nil, job.last_err, "not sent: " .. (stop_reason or stopping))
@@ -549,6 +555,7 @@ function M.run(client, items, opts)
       if n_inflight > 0 then
         local wait = TICK
         if pulls >= PULL_MAX then wait = 0 end
+        if grouping then wait = math.min(wait, math.max(0, last_wave + GROUP_WAIT - now)) end
         if #timers > 0 then wait = math.min(wait, math.max(0, timers[1].due - now)) end
         if deadline_at and not stopping then wait = math.min(wait, math.max(0, deadline_at - now)) end
         local results = engine:poll(wait)
