@@ -1,0 +1,102 @@
+--- `prequalify batch`: many pre-qualifications through `client:batch`, with
+-- progress on stderr and the report (a summary, or JSON) on stdout.
+-- @module prequalify.cli.batch
+local inputs = require "prequalify.cli.inputs"
+local output = require "prequalify.cli.output"
+
+local EXIT = { OK = 0, FAILED = 1, UNKNOWN = 3, INTERRUPTED = 130 }
+local NAME = "batch"
+
+--- Items listed under the summary at most (the JSON report has them all).
+local MAX_LISTED = 25
+
+local PROGRESS = { auto = true, tty = "tty", plain = "plain", off = false }
+
+--- The exit code for a finished report.
+local function exit_code(rep)
+  local c = rep.counts
+  if rep.interrupted then return EXIT.INTERRUPTED end
+  if c.unknown > 0 then return EXIT.UNKNOWN end
+  if c.denied > 0 or c.failed > 0 or rep.status ~= "complete" or c.total == 0 then return EXIT.FAILED end
+  return EXIT.OK
+end
+
+-- Copies the JSON report, one entry per line, unescaping '/' as output.json does.
+local function copy_report(path, out)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  for line in f:lines("L") do out:write((line:gsub("\\/", "/"))) end
+  f:close()
+  return true
+end
+
+local function print_summary(cx, rep)
+  cx:print(rep:summary())
+  local listed, more = 0, 0
+  for e in rep:entries() do
+    if e.outcome ~= "approved" and not (e.outcome == "skipped" and e.reason and e.reason:find("^duplicate")) then
+      if listed < MAX_LISTED then
+        if listed == 0 then cx:print("not approved:") end
+        listed = listed + 1
+        local label = output.label(e)
+        local why = e.error and e.error.message or e.reason or ""
+        if why:sub(1, #label + 2) == label .. ": " then why = why:sub(#label + 3) end
+        cx:print(string.format("  %-8s %s  %s", e.outcome, label, why))
+      else
+        more = more + 1
+      end
+    end
+  end
+  if more > 0 then cx:print("  ... and ", more, " more (see --report or --json)") end
+  if rep.journal then cx:print("journal: ", rep.journal) end
+end
+
+return function(args, cx)
+  local s, code = cx:settings(args, NAME)
+  if not s then return code end
+  local source, ierr = inputs.open(args, s)
+  if not source then return cx:usage(NAME, ierr) end
+  local pol
+  if s:get("policy") then
+    pol, code = cx:policy(s:get("policy"), NAME)
+    if not pol then return code end
+  end
+  local client
+  client, code = cx:client(args, s, NAME)
+  if not client then return code end
+
+  local rep, err = client:batch(source, {
+    concurrency = args.concurrency or s:get("concurrency"),
+    policy = pol,
+    journal = args.journal,
+    report = args.report,
+    audit = args.audit,
+    retry_unknown = args.retry_unknown or false,
+    retry_failed = args.retry_failed or false,
+    deadline = args.deadline,
+    progress = PROGRESS[args.progress or "auto"],
+  })
+  client:close()
+  if not rep then return cx:usage(NAME, tostring(err.message)) end
+
+  if args.json then
+    local path = args.report
+    local tmp
+    if not path or rep.report_error then
+      tmp = os.tmpname()
+      local ok, werr = rep:write_json(tmp)
+      if not ok then
+        os.remove(tmp)
+        return cx:fail(tostring(werr))
+      end
+      path = tmp
+    end
+    copy_report(path, cx.out)
+    if tmp then os.remove(tmp) end
+  else
+    print_summary(cx, rep)
+  end
+  if rep.counts.total == 0 then cx:warn("the inputs held no items: nothing was pre-qualified") end
+  rep:close()
+  return exit_code(rep)
+end
