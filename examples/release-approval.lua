@@ -134,7 +134,6 @@ for _, entry in ipairs(entries) do
     entry.server.result_name or "") or "not sent"
   say(string.format("   %-9s %-34s %s", entry.outcome, a.name, server))
 end
-say("   report: ", dir, "/report.json")
 client:close()
 
 -- 4. Signing ----------------------------------------------------------------------
@@ -157,12 +156,12 @@ step(4, "Sign every artifact (the emulator's simulated signing service)")
 local as_expected = true
 for _, a in ipairs(ARTIFACTS) do
   local allowed, reason = sign(a)
-  say(string.format("   %-8s %-34s %s", allowed and "SIGNED" or "REFUSED", a.name, reason))
+  say(string.format("   %-8s %-42s %s", allowed and "SIGNED" or "REFUSED", a.name, reason))
   if allowed ~= a.allowed then as_expected = false end
 end
 local again = ARTIFACTS[1]
 local allowed, reason = sign(again)
-say(string.format("   %-8s %-34s %s", allowed and "SIGNED" or "REFUSED", again.name .. " (again)", reason))
+say(string.format("   %-8s %-42s %s", allowed and "SIGNED" or "REFUSED", again.name .. " (again)", reason))
 if allowed then as_expected = false end
 engine:close()
 
