@@ -694,3 +694,37 @@ describe("prequalify emulator #emulator #nosan", function()
       emulator.find(cli.ROOT .. "/bin/prequalify", function() return nil end))
   end)
 end)
+
+describe("prequalify installed #slow #nosan", function()
+  local function works(bin, dir, script)
+    local r = cli.exec({ bin, "--version" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    helpers.write_file(dir .. "/x.bin", "hello")
+    r = cli.exec({ bin, "digest", "x.bin" }, { cwd = dir })
+    assert.equal(0, r.code, r.err)
+    assert.equal(cli.sha256_b64(dir .. "/x.bin") .. "  x.bin\n", r.out)
+    -- The emulator was installed beside the script, and is found.
+    local emulator = require "prequalify.cli.emulator"
+    assert.truthy(emulator.find(script or bin, function() return nil end), "no emulator for " .. (script or bin))
+  end
+
+  it("by cmake --install --prefix, runs with no LUA_PATH set", function()
+    local prefix = helpers.tmpdir()
+    assert.equal(0, cli.exec({ "cmake", "--install", cli.ROOT .. "/build", "--prefix", prefix }).code)
+    works(prefix .. "/bin/prequalify", prefix)
+    helpers.rm_rf(prefix)
+  end)
+
+  it("by luarocks make --tree, runs through the LuaRocks wrapper", function()
+    local tree = helpers.tmpdir()
+    local r = cli.exec({ "luarocks", "make", "rockspec/prequalify-scm-1.rockspec", "--tree", tree,
+                         "--deps-mode=none" }, { cwd = cli.ROOT })
+    assert.equal(0, r.code, r.out .. r.err)
+    local wrapper = helpers.read_file(tree .. "/bin/prequalify")
+    assert.truthy(wrapper, "no bin/prequalify in the tree")
+    local real = wrapper:match("'([^']*/bin/prequalify)'")
+    assert.truthy(real, wrapper)
+    works(tree .. "/bin/prequalify", tree, real)
+    helpers.rm_rf(tree)
+  end)
+end)
