@@ -39,7 +39,8 @@ end
 
 --- Print a failure and return exit code 1.
 function Context:fail(msg)
-  self.err:write("prequalify: ", msg, "\n")
+  -- An error value's tostring already starts with "prequalify: ".
+  self.err:write("prequalify: ", (tostring(msg):gsub("^prequalify: ", "")), "\n")
   return M.EXIT.FAILED
 end
 

@@ -24,9 +24,9 @@ end
 local function fields_from(args, s)
   local digest = require "prequalify.digest"
   local t = s:template()
-  local what = "request"
+  local what
   if args.data then
-    t.data = args.data
+    t.data, what = args.data, output.short(args.data)
     if args.algorithm then return nil, "--algorithm goes with --file" end
   elseif args.file then
     local b64, err = digest.file(args.file, args.algorithm or s:get("algorithm"))
