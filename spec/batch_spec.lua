@@ -8,6 +8,10 @@ local cjson = require "cjson"
 
 local PATH = "PreQualify/Create"
 local q = helpers.shell_quote
+-- The worker runs the plain build, without the sanitizer runtime of the
+-- ASan spec run.
+local WORKER = "exec env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS lua5.4 "
+  .. q(helpers.ROOT .. "/spec/fixtures/batch_worker.lua") .. " "
 
 local function item(i, over)
   local t = {
@@ -315,8 +319,7 @@ describe("batch #emulator", function()
         for k, v in pairs(over or {}) do t[k] = v end
         local path = dir .. "/cfg.json"
         helpers.write_file(path, cjson.encode(t))
-        local p = assert(io.popen("exec env -u LD_PRELOAD lua5.4 "
-          .. q(helpers.ROOT .. "/spec/fixtures/batch_worker.lua") .. " " .. q(path) .. " 2>&1"))
+        local p = assert(io.popen(WORKER .. q(path) .. " 2>&1"))
         local out = p:read("a")
         local ok, how, code = p:close()
         return out, ok, how, code
@@ -375,8 +378,7 @@ describe("batch #emulator", function()
     local function spawn(cfg)
       local path = dir .. "/cfg.json"
       helpers.write_file(path, cjson.encode(cfg))
-      return assert(io.popen("exec env -u LD_PRELOAD lua5.4 " .. q(helpers.ROOT .. "/spec/fixtures/batch_worker.lua")
-        .. " " .. q(path) .. " 2>&1"))
+      return assert(io.popen(WORKER .. q(path) .. " 2>&1"))
     end
 
     local function base(over)
@@ -428,7 +430,7 @@ describe("batch #emulator", function()
       end
       local t0 = prequalify.core.monotonic()
       os.execute("kill -INT " .. pid)
-      os.execute("sleep 0.3; kill -INT " .. pid)
+      os.execute("env -u LD_PRELOAD sleep 0.3; kill -INT " .. pid)
       p:read("a")
       local _, how, code = p:close()
       assert.same({ "signal", 2 }, { how, code })

@@ -7,8 +7,9 @@ local helpers = require "helpers"
 local digest = prequalify.digest
 local q = helpers.shell_quote
 
+-- Tools run without the sanitizer runtime of the ASan spec run.
 local function sh(cmd)
-  local p = assert(io.popen(cmd))
+  local p = assert(io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS " .. cmd))
   local out = p:read("a")
   p:close()
   return out

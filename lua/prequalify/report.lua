@@ -22,6 +22,27 @@ M.OUTCOMES = { "approved", "denied", "failed", "unknown", "skipped" }
 local json = cjson.new()
 json.encode_invalid_numbers(false)
 
+-- An entry as JSON; a trail holding something JSON cannot carry (a user
+-- rule's odd reason) is turned to text rather than failing the run.
+local function encode(entry)
+  local ok, text = pcall(json.encode, entry)
+  if ok then return text end
+  local copy = {}
+  for k, v in pairs(entry) do copy[k] = v end
+  if type(copy.trail) == "table" then
+    local trail = {}
+    for i, e in ipairs(copy.trail) do
+      trail[i] = { rule = tostring(e.rule), verdict = tostring(e.verdict), reason = tostring(e.reason),
+                   depth = tonumber(e.depth) }
+    end
+    copy.trail = trail
+  end
+  ok, text = pcall(json.encode, copy)
+  if ok then return text end
+  return json.encode{ index = entry.index, outcome = entry.outcome, key = entry.key,
+                      note = "entry could not be encoded: " .. tostring(text) }
+end
+
 local Report = {}
 Report.__index = Report
 Report.__name = "prequalify.report"
@@ -76,7 +97,11 @@ function Report:add(entry)
   if self.items then
     self.items[#self.items + 1] = entry
   else
-    self.spool:write(json.encode(entry), "\n")
+    if self.reading then
+      self.spool:seek("end", 0)
+      self.reading = false
+    end
+    self.spool:write(encode(entry), "\n")
   end
 end
 
@@ -110,6 +135,7 @@ function Report:entries()
   local f = self.spool
   f:flush()
   f:seek("set", 0)
+  self.reading = true
   return function()
     local line = f:read("l")
     if not line then
@@ -137,7 +163,7 @@ function Report:write_json(path)
   f:write('"items":[')
   local first = true
   for entry in self:entries() do
-    f:write(first and "\n" or ",\n", json.encode(entry))
+    f:write(first and "\n" or ",\n", encode(entry))
     first = false
   end
   f:write("\n]}\n")
@@ -232,7 +258,7 @@ end
 function Audit:record(rec)
   local t = core.time()
   rec.time = utc(t)
-  self.f:write(json.encode(rec), "\n")
+  self.f:write(encode(rec), "\n")
 end
 
 --- A policy decision for an item.
