@@ -275,6 +275,20 @@ describe("batch #emulator", function()
       assert.equal(0, rep.requests)
     end)
 
+    it("reads on past a torn last line, as a crash during a write leaves it", function()
+      local j = dir .. "/j.jsonl"
+      local list = items(3)
+      assert.equal(3, client():batch(list, { journal = j }).counts.approved)
+      helpers.write_file(j, '{"type":"done","key":"abc', "ab")
+      local warnings = {}
+      local rep = assert(client{ warn = function(m) warnings[#warnings + 1] = m end }:batch(list, { journal = j }))
+      assert.same({ 3, 3 }, { rep.counts.approved, rep.counts.resumed })
+      assert.matches("1 unreadable line", warnings[1], 1, true)
+      local last
+      for line in io.lines(j) do last = line end
+      assert.equal("end", cjson.decode(last).event)
+    end)
+
     it("refuses a journal that another run holds", function()
       local j = dir .. "/j.jsonl"
       local held = assert(prequalify.journal.open(j))

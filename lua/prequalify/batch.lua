@@ -211,6 +211,10 @@ function M.run(client, items, opts)
       return nil, errors.new("invalid", aerr, { field = "audit" })
     end
   end
+  if jr and jr.torn > 0 then
+    p.warn(string.format("journal %s: %d unreadable line(s) ignored (last at line %d; a crash while writing "
+      .. "leaves one at the end)", opts.journal, jr.torn, jr.torn_line))
+  end
   local keep = opts.keep_items
   if keep == nil then keep = is_array end
   local rep = report_mod.new{ keep_items = keep, total = total }

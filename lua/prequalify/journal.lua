@@ -85,6 +85,7 @@ local function load(self)
     end
     self.records = self.records + 1
     pos = pos + #line
+    self.unterminated = line:sub(-1) ~= "\n"
   end
   f:close()
   self.torn = torn
@@ -106,6 +107,8 @@ function M.open(path)
     known = 0, records = 0, torn = 0, pending = 0, pending_intents = 0,
   }, Journal)
   load(self)
+  -- After a torn last line, start on a fresh line.
+  if self.unterminated then handle:write("\n") end
   self:write{ type = "run", v = M.VERSION, event = "start", time = core.time(),
               known = self.known }
   return self
