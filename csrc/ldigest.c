@@ -74,9 +74,11 @@ static int ldigest_file(lua_State *L)
     size_t got;
     unsigned char *buf;
     EVP_MD_CTX *ctx;
-    FILE *f = ldigest_open(L, path, &nret);
-    if (!f) return nret;
+    FILE *f;
+    /* Allocate (which may raise) before opening, so a raise cannot leak f. */
     buf = (unsigned char *)lua_newuserdatauv(L, PQ_DIGEST_CHUNK, 0);
+    f = ldigest_open(L, path, &nret);
+    if (!f) return nret;
     ctx = EVP_MD_CTX_new();
     ok = ctx && EVP_DigestInit_ex(ctx, md, NULL);
     while (ok && (got = fread(buf, 1, PQ_DIGEST_CHUNK, f)) > 0)
