@@ -15,6 +15,8 @@ one at a time or in crash-safe concurrent batches.]],
 dependencies = {
   "lua >= 5.4, < 5.5",
   "lua-cjson",
+  "argparse",
+  "luafilesystem",
 }
 external_dependencies = {
   CURL = { library = "curl" },

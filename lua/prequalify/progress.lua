@@ -82,6 +82,7 @@ function M.new(opt, total, out)
     local interval = mode == "tty" and M.TTY_INTERVAL or M.PLAIN_INTERVAL
     if not force and now - self.last < interval then return end
     self.last = now
+    self.last_done = c.total
     local st = numbers(c, extra)
     if mode == "tty" then
       out:write("\r\27[K", M.format(st))
@@ -105,7 +106,8 @@ function M.new(opt, total, out)
       opt(st)
       return
     end
-    self.update(c, extra, true)
+    -- A plain line for the same count was already printed: do not repeat it.
+    if mode == "tty" or self.last_done ~= c.total then self.update(c, extra, true) end
     if mode == "tty" then out:write("\n") end
     out:flush()
   end

@@ -201,7 +201,8 @@ function Report:summary()
   if c.resumed > 0 then tail = " (" .. c.resumed .. " recorded by an earlier run)" end
   lines[2] = "  " .. plural(c.total, "item") .. ": " .. table.concat(parts, ", ") .. tail
   if self.not_reached then
-    lines[#lines + 1] = "  " .. plural(self.not_reached, "item") .. " not reached; run again with the same journal"
+    lines[#lines + 1] = "  " .. plural(self.not_reached, "item") .. " not reached; "
+      .. (self.journal and "run again with the same journal to resume" or "use a journal to resume such runs")
   end
   if c.unknown > 0 then
     lines[#lines + 1] = "  " .. plural(c.unknown, "item")
