@@ -30,6 +30,16 @@
 #ifndef PQ_HEADER_VALUE_MAX
 #define PQ_HEADER_VALUE_MAX 128
 #endif
+/* With a pre-request callback (libcurl 7.80) a POST body goes out as
+ * POSTFIELDS, in the same send() as the headers; older libcurl reads it
+ * through a callback, after the headers, in a second send(). */
+#ifndef PQ_USE_PREREQ
+#if LIBCURL_VERSION_NUM >= 0x075000
+#define PQ_USE_PREREQ 1
+#else
+#define PQ_USE_PREREQ 0
+#endif
+#endif
 
 typedef struct lengine_xfer {
     CURL *easy;
@@ -46,6 +56,9 @@ typedef struct lengine_xfer {
     char retry_after[PQ_HEADER_VALUE_MAX];
     char errbuf[CURL_ERROR_SIZE];
     int oversized;
+    int is_post;
+    int attempts;       /* times libcurl was about to send this request */
+    int resend_refused; /* libcurl's silent resend of a POST was stopped */
     CURLcode result;
 } lengine_xfer;
 
@@ -189,6 +202,23 @@ static int lengine_on_seek(void *ud, curl_off_t offset, int origin)
     return CURL_SEEKFUNC_CANTSEEK;
 }
 
+#if PQ_USE_PREREQ
+/* The same guard for a body sent as POSTFIELDS, which libcurl resends
+ * without asking the seek callback: it calls this before every attempt, so
+ * a POST's second attempt is stopped before it is sent. */
+static int lengine_on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    lengine_xfer *x = (lengine_xfer *)ud;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (!x->is_post || x->attempts++ == 0) return CURL_PREREQFUNC_OK;
+    x->resend_refused = 1;
+    return CURL_PREREQFUNC_ABORT;
+}
+#endif
+
 /* Adds ca_file / ca_path to the store libcurl already loaded (the system
  * roots), so that a corporate CA extends trust instead of replacing it. */
 static CURLcode lengine_on_ssl_ctx(CURL *easy, void *sslctx, void *ud)
@@ -219,7 +249,7 @@ static void lengine_xfer_reset(lengine_xfer *x)
     }
     x->resp_len = 0;
     x->content_type[0] = x->retry_after[0] = x->errbuf[0] = '\0';
-    x->oversized = 0;
+    x->oversized = x->is_post = x->attempts = x->resend_refused = 0;
     x->result = CURLE_OK;
 }
 
@@ -249,6 +279,10 @@ static int lengine_easy_setup(lengine *e, lengine_xfer *x)
     PQ_SET(CURLOPT_READDATA, (void *)x);
     PQ_SET(CURLOPT_SEEKFUNCTION, lengine_on_seek);
     PQ_SET(CURLOPT_SEEKDATA, (void *)x);
+#if PQ_USE_PREREQ
+    PQ_SET(CURLOPT_PREREQFUNCTION, lengine_on_prereq);
+    PQ_SET(CURLOPT_PREREQDATA, (void *)x);
+#endif
     PQ_SET(CURLOPT_PROTOCOLS_STR, "http,https");
     PQ_SET(CURLOPT_FOLLOWLOCATION, 0L);
     PQ_SET(CURLOPT_TCP_NODELAY, 1L);
@@ -316,6 +350,11 @@ static void lengine_collect(lengine *e)
         if (msg->msg != CURLMSG_DONE) continue;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         x->result = msg->data.result;
+        if (x->resend_refused) {
+            /* Reported as the seek guard reports it: sent, not resent. */
+            x->result = CURLE_SEND_FAIL_REWIND;
+            strcpy(x->errbuf, "the reused connection closed before a reply; libcurl's resend was refused");
+        }
         curl_multi_remove_handle(e->multi, x->easy);
         e->running--;
         x->next = NULL;
@@ -391,7 +430,7 @@ static void lengine_push_result(lua_State *L, lengine_xfer *x)
         lua_setfield(L, -2, "curl_error");
     }
     /* Any request bytes on the wire means the server may have acted. */
-    lua_pushboolean(L, reqsize > 0 || status > 0);
+    lua_pushboolean(L, reqsize > 0 || status > 0 || x->resend_refused);
     lua_setfield(L, -2, "sent");
     lua_pushboolean(L, x->oversized || x->result == CURLE_FILESIZE_EXCEEDED);
     lua_setfield(L, -2, "oversized");
@@ -506,9 +545,17 @@ static int lengine_submit(lua_State *L)
     rc = curl_easy_setopt(x->easy, CURLOPT_URL, url);
     if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
     if (strcmp(method, "POST") == 0) {
+        x->is_post = 1;
         if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_POST, 1L);
         if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+#if PQ_USE_PREREQ
+        /* Never NULL: a POST without POSTFIELDS would use the read callback. */
+        if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body ? x->body : "");
+#endif
     } else {
+#if PQ_USE_PREREQ
+        if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, (char *)NULL);
+#endif
         if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
     }
     if (lua_getfield(L, 2, "timeout") == LUA_TNUMBER) {
