@@ -235,10 +235,10 @@ static CURLcode lengine_on_ssl_ctx(CURL *easy, void *sslctx, void *ud)
 
 /* ---- transfers ------------------------------------------------------------ */
 
+/* The header list stays with the transfer for its next request (see
+ * lengine_same_headers); the rest is cleared. */
 static void lengine_xfer_reset(lengine_xfer *x)
 {
-    curl_slist_free_all(x->headers);
-    x->headers = NULL;
     free(x->body);
     x->body = NULL;
     x->body_len = x->body_off = 0;
@@ -256,6 +256,7 @@ static void lengine_xfer_reset(lengine_xfer *x)
 static void lengine_xfer_free(lengine_xfer *x)
 {
     lengine_xfer_reset(x);
+    curl_slist_free_all(x->headers);
     if (x->easy) curl_easy_cleanup(x->easy);
     free(x->resp);
     free(x);
@@ -463,6 +464,34 @@ static int lengine_valid_header_value(const char *s, size_t n)
     return 1;
 }
 
+/* True when `node` already holds exactly the lines of the headers table at
+ * `t` (in lua_next order) and then "Expect:". A batch sends the same headers
+ * with every request, so a transfer's list is checked and kept rather than
+ * rebuilt (two allocations per line). Lines in the list were validated when
+ * they were made, so an equal line needs no new check. */
+static int lengine_same_headers(lua_State *L, int t, const struct curl_slist *node)
+{
+    if (lua_type(L, t) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, t) != 0) {
+            int same = 0;
+            if (node && lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+                size_t kn, vn;
+                const char *k = lua_tolstring(L, -2, &kn), *v = lua_tolstring(L, -1, &vn), *d = node->data;
+                same = strlen(d) == kn + 2 + vn && memcmp(d, k, kn) == 0 && d[kn] == ':' && d[kn + 1] == ' ' &&
+                       memcmp(d + kn + 2, v, vn) == 0;
+                node = node->next;
+            }
+            lua_pop(L, 1);
+            if (!same) {
+                lua_pop(L, 1);
+                return 0;
+            }
+        }
+    }
+    return node && strcmp(node->data, "Expect:") == 0 && node->next == NULL;
+}
+
 /* Returns nil, message: a refused request that was never sent. */
 static int lengine_refuse(lua_State *L, lengine *e, lengine_xfer *x, const char *msg)
 {
@@ -498,37 +527,47 @@ static int lengine_submit(lua_State *L)
     if (!x) return luaL_error(L, "out of memory (engine transfer)");
     x->resp_max = e->max_response;
 
-    if (lua_getfield(L, 2, "headers") == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, -2) != 0) {
-            size_t kn, vn;
-            const char *k, *v;
-            struct curl_slist *nl;
-            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+    lua_getfield(L, 2, "headers");
+    if (!lengine_same_headers(L, lua_gettop(L), x->headers)) {
+        struct curl_slist *nl;
+        curl_slist_free_all(x->headers);
+        x->headers = NULL;
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            lua_pushnil(L);
+            while (lua_next(L, -2) != 0) {
+                size_t kn, vn;
+                const char *k, *v;
+                if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+                    lua_pop(L, 2);
+                    return lengine_refuse(L, e, x, "header names and values must be strings");
+                }
+                k = lua_tolstring(L, -2, &kn);
+                v = lua_tolstring(L, -1, &vn);
+                if (!lengine_valid_header_name(k, kn) || !lengine_valid_header_value(v, vn)) {
+                    lua_pop(L, 2);
+                    lua_pushfstring(L, "header '%s' holds CR, LF, NUL or an invalid name character; refused before sending",
+                                    lengine_valid_header_name(k, kn) ? k : "?");
+                    return lengine_refuse(L, e, x, lua_tostring(L, -1));
+                }
+                lua_pushfstring(L, "%s: %s", k, v);
+                nl = curl_slist_append(x->headers, lua_tostring(L, -1));
                 lua_pop(L, 2);
-                return lengine_refuse(L, e, x, "header names and values must be strings");
+                if (!nl) {
+                    lengine_xfer_put(e, x);
+                    return luaL_error(L, "out of memory (headers)");
+                }
+                x->headers = nl;
             }
-            k = lua_tolstring(L, -2, &kn);
-            v = lua_tolstring(L, -1, &vn);
-            if (!lengine_valid_header_name(k, kn) || !lengine_valid_header_value(v, vn)) {
-                lua_pop(L, 2);
-                lua_pushfstring(L, "header '%s' holds CR, LF, NUL or an invalid name character; refused before sending",
-                                lengine_valid_header_name(k, kn) ? k : "?");
-                return lengine_refuse(L, e, x, lua_tostring(L, -1));
-            }
-            lua_pushfstring(L, "%s: %s", k, v);
-            nl = curl_slist_append(x->headers, lua_tostring(L, -1));
-            lua_pop(L, 2);
-            if (!nl) {
-                lengine_xfer_put(e, x);
-                return luaL_error(L, "out of memory (headers)");
-            }
-            x->headers = nl;
         }
+        /* No 100-continue round trip; the bodies are small. */
+        nl = curl_slist_append(x->headers, "Expect:");
+        if (!nl) {
+            lengine_xfer_put(e, x);
+            return luaL_error(L, "out of memory (headers)");
+        }
+        x->headers = nl;
     }
     lua_pop(L, 1);
-    /* No 100-continue round trip; the bodies are small. */
-    x->headers = curl_slist_append(x->headers, "Expect:");
 
     if (lua_getfield(L, 2, "body") == LUA_TSTRING) {
         const char *b = lua_tolstring(L, -1, &blen);
