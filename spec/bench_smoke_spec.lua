@@ -26,6 +26,7 @@ local ROWS = {
   "of which policy.evaluate",
   "4. SHA-256 of a", "GiB/s  prequalify.digest.file", "GiB/s  openssl dgst -sha256", "ratio  prequalify / openssl",
   "5. peak RSS", "VmHWM  500 items", "VmHWM  2000 items", "ratio  2000 / 500 items",
+  "VmHWM  500 items, with a journal", "VmHWM  2000 items, with a journal", "ratio  2000 / 500 items, with a journal",
   "6. against the emulator", "req/s  prequalify batch runner", "req/s  C libcurl multi",
 }
 

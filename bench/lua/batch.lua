@@ -5,6 +5,7 @@
 --
 --   lua5.4 bench/lua/batch.lua --url https://127.0.0.1:8443 --ca ca.pem \
 --     --requests 20000 --concurrency 16 [--manifest file.jsonl] [--array] [--token T]
+--     [--journal path]
 --
 -- Prints one JSON line: requests, ok, seconds, cpu (process CPU seconds
 -- during the batch), rss_peak_kib and rss_kib (VmHWM and VmRSS at the end).
@@ -44,7 +45,7 @@ end
 collectgarbage()
 local c0, t0 = os.clock(), core.monotonic()
 local rep = assert(client:batch(items, {
-  concurrency = concurrency, signals = false,
+  concurrency = concurrency, signals = false, journal = a.journal,
 }))
 local t1, c1 = core.monotonic(), os.clock()
 client:close()
