@@ -217,6 +217,19 @@ describe("client #emulator", function()
       assert.equal(1, #emu:prequalifications().items)
     end)
 
+    it("does not let libcurl silently resend when a reused connection drops", function()
+      -- libcurl retries a request on a fresh connection when a reused one
+      -- dies before any reply byte; for a pre-qualification that is a
+      -- duplicate approval, so the engine refuses it.
+      local c = client()
+      assert(c:prequalify(request()))
+      emu:fault{ kind = "drop", process = true }
+      local _, err = c:prequalify(request())
+      assert.same({ "transport", "unknown", 1 }, { err.kind, err.outcome, err.attempts })
+      assert.equal(2, emu:received(PATH))
+      assert.equal(2, #emu:prequalifications().items)
+    end)
+
     it("reports a reset in the middle of the body as unknown", function()
       emu:fault{ kind = "drop_mid_body" }
       local _, err = client():prequalify(request())
