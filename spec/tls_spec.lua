@@ -224,7 +224,7 @@ describe("the TLS matrix #tls", function()
   end)
 
   it("refuses an expired server certificate", function()
-    fails_closed(url.expired, { "not trusted", "expired" })
+    fails_closed(url.expired, { "has expired", "expired" })
   end)
 
   it("refuses a certificate issued for another host name", function()

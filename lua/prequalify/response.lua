@@ -24,9 +24,6 @@ local CURLE = {
 M.CURLE = CURLE
 
 local TLS_HINTS = {
-  [CURLE.PEER_FAILED_VERIFICATION] =
-    "the server certificate is not trusted or does not match the host name; "
-    .. "add your CA with ca_file (it extends the system store)",
   [CURLE.SSL_PINNEDPUBKEYNOTMATCH] = "the server public key does not match pinned_pubkey",
   [CURLE.SSL_CACERT_BADFILE] = "ca_file or ca_path could not be loaded",
   [CURLE.SSL_CONNECT_ERROR] = "TLS handshake failed (the server may offer only TLS < 1.2, or reject the client)",
@@ -72,8 +69,9 @@ function M.retry_after_seconds(v, now)
   local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                    Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
   if not months[mon] then return nil end
-  local t = os.time{ year = tonumber(y), month = months[mon], day = tonumber(d),
-                     hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false }
+  local okt, t = pcall(os.time, { year = tonumber(y), month = months[mon], day = tonumber(d),
+                     hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false })
+  if not okt then return nil end
   -- os.time reads the table as local time; correct to UTC.
   local utc_now = now or os.time()
   local offset = os.time(os.date("!*t", utc_now)) - utc_now
@@ -89,6 +87,15 @@ local function transport(r, secrets)
       { outcome = sent and "unknown" or "not_sent", curl_code = code, retryable = false })
   end
   local hint = TLS_HINTS[code]
+  if code == CURLE.PEER_FAILED_VERIFICATION then
+    if text:find("expired", 1, true) then
+      hint = "the server certificate has expired (or the client's clock is wrong)"
+    elseif text:find("subject name", 1, true) or text:find("does not match", 1, true) then
+      hint = "the server certificate does not match the host name in url"
+    else
+      hint = "the server certificate is not trusted; add your CA with ca_file (it extends the system store)"
+    end
+  end
   local msg = hint and (hint .. " (" .. text .. ")") or text
   local outcome = sent and "unknown" or "not_sent"
   if code == CURLE.OPERATION_TIMEDOUT then
@@ -128,6 +135,7 @@ function M.classify(r, secrets)
       return nil, errors.new("protocol", "HTTP " .. status .. " reply has no boolean Success field", base)
     end
     local code = doc.Result
+    if type(code) ~= "number" then code = nil end
     if type(code) == "number" then code = math.tointeger(code) or code end
     if doc.Success then
       return { ok = true, status = status, result = code,

@@ -24,8 +24,9 @@ for code, name in pairs(M.names) do M.codes[name] = code end
 --- The name of a code; unknown codes are named by number ("Unknown(4242)").
 function M.name(code)
   if math.type(code) ~= "integer" then
-    if type(code) == "number" and code == math.floor(code) then code = math.tointeger(code)
-    else return "Unknown(" .. tostring(code) .. ")" end
+    local i = math.tointeger(code)
+    if not i then return "Unknown(" .. tostring(code) .. ")" end
+    code = i
   end
   return M.names[code] or ("Unknown(" .. code .. ")")
 end
