@@ -12,6 +12,7 @@
 -- @module prequalify.batch
 local core = require "prequalify.core"
 local errors = require "prequalify.errors"
+local options = require "prequalify.options"
 local request = require "prequalify.request"
 local response = require "prequalify.response"
 local retry = require "prequalify.retry"
@@ -49,19 +50,8 @@ local function invalid(field, message)
 end
 
 local function check_options(opts)
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then
-      local known = {}
-      for name in pairs(OPTIONS) do known[#known + 1] = name end
-      table.sort(known)
-      return invalid(tostring(k), "unknown batch option '" .. tostring(k) .. "' (known: "
-        .. table.concat(known, ", ") .. ")")
-    end
-    if not want:find(type(v), 1, true) then
-      return invalid(k, "batch option '" .. k .. "' must be " .. want:gsub("|", " or ") .. ", got " .. type(v))
-    end
-  end
+  local ok, err = options.check(opts, OPTIONS, "batch")
+  if not ok then return nil, err end
   local c = opts.concurrency
   if c ~= nil and (math.type(c) ~= "integer" and c ~= math.floor(c) or c < 1 or c > M.MAX_CONCURRENCY) then
     return invalid("concurrency", "concurrency must be a whole number from 1 to " .. M.MAX_CONCURRENCY)

@@ -5,6 +5,7 @@
 local core = require "prequalify.core"
 local request = require "prequalify.request"
 local errors = require "prequalify.errors"
+local options = require "prequalify.options"
 local response = require "prequalify.response"
 local retry = require "prequalify.retry"
 local auth = require "prequalify.auth"
@@ -39,23 +40,6 @@ local OPTIONS = {
 
 local function invalid(field, message)
   return nil, errors.new("invalid", message, { field = field })
-end
-
-local function check_types(opts)
-  for k, v in pairs(opts) do
-    local want = OPTIONS[k]
-    if not want then
-      local known = {}
-      for name in pairs(OPTIONS) do known[#known + 1] = name end
-      table.sort(known)
-      return invalid(tostring(k), "unknown client option '" .. tostring(k) .. "' (known: "
-        .. table.concat(known, ", ") .. ")")
-    end
-    if not want:find(type(v), 1, true) then
-      return invalid(k, "client option '" .. k .. "' must be " .. want:gsub("|", " or ") .. ", got " .. type(v))
-    end
-  end
-  return true
 end
 
 local function check_url(opts)
@@ -102,7 +86,7 @@ function M.new(opts)
   if type(opts) ~= "table" then
     error("prequalify.client: expected a table of options, got " .. type(opts), 2)
   end
-  local ok, err = check_types(opts)
+  local ok, err = options.check(opts, OPTIONS, "client")
   if not ok then return nil, err end
   local base, uerr = check_url(opts)
   if not base then return nil, uerr end
