@@ -255,7 +255,7 @@ function M.run(client, items, opts)
       local cok, cerr = pcall(on_result, entry, res, err)
       if not cok then warn("on_result hook failed: " .. tostring(cerr)) end
     end
-    prog.update(rep.counts, { in_flight = n_inflight, stopping = stopping })
+    if prog.mode ~= "off" then prog.update(rep.counts, { in_flight = n_inflight, stopping = stopping }) end
   end
 
   local function journal_done(job, outcome, res, err)
@@ -389,8 +389,21 @@ function M.run(client, items, opts)
     return { entry = entry, key = key, req = send, body = body, attempts = 0, reauths = 0 }
   end
 
+  -- The engine copies what it needs at submit: one request table serves
+  -- every submit, and one headers table every request with the same token.
+  local sub = { method = "POST", url = url }
+  local hdr, hdr_bearer
+  local function headers_now()
+    local bearer, err = p.auth.header()
+    if err then return nil, err end
+    if hdr == nil or bearer ~= hdr_bearer then
+      hdr, hdr_bearer = client_mod.headers_for(bearer, true), bearer
+    end
+    return hdr
+  end
+
   local function submit(job)
-    local headers, herr = client_mod.headers(p, true)
+    local headers, herr = headers_now()
     if not headers then
       -- No credentials at all: every other item would fail the same way.
       if jr then jr:attempt(job.key, job.attempts + 1, herr) end
@@ -401,7 +414,9 @@ function M.run(client, items, opts)
     job.attempts = job.attempts + 1
     job.epoch = auth_epoch
     local now = core.monotonic()
-    local id, msg = engine:submit{ method = "POST", url = url, headers = headers, body = job.body }
+    sub.headers, sub.body = headers, job.body
+    local id, msg = engine:submit(sub)
+    sub.body = nil
     if not id then
       local err = errors.new("invalid", errors.redact(msg, p.auth.secrets()), { field = "headers" })
       journal_done(job, "failed", nil, err)
@@ -412,8 +427,10 @@ function M.run(client, items, opts)
     inflight[id] = job
     n_inflight = n_inflight + 1
     rep.requests = rep.requests + 1
-    emit{ event = "request", what = "batch", method = "POST", url = url, attempt = job.attempts,
-          index = job.entry.index, body_bytes = #job.body }
+    if p.on_event then
+      emit{ event = "request", what = "batch", method = "POST", url = url, attempt = job.attempts,
+            index = job.entry.index, body_bytes = #job.body }
+    end
   end
 
   local function requeue_now(job)
@@ -432,9 +449,11 @@ function M.run(client, items, opts)
   local function on_reply(job, r)
     local res, err = response.classify(r, p.auth.secrets())
     job.server_time = r.elapsed
-    emit{ event = "response", what = "batch", index = job.entry.index, attempt = job.attempts,
-          status = r.status, elapsed = r.elapsed, ok = res ~= nil, kind = err and err.kind,
-          outcome = err and err.outcome, new_connections = r.new_connections }
+    if p.on_event then
+      emit{ event = "response", what = "batch", index = job.entry.index, attempt = job.attempts,
+            status = r.status, elapsed = r.elapsed, ok = res ~= nil, kind = err and err.kind,
+            outcome = err and err.outcome, new_connections = r.new_connections }
+    end
     if res then
       res.attempts = job.attempts
       journal_done(job, "approved", res)
@@ -566,7 +585,7 @@ function M.run(client, items, opts)
         if deadline_at then wait = math.min(wait, math.max(0, deadline_at - now)) end
         if wait > 0 then core.sleep(wait) end
       end
-      prog.tick(rep.counts, { in_flight = n_inflight, stopping = stopping })
+      if prog.mode ~= "off" then prog.tick(rep.counts, { in_flight = n_inflight, stopping = stopping }) end
     end
   end
 

@@ -179,14 +179,19 @@ local function emit(p, event)
 end
 M.emit = emit
 
---- Headers for one call; obtains or refreshes a grant when needed.
-function M.headers(p, with_body)
+--- The headers table for a given Authorization value (nil: none).
+function M.headers_for(bearer, with_body)
   local h = { Accept = "application/json" }
   if with_body then h["Content-Type"] = "application/json" end
-  local bearer, err = p.auth.header()
-  if err then return nil, err end
   h.Authorization = bearer
   return h
+end
+
+--- Headers for one call; obtains or refreshes a grant when needed.
+function M.headers(p, with_body)
+  local bearer, err = p.auth.header()
+  if err then return nil, err end
+  return M.headers_for(bearer, with_body)
 end
 
 -- One attempt through the engine; returns the classified result.
