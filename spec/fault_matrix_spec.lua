@@ -89,7 +89,9 @@ local MATRIX = {
 
 -- A TCP port on which nothing listens: bound by python, then closed.
 local function closed_port()
-  local p = assert(io.popen([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); ]]
+  -- (Without the sanitizer runtime of the ASan spec run: python is not ours.)
+  local p = assert(io.popen([[env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS ]]
+    .. [[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); ]]
     .. [[print(s.getsockname()[1]); s.close()']]))
   local port = p:read("l")
   p:close()
