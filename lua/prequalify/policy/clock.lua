@@ -16,6 +16,10 @@ function M.now(ctx)
   return v
 end
 
+-- Up to here (the year 10000) weekday and time of day are worked out
+-- without os.date; beyond, os.date decides (and raises where it cannot).
+local LAST = 253402300800
+
 -- os.date's wday: 1 is Sunday.
 local DAY_NAMES = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" }
 local DAY_INDEX = {}
@@ -136,17 +140,30 @@ function M.time_window(t)
   if days then parts[#parts + 1] = days_label(days) end
   if from then parts[#parts + 1] = hhmm(from) .. "-" .. hhmm(to) end
   local window = table.concat(parts, " ")
+  -- `at` is the local time as unix seconds (the moment plus the offset).
+  local function shown(at)
+    local d = os.date("!*t", at)
+    local day = DAY_NAMES[d.wday]:gsub("^%l", string.upper)
+    return string.format("%s %04d-%02d-%02d %02d:%02d %s", day, d.year, d.month, d.day,
+      d.hour, d.min, zone)
+  end
+  local function inside(at) return shown(at) .. " is inside " .. window end
   return rules.leaf("time_window(" .. window .. " " .. zone .. ")", function(_, ctx)
-    local at = os.date("!*t", math.floor(M.now(ctx)) + off)
-    local mins = at.hour * 60 + at.min
-    local day = DAY_NAMES[at.wday]:gsub("^%l", string.upper)
-    local shown = string.format("%s %04d-%02d-%02d %02d:%02d %s", day, at.year, at.month, at.day,
-      at.hour, at.min, zone)
-    local in_days = not days or days[at.wday]
+    local at = math.floor(M.now(ctx)) + off
+    local wday, mins
+    if math.type(at) == "integer" and at >= 0 and at < LAST then
+      -- 1970-01-01 was a Thursday (wday 5)
+      wday, mins = (at // 86400 + 4) % 7 + 1, at % 86400 // 60
+    else
+      -- what os.date makes of it, or its error
+      local d = os.date("!*t", at)
+      wday, mins = d.wday, d.hour * 60 + d.min
+    end
+    local in_days = not days or days[wday]
     local in_hours = not from or (from < to and mins >= from and mins < to)
       or (from > to and (mins >= from or mins < to))
-    if in_days and in_hours then return "allow", shown .. " is inside " .. window end
-    return "deny", shown .. " is outside " .. window
+    if in_days and in_hours then return "allow", inside, at end
+    return "deny", shown(at) .. " is outside " .. window
   end)
 end
 

@@ -1,11 +1,15 @@
 --- Combinators: policies built from other policies.
 --
 -- Every combinator runs its parts through `decision.run`, so an error in a
--- part is a deny and never propagates. An error anywhere denies the whole
+-- part is a deny and never propagates. Each also has a fast form (used by
+-- `evaluate` when every part is built here) that makes the same decisions
+-- and the same trail, recorded in a log whose reasons are built on reading;
+-- the two are kept side by side below and must change together. An error anywhere denies the whole
 -- request, whatever combinator it sits in: a broken rule never allows.
 -- A part that skips is neutral: it neither allows nor denies.
 -- @module prequalify.policy.combinators
 local D = require "prequalify.policy.decision"
+local L = require "prequalify.policy.log"
 
 local M = {}
 
@@ -46,6 +50,7 @@ end
 function M.all(parts)
   local list = parts_of("all", parts)
   local name = list_name("all", list)
+  local fast = D.fast_all(list)
   return D.builtin(name, function(req, ctx)
     local cur, trail, verdict, deciding = req, {}, "skip", nil
     for _, p in ipairs(list) do
@@ -64,6 +69,27 @@ function M.all(parts)
     end
     if verdict == "skip" then deciding = trail[#trail] end
     return result(name, verdict, cur, trail, deciding)
+  end, fast and function(req, ctx, log, n, depth)
+    local start, cur, verdict, deciding = n, req, "skip", nil
+    for i = 1, #fast do
+      local v, r, dec
+      v, r, dec, n = fast[i](cur, ctx, log, n, depth)
+      if v == "deny" then return "deny", req, dec, n end
+      if v ~= "skip" then
+        if v == "adjust" then
+          cur, verdict = r, "adjust"
+        elseif verdict == "skip" then
+          verdict = "allow"
+        end
+        deciding = dec
+      end
+    end
+    if verdict == "skip" then deciding = L.last_visible(log, start, n) end
+    if not deciding then
+      n = L.put(log, n, name, verdict, -1, "no rule decided")
+      deciding = n - 4
+    end
+    return verdict, cur, deciding, n
   end)
 end
 
@@ -73,6 +99,8 @@ end
 function M.any(parts)
   local list = parts_of("any", parts)
   local name = list_name("any", list)
+  local fast = D.fast_all(list)
+  local none = string.format("none of %d rules allowed", #list)
   return D.builtin(name, function(req, ctx)
     local sub, denied = {}, 0
     local winner
@@ -91,11 +119,28 @@ function M.any(parts)
       local w = winner.deciding
       head = { rule = name, verdict = winner.verdict, reason = w.rule .. ": " .. w.reason, depth = 0 }
     elseif denied > 0 then
-      head = { rule = name, verdict = "deny", reason = string.format("none of %d rules allowed", #list), depth = 0 }
+      head = { rule = name, verdict = "deny", reason = none, depth = 0 }
     else
       head = { rule = name, verdict = "skip", reason = "every rule skipped", depth = 0 }
     end
     return result(name, head.verdict, winner and winner.request or req, D.shift(sub, 1, { head }), head)
+  end, fast and function(req, ctx, log, n, depth)
+    local head = n + 1
+    n = n + L.STRIDE
+    local denied, wv, wr, wdec = 0, nil, nil, nil
+    for i = 1, #fast do
+      local v, r, dec
+      v, r, dec, n = fast[i](req, ctx, log, n, depth + 1)
+      if v == "allow" or v == "adjust" then wv, wr, wdec = v, r, dec; break end
+      if v == "deny" then denied = denied + 1 end
+    end
+    if wv then
+      L.put(log, head - 1, name, wv, depth, L.quote, wdec)
+      return wv, wr, head, n
+    end
+    local verdict = denied > 0 and "deny" or "skip"
+    L.put(log, head - 1, name, verdict, depth, denied > 0 and none or "every rule skipped")
+    return verdict, req, head, n
   end)
 end
 
@@ -104,6 +149,7 @@ end
 function M.negate(p)
   D.check(p, "policy.negate")
   local name = "not(" .. D.name(p) .. ")"
+  local fast = D.fast(p)
   return D.builtin(name, function(req, ctx)
     local d = D.run(p, req, ctx)
     local verdict
@@ -114,6 +160,17 @@ function M.negate(p)
     local trail = { head }
     if #d.trail > 1 or d.error then D.shift(d.trail, 1, trail) end
     return result(name, verdict, req, trail, head, d.error)
+  end, fast and function(req, ctx, log, n, depth)
+    local head = n + 1
+    n = n + L.STRIDE
+    local start = n
+    local v, _, dec
+    v, _, dec, n = fast(req, ctx, log, n, depth + 1)
+    local verdict = v
+    if v ~= "skip" then verdict = (v == "allow" or v == "adjust") and "deny" or "allow" end
+    L.put(log, head - 1, name, verdict, depth, L.reason_of, dec)
+    L.hide_single(log, start, n)
+    return verdict, req, head, n
   end)
 end
 
@@ -125,6 +182,7 @@ function M.when(condition, p)
   D.check(condition, "policy.when (condition)")
   D.check(p, "policy.when (policy)")
   local name = "when(" .. D.name(condition) .. ", " .. D.name(p) .. ")"
+  local fc, fp, cname = D.fast(condition), D.fast(p), D.name(condition)
   return D.builtin(name, function(req, ctx)
     local c = D.run(condition, req, ctx)
     if c.error then return result(name, "deny", req, c.trail, c.deciding, true) end
@@ -138,6 +196,17 @@ function M.when(condition, p)
     append(trail, c.trail)
     append(trail, d.trail)
     return result(name, d.verdict, d.request, trail, d.deciding, d.error)
+  end, fc and fp and function(req, ctx, log, n, depth)
+    local start = n
+    local v, _, dec
+    v, _, dec, n = fc(req, ctx, log, n, depth)
+    if v == "skip" then return "skip", req, dec, n end
+    if v == "deny" then
+      L.hide(log, start, n)
+      n = L.put(log, n, cname, "skip", depth, L.reason_of, dec)
+      return "skip", req, n - 4, n
+    end
+    return fp(req, ctx, log, n, depth)
   end)
 end
 
@@ -146,6 +215,7 @@ end
 function M.first(parts)
   local list = parts_of("first", parts)
   local name = list_name("first", list)
+  local fast = D.fast_all(list)
   return D.builtin(name, function(req, ctx)
     local trail = {}
     for _, p in ipairs(list) do
@@ -156,6 +226,19 @@ function M.first(parts)
       end
     end
     return result(name, "skip", req, trail, trail[#trail])
+  end, fast and function(req, ctx, log, n, depth)
+    local start = n
+    for i = 1, #fast do
+      local v, r, dec
+      v, r, dec, n = fast[i](req, ctx, log, n, depth)
+      if v ~= "skip" then return v, r, dec, n end
+    end
+    local last = L.last_visible(log, start, n)
+    if not last then
+      n = L.put(log, n, name, "skip", -1, "no rule decided")
+      last = n - 4
+    end
+    return "skip", req, last, n
   end)
 end
 

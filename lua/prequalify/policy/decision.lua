@@ -15,6 +15,13 @@ local M = {}
 -- rule alive.
 local names = setmetatable({}, { __mode = "k" })
 local internal = setmetatable({}, { __mode = "k" })
+-- The fast form of a built-in policy, when it and all its parts are built
+-- here: `(req, ctx, log, n, depth) -> verdict, request, deciding, n`. It
+-- writes its trail into `log` (see `prequalify.policy.log`) after slot `n`
+-- and returns the slot of the entry that decided and the new end of the
+-- log. It does not catch errors: `evaluate` runs it under one `pcall` and
+-- on an error decides again through `run`, which names the failing rule.
+local fast = setmetatable({}, { __mode = "k" })
 
 local VERDICTS = { allow = true, adjust = true, deny = true, skip = true }
 M.VERDICTS = VERDICTS
@@ -34,11 +41,28 @@ function M.name(p)
   return tostring(p)
 end
 
---- Mark `fn` as a rule built by this library and give it `name`.
-function M.builtin(name, fn)
+--- Mark `fn` as a rule built by this library and give it `name`;
+-- `quick` is its fast form, if it has one.
+function M.builtin(name, fn, quick)
   names[fn] = name
   internal[fn] = true
+  fast[fn] = quick
   return fn
+end
+
+--- The fast form of `p`, or nil (a user's rule, or a combinator of one).
+function M.fast(p)
+  return fast[p]
+end
+
+--- The fast forms of all of `list`, or nil if one of them has none.
+function M.fast_all(list)
+  local out = {}
+  for i, p in ipairs(list) do
+    out[i] = fast[p]
+    if not out[i] then return nil end
+  end
+  return out
 end
 
 --- Give a user's rule a printable name: returns a new function that calls `fn`.

@@ -5,11 +5,50 @@
 local request = require "prequalify.request"
 local errors = require "prequalify.errors"
 local D = require "prequalify.policy.decision"
+local L = require "prequalify.policy.log"
 local state = require "prequalify.policy.state"
 
 local M = {}
 
 local DEFAULT = { rule = "default", verdict = "deny", reason = "no rule decided (default deny)", depth = 0 }
+
+-- An allowed decision from the fast path has its log as metatable until its
+-- trail is read; then the trail is built once and it becomes a plain table.
+local function build_trail(d, key)
+  if key == "trail" then
+    local log = getmetatable(d)
+    local trail = L.trail(log, log.n)
+    setmetatable(d, nil)
+    d.trail = trail
+    return trail
+  end
+  return nil
+end
+
+-- The decision through the policy's fast form, or nil if it raised (then
+-- `run` decides again, with one `pcall` per rule, to name the rule). Every
+-- part being built here, a second run decides the same; only a `ctx.now`
+-- function is called again.
+-- The longest log each policy has needed so far (its next is made that big).
+local sizes = setmetatable({}, { __mode = "k" })
+
+local function fast_decide(fast, r, ctx)
+  local log = L.new(build_trail, sizes[fast] or 40)
+  local ok, verdict, sent, deciding, n = pcall(fast, r, ctx, log, 0, 0)
+  if not ok then return nil end
+  if n > (sizes[fast] or 0) then sizes[fast] = n end
+  if verdict == "skip" then
+    n = L.put(log, n, DEFAULT.rule, DEFAULT.verdict, 0, DEFAULT.reason)
+    deciding, verdict = n - 4, "deny"
+  end
+  if verdict == "deny" then
+    return { allow = false, verdict = "deny", trail = L.trail(log, n), request = r,
+             reason = log[deciding] .. ": " .. L.reason(log, deciding) }
+  end
+  if verdict == "adjust" and D.same(sent, r) then verdict = "allow" end
+  log.n = n
+  return setmetatable({ allow = true, verdict = verdict, request = sent }, log)
+end
 
 --- Decide on one request without recording anything in `ctx`.
 -- @return the decision: `allow`, `verdict` (`allow`, `adjust` or `deny`),
@@ -29,6 +68,11 @@ function M.decide(p, req, ctx)
   if not r then
     local entry = { rule = "validate", verdict = "deny", reason = why, depth = 0 }
     return { allow = false, verdict = "deny", input = req, trail = { entry }, reason = "validate: " .. why }
+  end
+  local fast = D.fast(p)
+  if fast then
+    local out = fast_decide(fast, r, ctx)
+    if out then return out end
   end
   local d = D.run(p, r, ctx)
   local trail, deciding = {}, d.deciding

@@ -91,10 +91,20 @@ local function load_set(who, src, base)
   error(string.format("policy.%s: expected a file name or a list of digests, got %s", who, type(src)), 3)
 end
 
-local function lookup(set, req)
-  local raw = core.b64decode(req.data)
-  return raw and set[raw]
+-- Lists are looked up by a request's `data` as it is: validation admits
+-- only canonical Base64 (one text per digest), so the text stands for the
+-- bytes and no request needs decoding.
+local function by_text(set)
+  local out = {}
+  for raw, hit in pairs(set) do out[core.b64encode(raw)] = hit end
+  return out
 end
+
+local function lookup(set, req)
+  return set[req.data]
+end
+
+local function not_on_deny_list(data) return text.digest(data) .. " is not on the deny list" end
 
 local function where(hit)
   if not hit.where then return "" end
@@ -107,16 +117,18 @@ end
 -- @param[opt] base directory for a relative file name
 function M.deny_hashes(src, base)
   local set, desc = load_set("deny_hashes", src, base)
+  set = by_text(set)
   return rules.leaf("deny_hashes(" .. desc .. ")", function(req)
     local hit = lookup(set, req)
     if hit then return "deny", text.digest(req.data) .. " is on the deny list" .. where(hit) end
-    return "allow", text.digest(req.data) .. " is not on the deny list"
+    return "allow", not_on_deny_list, req.data
   end)
 end
 
 --- Allows only a hash that is on the list (same sources as `deny_hashes`).
 function M.allow_hashes(src, base)
   local set, desc = load_set("allow_hashes", src, base)
+  set = by_text(set)
   return rules.leaf("allow_hashes(" .. desc .. ")", function(req)
     local hit = lookup(set, req)
     if hit then return "allow", text.digest(req.data) .. " is on the allow list" .. where(hit) end

@@ -11,11 +11,31 @@ local text = require "prequalify.policy.text"
 local M = {}
 
 local HOURS_MAX = 8760
+-- DNs whose match a rule remembers (a batch sends few distinct ones).
+local SEEN_MAX = 256
 
--- A rule whose check returns verdict, reason[, changes].
+-- A rule whose check returns `verdict, reason, x, changes`. `reason` is the
+-- text, or a function that makes it from `x` (what the rule looked at: a
+-- string or a number, never the request table): the fast form builds it
+-- only if the trail is read, so a check should defer the reasons of the
+-- common case (allow) and may spell out the rare ones.
 local function leaf(name, check)
+  local function quick(req, ctx, log, n, depth)
+    local verdict, reason, x, changes = check(req, ctx)
+    if verdict == "adjust" then
+      local new, msg = D.adjusted(req, changes)
+      if new then
+        req = new
+      else
+        verdict, reason, x = "deny", "the adjusted request is invalid: " .. msg, nil
+      end
+    end
+    log[n + 1], log[n + 2], log[n + 3], log[n + 4], log[n + 5] = name, verdict, depth, reason, x
+    return verdict, req, n + 1, n + 5
+  end
   return D.builtin(name, function(req, ctx)
-    local verdict, reason, changes = check(req, ctx)
+    local verdict, reason, x, changes = check(req, ctx)
+    if type(reason) == "function" then reason = reason(x) end
     if verdict == "adjust" then
       local new, msg = D.adjusted(req, changes)
       if not new then
@@ -24,7 +44,7 @@ local function leaf(name, check)
       return D.single(name, "adjust", reason, new)
     end
     return D.single(name, verdict, reason, req)
-  end)
+  end, quick)
 end
 M.leaf = leaf
 
@@ -63,12 +83,24 @@ function M.environment(patterns)
     if not m then error(string.format("policy.environment: pattern %q %s", p, why), 2) end
     matchers[i] = m
   end
-  return leaf("environment(" .. text.list(list) .. ")", function(req)
-    for i, m in ipairs(matchers) do
-      if m(req.dn) then return "allow", "matches " .. list[i] end
+  local shown, matches = text.list(list), {}
+  for i, p in ipairs(list) do matches[i] = "matches " .. p end
+  -- dn -> the index of the first pattern it matches, or false
+  local seen, n_seen = {}, 0
+  return leaf("environment(" .. shown .. ")", function(req)
+    local dn = req.dn
+    local i = seen[dn]
+    if i == nil then
+      i = false
+      for j, m in ipairs(matchers) do
+        if m(dn) then i = j; break end
+      end
+      if n_seen >= SEEN_MAX then seen, n_seen = {}, 0 end
+      seen[dn], n_seen = i, n_seen + 1
     end
-    if #list == 1 then return "deny", req.dn .. " does not match " .. list[1] end
-    return "deny", req.dn .. " matches none of " .. text.list(list)
+    if i then return "allow", matches[i] end
+    if #list == 1 then return "deny", dn .. " does not match " .. list[1] end
+    return "deny", dn .. " matches none of " .. shown
   end)
 end
 
@@ -83,6 +115,9 @@ local function identities(who, v)
   end
   return set, list
 end
+
+local function on_allow_list(user) return user .. " is on the allow list" end
+local function not_on_deny_list(user) return user .. " is not on the deny list" end
 
 --- Allows the listed identities and denies the others; or denies the listed
 -- ones and allows the others; or both. Identities are PrefixedName
@@ -100,33 +135,36 @@ function M.users(t)
   if allow_list then parts[#parts + 1] = "allow " .. text.list(allow_list) end
   if deny_list then parts[#parts + 1] = "deny " .. text.list(deny_list) end
   return leaf("users(" .. table.concat(parts, "; ") .. ")", function(req)
-    local u = req.user:lower()
-    if deny and deny[u] then return "deny", req.user .. " is on the deny list" end
+    local user = req.user
+    local u = text.lower(user)
+    if deny and deny[u] then return "deny", user .. " is on the deny list" end
     if allow then
-      if allow[u] then return "allow", req.user .. " is on the allow list" end
-      return "deny", req.user .. " is not on the allow list"
+      if allow[u] then return "allow", on_allow_list, user end
+      return "deny", user .. " is not on the allow list"
     end
-    return "allow", req.user .. " is not on the deny list"
+    return "allow", not_on_deny_list, user
   end)
 end
 
 --- Denies a validity longer than `n` hours; no `hours` counts as 24.
 function M.max_hours(n)
   hours_arg("max_hours", n)
+  local function within(hours) return text.hours_value(hours) .. " is within " .. n end
   return leaf("max_hours(" .. n .. ")", function(req)
     if text.hours_of(req) > n then return "deny", text.hours(req) .. " exceeds " .. n end
-    return "allow", text.hours(req) .. " is within " .. n
+    return "allow", within, req.hours
   end)
 end
 
 --- Lowers a validity longer than `n` hours (or none, meaning 24) to `n`.
 function M.clamp_hours(n)
   hours_arg("clamp_hours", n)
+  local function within(hours) return text.hours_value(hours) .. " is within " .. n end
+  local function clamped(hours) return text.hours_value(hours) .. " clamped to " .. n end
+  local changes = { hours = n }
   return leaf("clamp_hours(" .. n .. ")", function(req)
-    if text.hours_of(req) > n then
-      return "adjust", text.hours(req) .. " clamped to " .. n, { hours = n }
-    end
-    return "allow", text.hours(req) .. " is within " .. n
+    if text.hours_of(req) > n then return "adjust", clamped, req.hours, changes end
+    return "allow", within, req.hours
   end)
 end
 
@@ -141,13 +179,17 @@ function M.require_single_use()
 end
 
 --- Sets `single_use = true` where it is not set.
+local SINGLE = { single_use = true }
+
 function M.force_single_use()
   return leaf("force_single_use()", function(req)
     if req.single_use == true then return "allow", "single_use is already set" end
-    return "adjust", "single_use set (was " .. (req.single_use == false and "false" or "not set") .. ")",
-      { single_use = true }
+    return "adjust", req.single_use == false and "single_use set (was false)" or "single_use set (was not set)",
+      nil, SINGLE
   end)
 end
+
+local function comment_matches(comment) return "comment " .. text.quote(comment) .. " matches" end
 
 --- Allows a comment in which the Lua pattern is found (use `^`/`$` to anchor).
 -- @tparam string pattern e.g. `"%u+%-%d+"` for a ticket reference such as `OPS-1234`
@@ -161,8 +203,9 @@ function M.comment_matches(pattern)
       tostring(why):gsub("^.-:%d+: ", "")), 2)
   end
   return leaf("comment_matches(" .. pattern .. ")", function(req)
-    if req.comment:find(pattern) then return "allow", "comment " .. text.quote(req.comment) .. " matches" end
-    return "deny", "comment " .. text.quote(req.comment) .. " does not match " .. pattern
+    local comment = req.comment
+    if comment:find(pattern) then return "allow", comment_matches, comment end
+    return "deny", "comment " .. text.quote(comment) .. " does not match " .. pattern
   end)
 end
 
@@ -185,9 +228,14 @@ function M.algorithms(list)
   local sorted = {}
   for _, a in ipairs(ORDER) do if set[a] then sorted[#sorted + 1] = a end end
   local wanted = text.list(sorted)
+  local allowed = {}
+  for a in pairs(set) do allowed[a] = string.format("%s (%d bytes) is allowed", a, LENGTHS[a]) end
   return leaf("algorithms(" .. wanted .. ")", function(req)
     local alg, n = req.algorithm, req.digest_length
-    if alg and set[alg] then return "allow", string.format("%s (%d bytes) is allowed", alg, n) end
+    if alg and set[alg] then
+      if n == LENGTHS[alg] then return "allow", allowed[alg] end
+      return "allow", string.format("%s (%d bytes) is allowed", alg, n)
+    end
     if alg then return "deny", string.format("%s (%d bytes) is not one of %s", alg, n, wanted) end
     return "deny", string.format("a %d-byte digest is not one of %s", n, wanted)
   end)

@@ -3,12 +3,16 @@
 -- allowed request only) writes it. A hash that a later rule denies therefore
 -- never counts as approved.
 --
--- Layout, under `ctx.state.approvals`: `hashes[raw]` and
--- `hashes_by_env[raw .. "\0" .. dn]` (true), and `times.all`,
--- `times.user[user]`, `times.environment[dn]`: lists of approval times
--- (user and dn lower-cased).
+-- Layout, under `ctx.state.approvals`: `hashes[data]`, the environment
+-- (dn) it was approved for, or a set `{[dn] = true}` when there were
+-- several (`data` is the request's Base64 text, which validation admits
+-- only in its canonical form, one per digest), and `times.all`, `times.user[user]`,
+-- `times.environment[dn]`: approval times as runs, `{t1, count1, t2,
+-- count2, ...}`, oldest first, where a run counts the approvals at one time
+-- (user and dn lower-cased). Recording is O(1) per approval and the time
+-- lists grow with the distinct times (seconds, by `os.time()`), not with
+-- the approvals.
 -- @module prequalify.policy.state
-local core = require "prequalify.core"
 local clock = require "prequalify.policy.clock"
 local rules = require "prequalify.policy.rules"
 local text = require "prequalify.policy.text"
@@ -25,30 +29,47 @@ local function approvals(ctx, create)
   end
   local a = st.approvals
   if a == nil and create then
-    a = { hashes = {}, hashes_by_env = {}, times = { all = {}, user = {}, environment = {} } }
+    a = { hashes = {}, times = { all = {}, user = {}, environment = {} } }
     st.approvals = a
   end
   return a
 end
 
-local function push(map, key, t)
+-- One more approval at time `t` in the runs `list`.
+local function push(list, t)
+  local n = #list
+  if n > 0 and list[n - 1] == t then
+    list[n] = list[n] + 1
+  else
+    list[n + 1], list[n + 2] = t, 1
+  end
+end
+
+local function runs(map, key)
   local list = map[key]
   if not list then list = {}; map[key] = list end
-  list[#list + 1] = t
+  return list
 end
 
 --- Remember that `req` was approved, at `ctx.now`.
 function M.record(req, ctx)
   local a = approvals(ctx, true)
-  local raw = core.b64decode(req.data) or req.data
-  local dn, user = req.dn:lower(), req.user:lower()
+  local data = req.data
+  local dn, user = text.lower(req.dn), text.lower(req.user)
   local t = clock.now(ctx)
-  a.hashes[raw] = true
-  a.hashes_by_env[raw .. "\0" .. dn] = true
+  local hashes = a.hashes
+  local envs = hashes[data]
+  if envs == nil then
+    hashes[data] = dn
+  elseif type(envs) == "table" then
+    envs[dn] = true
+  elseif envs ~= dn then
+    hashes[data] = { [envs] = true, [dn] = true }
+  end
   local times = a.times
-  times.all[#times.all + 1] = t
-  push(times.user, user, t)
-  push(times.environment, dn, t)
+  push(times.all, t)
+  push(runs(times.user, user), t)
+  push(runs(times.environment, dn), t)
 end
 
 --- Denies a hash already approved earlier in the same context (a `plan`, a
@@ -64,19 +85,20 @@ function M.unique(t)
   end
   local name = per_env and "unique(by environment)" or "unique()"
   local scope = per_env and "for this environment " or ""
+  local function new(data) return text.digest(data) .. " was not approved before " .. scope .. "in this batch" end
   return rules.leaf(name, function(req, ctx)
     local a = approvals(ctx, false)
-    local raw = core.b64decode(req.data) or req.data
-    local seen = false
-    if a and per_env then
-      seen = a.hashes_by_env[raw .. "\0" .. req.dn:lower()]
-    elseif a then
-      seen = a.hashes[raw]
+    local data = req.data
+    local envs = a and a.hashes[data]
+    local seen = envs ~= nil
+    if envs and per_env then
+      local dn = text.lower(req.dn)
+      seen = envs == dn or type(envs) == "table" and envs[dn] == true
     end
     if seen then
-      return "deny", text.digest(req.data) .. " was already approved " .. scope .. "in this batch"
+      return "deny", text.digest(data) .. " was already approved " .. scope .. "in this batch"
     end
-    return "allow", text.digest(req.data) .. " was not approved before " .. scope .. "in this batch"
+    return "allow", new, data
   end)
 end
 
@@ -106,10 +128,10 @@ function M.rate_limit(t)
     local list, who
     if key == "user" then
       who = req.user
-      list = a and a.times.user[req.user:lower()]
+      list = a and a.times.user[text.lower(who)]
     elseif key == "environment" then
       who = req.dn
-      list = a and a.times.environment[req.dn:lower()]
+      list = a and a.times.environment[text.lower(who)]
     else
       who = "this batch"
       list = a and a.times.all
@@ -117,9 +139,10 @@ function M.rate_limit(t)
     -- count from the newest approval back to the edge of the window
     local n, cutoff = 0, now - per
     if list then
-      for i = #list, 1, -1 do
-        if list[i] <= cutoff or n >= max then break end
-        n = n + 1
+      for i = #list - 1, 1, -2 do
+        if list[i] <= cutoff then break end
+        n = n + list[i + 1]
+        if n >= max then n = max; break end
       end
     end
     local used = string.format("%d approval%s in the last %s (max %d)", n, n == 1 and "" or "s", window, max)

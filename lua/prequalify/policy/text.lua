@@ -13,12 +13,17 @@ function M.digest(data)
   return data:sub(1, 12) .. "..."
 end
 
---- `"24 requested (server default)"` or `"8 requested"`.
-function M.hours(req)
-  if req.hours == nil then
+--- `"24 requested (server default)"` or `"8 requested"`, from a request's `hours`.
+function M.hours_value(hours)
+  if hours == nil then
     return M.DEFAULT_HOURS .. " requested (server default)"
   end
-  return req.hours .. " requested"
+  return hours .. " requested"
+end
+
+--- The same, for a request.
+function M.hours(req)
+  return M.hours_value(req.hours)
 end
 
 --- The hours a request asks for, counting a missing value as the default.
@@ -39,6 +44,22 @@ function M.duration(s)
   if s % 3600 == 0 then return string.format("%dh", s // 3600) end
   if s % 60 == 0 then return string.format("%dm", s // 60) end
   return string.format("%gs", s)
+end
+
+-- Lower-cased names (users, DNs) of recent requests: a batch sends the
+-- same few again and again. Emptied when full, so it stays small.
+local LOWER_MAX = 1024
+local lowered, n_lowered = {}, 0
+
+--- `s:lower()`, remembered for the strings seen most recently.
+function M.lower(s)
+  local l = lowered[s]
+  if l == nil then
+    l = s:lower()
+    if n_lowered >= LOWER_MAX then lowered, n_lowered = {}, 0 end
+    lowered[s], n_lowered = l, n_lowered + 1
+  end
+  return l
 end
 
 --- `{"a", "b"}` as `"a, b"`.

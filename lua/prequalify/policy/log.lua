@@ -1,0 +1,91 @@
+--- The trail as the fast path records it: one flat table per evaluation,
+-- five slots per entry (rule name, verdict, depth, reason, x), whose
+-- reasons are built only when somebody reads the trail. Most requests are
+-- allowed and nobody reads why, so building 8 reason strings and 8 entry
+-- tables for each would be most of a policy's cost.
+--
+-- A reason slot holds the text, or a function called as `reason(x, log)`
+-- that builds it from `x`, a value the rule captured (never the request
+-- table, which its owner may change after the decision). An entry with
+-- depth -1 is hidden: a combinator left it out of the trail but may still
+-- quote its reason. Entries are addressed by their first slot.
+-- @module prequalify.policy.log
+local M = {}
+
+--- Slots per entry.
+M.STRIDE = 5
+
+-- The log is also the metatable of the allowed decision it belongs to
+-- (`__index` builds the trail on first read), so a decision costs two
+-- tables. It is made with room for `slots` up front, in one allocation:
+-- growing a table from empty rehashes it at every power of two.
+local FILL = {}
+for i = 1, 40 * 5 do FILL[i] = false end
+local unpack = table.unpack
+
+local function new(index, slots)
+  return { __index = index, n = 0, unpack(FILL, 1, slots) }
+end
+M.new = new
+
+--- Append an entry; returns the new end of the log.
+function M.put(log, n, name, verdict, depth, reason, x)
+  log[n + 1], log[n + 2], log[n + 3], log[n + 4], log[n + 5] = name, verdict, depth, reason, x
+  return n + 5
+end
+
+--- The reason of the entry at `i`, built if it was deferred.
+local function reason(log, i)
+  local r = log[i + 3]
+  if type(r) == "function" then return r(log[i + 4], log) end
+  return r
+end
+M.reason = reason
+
+--- A deferred reason that is the reason of another entry (`x` is its index).
+function M.reason_of(i, log)
+  return reason(log, i)
+end
+
+--- A deferred reason `rule: reason` quoting another entry (`x` is its index).
+function M.quote(i, log)
+  return log[i] .. ": " .. reason(log, i)
+end
+
+--- Hide the entries between `from` (exclusive end of the log before them)
+-- and `to` if at most one of them is visible.
+function M.hide_single(log, from, to)
+  local seen = 0
+  for i = from + 1, to, 5 do
+    if log[i + 2] >= 0 then seen = seen + 1 end
+  end
+  if seen <= 1 then M.hide(log, from, to) end
+end
+
+--- Hide every entry after `from` up to `to`.
+function M.hide(log, from, to)
+  for i = from + 1, to, 5 do log[i + 2] = -1 end
+end
+
+--- The last visible entry after `from`, or nil.
+function M.last_visible(log, from, to)
+  for i = to - 4, from + 1, -5 do
+    if log[i + 2] >= 0 then return i end
+  end
+  return nil
+end
+
+--- The trail: a plain list of `{rule=, verdict=, reason=, depth=}`.
+function M.trail(log, n)
+  local out, k = {}, 0
+  for i = 1, n, 5 do
+    local depth = log[i + 2]
+    if depth >= 0 then
+      k = k + 1
+      out[k] = { rule = log[i], verdict = log[i + 1], reason = reason(log, i), depth = depth }
+    end
+  end
+  return out
+end
+
+return M
