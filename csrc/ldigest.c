@@ -19,42 +19,44 @@
 #define PQ_DIGEST_CHUNK (256 * 1024)
 #endif
 
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
 /* EVP_sha256() and friends make OpenSSL 3 look the algorithm up in the
  * provider on every EVP_Digest/EVP_DigestInit_ex (about 0.9 us, more than
- * hashing a request key). Each algorithm is fetched once per process, under
- * pthread_once since two Lua states in two threads may ask at once; the
- * fetched object lives until exit. A failed fetch falls back to the
- * implicit one. */
-#include <pthread.h>
+ * hashing a request key). Each Lua state fetches each algorithm once, into a
+ * cache that is an upvalue of the digest functions and is freed by its __gc
+ * at lua_close (before the module is unloaded): no lock, nothing shared
+ * between states in different threads, nothing left at exit. A failed fetch
+ * falls back to the implicit one. */
+typedef struct ldigest_cache {
+    const EVP_MD *md[3];
+    int tried[3];
+} ldigest_cache;
 
-static const EVP_MD *ldigest_fetched[3];
-static pthread_once_t ldigest_once[3] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
-
-static void ldigest_fetch_sha256(void) { ldigest_fetched[0] = EVP_MD_fetch(NULL, "SHA256", NULL); }
-static void ldigest_fetch_sha384(void) { ldigest_fetched[1] = EVP_MD_fetch(NULL, "SHA384", NULL); }
-static void ldigest_fetch_sha512(void) { ldigest_fetched[2] = EVP_MD_fetch(NULL, "SHA512", NULL); }
-
-static const EVP_MD *ldigest_cached(int i)
+static int ldigest_cache_gc(lua_State *L)
 {
-    static void (*const fetch[3])(void) = {ldigest_fetch_sha256, ldigest_fetch_sha384, ldigest_fetch_sha512};
-    if (pthread_once(&ldigest_once[i], fetch[i]) != 0) return NULL;
-    return ldigest_fetched[i];
-}
-#else
-static const EVP_MD *ldigest_cached(int i)
-{
-    (void)i;
-    return NULL;
-}
+    ldigest_cache *c = (ldigest_cache *)luaL_checkudata(L, 1, "prequalify.digest_cache");
+    int i;
+    for (i = 0; i < 3; i++) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        EVP_MD_free((EVP_MD *)c->md[i]);
 #endif
+        c->md[i] = NULL;
+    }
+    return 0;
+}
 
 static const EVP_MD *ldigest_md(lua_State *L, int idx)
 {
     static const char *const names[] = {"sha256", "sha384", "sha512", NULL};
     int i = luaL_checkoption(L, idx, "sha256", names);
-    const EVP_MD *md = ldigest_cached(i);
-    if (md) return md;
+    ldigest_cache *c = (ldigest_cache *)lua_touserdata(L, lua_upvalueindex(1));
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    static const char *const fetch_names[] = {"SHA256", "SHA384", "SHA512"};
+    if (c && !c->tried[i]) {
+        c->tried[i] = 1;
+        c->md[i] = EVP_MD_fetch(NULL, fetch_names[i], NULL);
+    }
+#endif
+    if (c && c->md[i]) return c->md[i];
     switch (i) {
     case 1: return EVP_sha384();
     case 2: return EVP_sha512();
@@ -175,5 +177,12 @@ void ldigest_register(lua_State *L)
         {"dig_file", ldigest_dig_file},
         {NULL, NULL}
     };
-    luaL_setfuncs(L, fns, 0);
+    ldigest_cache *c = (ldigest_cache *)lua_newuserdatauv(L, sizeof *c, 0);
+    memset(c, 0, sizeof *c);
+    if (luaL_newmetatable(L, "prequalify.digest_cache")) {
+        lua_pushcfunction(L, ldigest_cache_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    luaL_setfuncs(L, fns, 1);
 }
