@@ -447,7 +447,8 @@ function M.run(client, items, opts)
   end
 
   local function on_reply(job, r)
-    local res, err = response.classify(r, p.auth.secrets())
+    local res, err = response.common_success(r)
+    if not res then res, err = response.classify(r, p.auth.secrets()) end
     job.server_time = r.elapsed
     if p.on_event then
       emit{ event = "response", what = "batch", index = job.entry.index, attempt = job.attempts,

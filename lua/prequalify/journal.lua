@@ -38,10 +38,12 @@ json.decode_max_depth(8)
 -- @return the key (text, as written in records), and a short form (its
 --   first 64 bits as an integer) that the in-memory index uses to stay small
 function M.key(req)
-  local canon = string.pack(">s4s4s4s4", req.dn, req.data, req.user, req.comment or "")
+  -- "prequalify-key-v1\0" then the fields (the "z" writes the zero byte).
+  local canon = string.pack(">zs4s4s4s4", "prequalify-key-v1", req.dn, req.data, req.user, req.comment or "")
     .. (req.hours and ("h" .. req.hours) or "-") .. (req.single_use and "1" or "0")
-  local b64, raw = core.digest_data("prequalify-key-v1\0" .. canon, "sha256")
-  return (b64:gsub("=+$", "")), (string.unpack("<i8", raw))
+  local b64, raw = core.digest_data(canon, "sha256")
+  -- A SHA-256 in Base64 is 43 characters and one "=".
+  return b64:sub(1, 43), (string.unpack("<i8", raw))
 end
 
 local function short_key(key)
