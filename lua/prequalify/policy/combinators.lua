@@ -44,6 +44,41 @@ local function result(name, verdict, req, trail, deciding, err)
   }
 end
 
+local INVALID = "the adjusted request is invalid: "
+
+-- The fast form of `all` when every part is a leaf rule (the usual policy):
+-- it runs their checks itself, as each leaf's fast form would.
+local function all_leaves(name, checks, names)
+  local count = #checks
+  return function(req, ctx, log, n, depth)
+    local start, cur, verdict, deciding = n, req, "skip", nil
+    for i = 1, count do
+      local v, reason, x, changes = checks[i](cur, ctx)
+      if v == "adjust" then
+        local new, msg = D.adjusted(cur, changes)
+        if new then
+          cur, verdict = new, "adjust"
+        else
+          v, reason, x = "deny", INVALID .. msg, nil
+        end
+      end
+      log[n + 1], log[n + 2], log[n + 3], log[n + 4], log[n + 5] = names[i], v, depth, reason, x
+      n = n + 5
+      if v == "deny" then return "deny", req, n - 4, n end
+      if v ~= "skip" then
+        if verdict == "skip" then verdict = "allow" end
+        deciding = n - 4
+      end
+    end
+    if verdict == "skip" then deciding = L.last_visible(log, start, n) end
+    if not deciding then
+      n = L.put(log, n, name, verdict, -1, "no rule decided")
+      deciding = n - 4
+    end
+    return verdict, cur, deciding, n
+  end
+end
+
 --- Every part must allow. Adjustments chain: each part sees the request as
 -- the parts before it left it. Stops at the first deny. Parts that skip are
 -- neutral; if every part skips (or there are none), `all` skips too.
@@ -51,6 +86,7 @@ function M.all(parts)
   local list = parts_of("all", parts)
   local name = list_name("all", list)
   local fast = D.fast_all(list)
+  local checks, names = D.leaf_checks(list)
   return D.builtin(name, function(req, ctx)
     local cur, trail, verdict, deciding = req, {}, "skip", nil
     for _, p in ipairs(list) do
@@ -69,7 +105,7 @@ function M.all(parts)
     end
     if verdict == "skip" then deciding = trail[#trail] end
     return result(name, verdict, cur, trail, deciding)
-  end, fast and function(req, ctx, log, n, depth)
+  end, checks and all_leaves(name, checks, names) or fast and function(req, ctx, log, n, depth)
     local start, cur, verdict, deciding = n, req, "skip", nil
     for i = 1, #fast do
       local v, r, dec

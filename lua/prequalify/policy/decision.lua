@@ -22,6 +22,9 @@ local internal = setmetatable({}, { __mode = "k" })
 -- log. It does not catch errors: `evaluate` runs it under one `pcall` and
 -- on an error decides again through `run`, which names the failing rule.
 local fast = setmetatable({}, { __mode = "k" })
+-- The check of a built-in leaf rule (see `rules.leaf`), so that `all` can
+-- call it without the leaf's own wrapper.
+local checks = setmetatable({}, { __mode = "k" })
 
 local VERDICTS = { allow = true, adjust = true, deny = true, skip = true }
 M.VERDICTS = VERDICTS
@@ -42,12 +45,23 @@ function M.name(p)
 end
 
 --- Mark `fn` as a rule built by this library and give it `name`;
--- `quick` is its fast form, if it has one.
-function M.builtin(name, fn, quick)
+-- `quick` is its fast form, if it has one, and `check` that of a leaf rule.
+function M.builtin(name, fn, quick, check)
   names[fn] = name
   internal[fn] = true
   fast[fn] = quick
+  checks[fn] = check
   return fn
+end
+
+--- The checks and names of `list` if all are leaf rules, else nil.
+function M.leaf_checks(list)
+  local out, named = {}, {}
+  for i, p in ipairs(list) do
+    out[i], named[i] = checks[p], names[p]
+    if not out[i] then return nil end
+  end
+  return out, named
 end
 
 --- The fast form of `p`, or nil (a user's rule, or a combinator of one).

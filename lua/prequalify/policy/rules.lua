@@ -44,7 +44,7 @@ local function leaf(name, check)
       return D.single(name, "adjust", reason, new)
     end
     return D.single(name, verdict, reason, req)
-  end, quick)
+  end, quick, check)
 end
 M.leaf = leaf
 
