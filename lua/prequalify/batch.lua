@@ -236,6 +236,7 @@ function M.run(client, items, opts)
     if not stopping then
       stopping = why
       stop_reason = reason
+      emit{ event = "stopping", why = why, reason = reason, in_flight = n_inflight }
     end
   end
 
