@@ -195,7 +195,7 @@ function M.headers(p, with_body)
 end
 
 -- One attempt through the engine; returns the classified result.
-local function attempt_once(p, method, url, body, attempt, what)
+local function attempt_once(p, method, url, body, attempt, what, classify)
   local headers, herr = M.headers(p, body ~= nil)
   if not headers then return nil, herr end
   emit(p, { event = "request", what = what, method = method, url = url, attempt = attempt,
@@ -205,7 +205,7 @@ local function attempt_once(p, method, url, body, attempt, what)
     return nil, errors.new("invalid", errors.redact(msg, p.auth.secrets()) .. " (check the token and header values)",
       { field = "headers" })
   end
-  local res, err = response.classify(r, p.auth.secrets())
+  local res, err = (classify or response.classify)(r, p.auth.secrets())
   emit(p, { event = "response", what = what, method = method, url = url, attempt = attempt,
             status = r.status, elapsed = r.elapsed, ok = res ~= nil,
             kind = err and err.kind, outcome = err and err.outcome,
@@ -214,6 +214,8 @@ local function attempt_once(p, method, url, body, attempt, what)
 end
 
 --- Send one call with the retry rules and one re-authentication on 401.
+-- `opts`: `what` (event label), `retry_unknown`, `classify` (reply reader,
+-- default `response.classify`).
 -- @local
 function M.call(p, method, path, body, opts)
   local url = p.base .. path
@@ -222,7 +224,7 @@ function M.call(p, method, path, body, opts)
   local attempt, reauthed = 0, false
   while true do
     attempt = attempt + 1
-    local res, err = attempt_once(p, method, url, body, attempt, opts and opts.what)
+    local res, err = attempt_once(p, method, url, body, attempt, opts and opts.what, opts and opts.classify)
     if res then
       res.attempts = attempt
       return res
@@ -358,37 +360,19 @@ local IDENTITY_FIELDS = {
   Universal = "universal",
 }
 
--- Browse and AddPreApproval replies are not {Success=...}: decode them here.
-local function call_json(p, path, body, what)
-  local headers, herr = M.headers(p, true)
-  if not headers then return nil, herr end
-  local attempt, reauthed = 0, false
-  while true do
-    attempt = attempt + 1
-    local r, msg = p.engine:perform{ method = "POST", url = p.base .. path, headers = headers, body = body }
-    if not r then return nil, errors.new("invalid", errors.redact(msg, p.auth.secrets()), { field = "headers" }) end
-    emit(p, { event = "response", what = what, status = r.status, elapsed = r.elapsed, attempt = attempt })
-    if r.curl_code == 0 and r.status == 200 then
-      local doc = response.decode(r.body)
-      if not doc then
-        return nil, errors.new("protocol", "Identity/Browse reply is not a JSON object",
-        { status = 200, outcome = "rejected" }) end
-      return doc
-    end
-    -- Reuse the classifier for the error, with a synthetic Success-less body.
-    local _, err = response.classify(r, p.auth.secrets())
-    if err.kind == "protocol" then err.outcome = "rejected" end
-    local delay = retry.delay(err, attempt, p.settings, true)
-    if err.kind == "auth" and err.status == 401 and M.reauth(p, err, reauthed) then
-      reauthed = true
-      headers, herr = M.headers(p, true)
-      if not headers then return nil, herr end
-    elseif not delay then
-      return nil, err
-    else
-      core.sleep(delay)
-    end
+-- Identity/Browse replies are not {Success=...}: a 200 is the document
+-- itself; other replies are classified as usual. Nothing is changed by a
+-- browse, so an undecodable reply is `rejected`, not `unknown`.
+local function classify_document(r, secrets)
+  if r.curl_code == 0 and r.status == 200 then
+    local doc = response.decode(r.body)
+    if doc then return doc end
+    return nil, errors.new("protocol", "Identity/Browse reply is not a JSON object",
+      { status = 200, outcome = "rejected" })
   end
+  local _, err = response.classify(r, secrets)
+  if err.kind == "protocol" then err.outcome = "rejected" end
+  return nil, err
 end
 
 --- Look up identities (`Identity/Browse`, scope `configuration`).
@@ -414,8 +398,9 @@ function Client:browse_identities(q)
     return invalid("identity_type",
       "identity_type must be 1 (user), 2 (security group), 8 (distribution group) or a sum")
   end
-  local doc, err = call_json(p, M.BROWSE_PATH,
-    request.json.encode{ Filter = q.filter, Limit = limit, IdentityType = itype }, "browse")
+  local doc, err = M.call(p, "POST", M.BROWSE_PATH,
+    request.json.encode{ Filter = q.filter, Limit = limit, IdentityType = itype },
+    { what = "browse", retry_unknown = true, classify = classify_document })
   if not doc then return nil, err end
   local out = {}
   for _, ident in ipairs(type(doc.Identities) == "table" and doc.Identities or {}) do
