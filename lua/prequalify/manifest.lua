@@ -352,28 +352,24 @@ local function walk(lfs, dir, segs, i, prefix)
     end
     return
   end
-  local pat = segment_pattern(seg)
-  if not pat then
-    local p = path_of(seg)
+  -- A matching entry: a file ends the pattern, a directory goes on with it.
+  local function visit(name)
+    local p = path_of(name)
     local mode = lfs.attributes(p, "mode")
     if last then
       if mode == "file" then coroutine.yield(p) end
     elseif mode == "directory" then
       walk(lfs, p, segs, i + 1, p)
     end
+  end
+  local pat = segment_pattern(seg)
+  if not pat then
+    visit(seg)
     return
   end
   local hidden_ok = seg:sub(1, 1) == "."
   for _, name in ipairs(list_dir(lfs, dir)) do
-    if (hidden_ok or name:sub(1, 1) ~= ".") and name:find(pat) then
-      local p = path_of(name)
-      local mode = lfs.attributes(p, "mode")
-      if last then
-        if mode == "file" then coroutine.yield(p) end
-      elseif mode == "directory" then
-        walk(lfs, p, segs, i + 1, p)
-      end
-    end
+    if (hidden_ok or name:sub(1, 1) ~= ".") and name:find(pat) then visit(name) end
   end
 end
 
