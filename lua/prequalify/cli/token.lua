@@ -126,15 +126,23 @@ local function obtain(args, cx, sub)
   return EXIT.OK
 end
 
-local function info_cmd(args, cx)
-  local s, code = cx:settings(args, "token info")
-  if not s then return code end
+-- Runs method `name` of a client made from the settings; returns its
+-- result, or nil and the exit code (after printing the failure).
+local function call_client(args, cx, what, name)
+  local s, code = cx:settings(args, what)
+  if not s then return nil, code end
   local client
-  client, code = cx:client(args, s, "token info")
-  if not client then return code end
-  local info, err = client:token_info()
+  client, code = cx:client(args, s, what)
+  if not client then return nil, code end
+  local res, err = client[name](client)
   client:close()
-  if not info then return cx:fail(tostring(err)) end
+  if not res then return nil, cx:fail(tostring(err)) end
+  return res
+end
+
+local function info_cmd(args, cx)
+  local info, code = call_client(args, cx, "token info", "token_info")
+  if not info then return code end
   local core = require "prequalify.core"
   local note = scope_note(info.scope)
   if args.json then
@@ -153,14 +161,8 @@ local function info_cmd(args, cx)
 end
 
 local function revoke_cmd(args, cx)
-  local s, code = cx:settings(args, "token revoke")
-  if not s then return code end
-  local client
-  client, code = cx:client(args, s, "token revoke")
-  if not client then return code end
-  local res, err = client:revoke()
-  client:close()
-  if not res then return cx:fail(tostring(err)) end
+  local res, code = call_client(args, cx, "token revoke", "revoke")
+  if not res then return code end
   if args.json then
     cx:print(output.json{ revoked = true, already = res.already })
   else
