@@ -16,5 +16,6 @@ int luaopen_prequalify_core(lua_State *L)
     ljournal_register(L);
     lsignal_register(L);
     lfile_register(L);
+    lspool_register(L);
     return 1;
 }

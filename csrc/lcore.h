@@ -13,6 +13,7 @@ void ldigest_register(lua_State *L);
 void ljournal_register(lua_State *L);
 void lsignal_register(lua_State *L);
 void lfile_register(lua_State *L);
+void lspool_register(lua_State *L);
 
 PQ_EXPORT int luaopen_prequalify_core(lua_State *L);
 

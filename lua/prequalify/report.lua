@@ -45,103 +45,54 @@ end
 
 -- The spool holds one record per entry: a 4-byte length, then either the
 -- entry as JSON or, for the common shape (scalar fields, `request` and
--- `server`, no `error`, `trail` or `sent`), a compact binary record made by
--- one string.pack: a zero byte, a mask of the fields present, and every field
--- at a fixed place. Formatting the numbers as JSON text was most of the cost
--- of spooling an entry (cjson.encode: about 34k instructions; this: about
--- 20k). Numbers come back as floats, as they did from JSON (exact, where
--- JSON kept 14 digits); a value JSON cannot carry (NaN, infinity) or a
--- field of an unexpected type sends the entry through JSON as before. Only
--- the fields below are kept (the batch runner's entries have no others).
-local COMPACT_TOP = {
-  { "index", "n" }, { "line", "n" }, { "file", "s" }, { "source", "s" }, { "key", "s" },
-  { "outcome", "s" }, { "reason", "s" }, { "previous", "s" }, { "resumed", "b" },
-  { "attempts", "n" }, { "started", "n" }, { "elapsed", "n" }, { "server_time", "n" },
-}
-local COMPACT_SUB = {
-  request = { { "dn", "s" }, { "user", "s" }, { "data", "s" }, { "algorithm", "s" },
-              { "digest_length", "n" }, { "hours", "n" }, { "single_use", "b" }, { "comment", "s" } },
-  server = { { "status", "n" }, { "result", "n" }, { "result_name", "s" } },
-}
-local COMPACT_NESTED = { "request", "server" }
--- Entries with these fields always go through JSON.
-local COMPACT_NEVER = { "error", "trail", "sent" }
+-- `server`, no `error`, `trail` or `sent`), a compact binary record that the
+-- C core packs in one call (`core.spool_record`, layout in
+-- `core.SPOOL_LAYOUT`): a zero byte, a mask of the fields present, and every
+-- field at a fixed place. Spooling an entry was the largest single cost of
+-- an item in a batch: cjson.encode formats every number with
+-- snprintf("%.14g"), and a string.pack over some thirty fields in Lua cost
+-- about 20k instructions; the C record costs a few thousand. Numbers come
+-- back as floats, as they did from JSON (exact, where JSON kept 14 digits);
+-- a value JSON cannot carry (NaN, infinity) or a field of an unexpected type
+-- sends the entry through JSON as before. Only the layout's fields are kept
+-- (the batch runner's entries have no others).
 
--- Builds the encoder and the decoder of compact records from the lists
--- above (generated, so that each is straight-line code).
-local function compact_codec()
-  local enc, dec, fmt, args, vals = {}, {}, { "<BI4" }, {}, {}
-  local bit = 0
-  local function field(src, name, kind, var)
-    local b = 1 << bit
-    bit = bit + 1
-    local v = "v" .. bit
-    enc[#enc + 1] = string.format("local %s = %s[%q]", v, src, name)
-    if kind == "n" then
-      enc[#enc + 1] = string.format("if %s == nil then %s = 0 elseif %s > -huge and %s < huge then m = m | %d "
-        .. "else return nil end", v, v, v, v, b)
-      fmt[#fmt + 1] = "n"
-      args[#args + 1] = v
-    elseif kind == "s" then
-      enc[#enc + 1] = string.format("if %s == nil then %s = '' elseif %s >= '' then m = m | %d "
-        .. "else return nil end", v, v, v, b)
-      fmt[#fmt + 1] = "s4"
-      args[#args + 1] = v
+-- The reader of compact records, generated from the layout as straight-line
+-- code: one string.unpack, then a field per mask bit.
+local function compact_decoder(layout)
+  local fmt, vals, dec = { "<BI4" }, {}, {}
+  local var, open = "e", false
+  for bit, f in ipairs(layout) do
+    local name, kind, b = f[1], f[2], 1 << (bit - 1)
+    if kind == "t" then
+      if open then dec[#dec + 1] = "end" end
+      dec[#dec + 1] = string.format("if m & %d ~= 0 then local t = {}; e[%q] = t", b, name)
+      var, open = "t", true
     else
-      enc[#enc + 1] = string.format("if %s == nil then %s = 0 elseif %s == true or %s == false then "
-        .. "m = m | %d; %s = %s and 2 or 1 else return nil end", v, v, v, v, b, v, v)
-      fmt[#fmt + 1] = "B"
-      args[#args + 1] = v
+      local v = "v" .. bit
+      vals[#vals + 1] = v
+      fmt[#fmt + 1] = kind == "n" and "n" or kind == "s" and "s4" or "B"
+      dec[#dec + 1] = string.format("if m & %d ~= 0 then %s[%q] = %s end", b, var, name,
+        kind == "b" and (v .. " == 2") or v)
     end
-    vals[#vals + 1] = v
-    local value = kind == "b" and (v .. " == 2") or v
-    dec[#dec + 1] = string.format("if m & %d ~= 0 then %s[%q] = %s end", b, var, name, value)
   end
-  for _, f in ipairs(COMPACT_TOP) do field("e", f[1], f[2], "e") end
-  for _, sub in ipairs(COMPACT_NESTED) do
-    local b = 1 << bit
-    bit = bit + 1
-    enc[#enc + 1] = string.format("local t_%s = e[%q]", sub, sub)
-    enc[#enc + 1] = string.format("if t_%s == nil then t_%s = EMPTY elseif type(t_%s) ~= 'table' "
-      .. "or getmetatable(t_%s) ~= nil then return nil else m = m | %d end", sub, sub, sub, sub, b)
-    dec[#dec + 1] = string.format("if m & %d ~= 0 then", b)
-    dec[#dec + 1] = "local t = {}"
-    for _, f in ipairs(COMPACT_SUB[sub]) do field("t_" .. sub, f[1], f[2], "t") end
-    dec[#dec + 1] = string.format("e[%q] = t end", sub)
-  end
-  assert(bit <= 32)
-  local never = {}
-  for _, k in ipairs(COMPACT_NEVER) do never[#never + 1] = string.format("e[%q] ~= nil", k) end
-  local fmt_text = table.concat(fmt)
-  local enc_src = table.concat({
-    "local pack, type, getmetatable, EMPTY, huge = ...",
-    "return function(e)",
-    "if " .. table.concat(never, " or ") .. " then return nil end",
-    "local m = 0",
-    table.concat(enc, "\n"),
-    string.format("return pack(%q, 0, m, %s)", fmt_text, table.concat(args, ", ")),
-    "end" }, "\n")
-  local dec_src = table.concat({
+  if open then dec[#dec + 1] = "end" end
+  local src = table.concat({
     "local unpack = ...",
     "return function(s)",
-    string.format("local _, m, %s = unpack(%q, s)", table.concat(vals, ", "), fmt_text),
+    string.format("local _, m, %s = unpack(%q, s)", table.concat(vals, ", "), table.concat(fmt)),
     "local e = {}",
     table.concat(dec, "\n"),
     "return e",
     "end" }, "\n")
-  local encoder = assert(load(enc_src, "=report.compact_encode"))(string.pack, type, getmetatable, {}, math.huge)
-  local decoder = assert(load(dec_src, "=report.compact_decode"))(string.unpack)
-  return encoder, decoder
+  return assert(load(src, "=report.compact_decode"))(string.unpack)
 end
-local compact_encode, compact_decode = compact_codec()
+local compact_decode = compact_decoder(core.SPOOL_LAYOUT)
+local spool_compact = core.spool_record
 
 -- One spool record: length-prefixed, compact when the entry allows it.
--- The compact encoder checks types by comparing (a number with numbers, a
--- string with a string), which raises for any other type: cheaper than a
--- type() call per field; a raise means JSON.
 local function spool_record(entry)
-  local ok, body = pcall(compact_encode, entry)
-  return string.pack("<s4", ok and body or encode(entry))
+  return spool_compact(entry) or string.pack("<s4", encode(entry))
 end
 
 local function spool_decode(body)

@@ -1,0 +1,129 @@
+-- The batch report's spool: entries of a streamed batch go to a temporary
+-- file (compact binary records packed by the C core, or JSON for the other
+-- shapes) and come back from entries() and write_json with the same values.
+local cjson = require "cjson"
+local core = require "prequalify.core"
+local report = require "prequalify.report"
+
+-- Numbers come back as floats from the spool (as they did from JSON).
+local function same_values(want, got, path)
+  path = path or "entry"
+  assert.equal(type(want), type(got), path .. ": type")
+  if type(want) == "table" then
+    for k, v in pairs(want) do same_values(v, got[k], path .. "." .. tostring(k)) end
+    for k in pairs(got) do assert.is_not_nil(want[k], path .. "." .. tostring(k) .. ": extra field") end
+  elseif type(want) == "number" then
+    assert.equal(want + 0.0, got + 0.0, path)
+  else
+    assert.equal(want, got, path)
+  end
+end
+
+local function spooled(entries)
+  local rep = report.new{ keep_items = false }
+  for _, e in ipairs(entries) do rep:add(e) end
+  rep:finish("complete")
+  local out = {}
+  for e in rep:entries() do out[#out + 1] = e end
+  rep:close()
+  return out
+end
+
+local FULL = {
+  index = 7, line = 12, file = "dist/app.exe", source = "release.jsonl", key = ("k"):rep(43),
+  outcome = "approved", reason = "recorded by an earlier run", previous = "unknown", resumed = true,
+  attempts = 2, started = 0.4125, elapsed = 0.0123, server_time = 0.011,
+  request = { dn = [[\VED\Code Signing\P]], user = "local:bot", data = "q2rF", algorithm = "sha256",
+              digest_length = 32, hours = 8, single_use = false, comment = "build 1 \0 with a zero byte" },
+  server = { status = 200, result = 1, result_name = "Success" },
+}
+
+describe("report spool", function()
+  it("packs the common shape into a compact record and reads every field back", function()
+    local rec = core.spool_record(FULL)
+    assert.is_string(rec)
+    assert.equal(#rec - 4, (string.unpack("<I4", rec)))
+    assert.equal(0, rec:byte(5), "compact records start with a zero byte")
+    same_values(FULL, spooled{ FULL }[1])
+  end)
+
+  it("keeps absent fields absent and false booleans false", function()
+    local e = { index = 1, outcome = "failed", request = { dn = "d", single_use = false } }
+    local back = spooled{ e }[1]
+    same_values(e, back)
+    assert.is_false(back.request.single_use)
+    assert.is_nil(back.server)
+    assert.is_nil(back.resumed)
+  end)
+
+  it("sends entries with an error, a trail or an adjusted request through JSON", function()
+    local cases = {
+      { index = 1, outcome = "failed", error = { kind = "invalid", message = "dn: is empty", field = "dn" } },
+      { index = 2, outcome = "denied", trail = { { rule = "r", verdict = "deny", reason = "no", depth = 0 } } },
+      { index = 3, outcome = "approved", sent = { hours = 4 }, request = { hours = 8 } },
+    }
+    for _, e in ipairs(cases) do assert.is_nil(core.spool_record(e)) end
+    local back = spooled(cases)
+    for i, e in ipairs(cases) do same_values(e, back[i]) end
+  end)
+
+  it("falls back to JSON for values the compact form cannot carry", function()
+    local odd = {
+      { index = "seven", outcome = "approved" },                      -- a string where a number goes
+      { index = 1, outcome = 42 },                                   -- a number where a string goes
+      { index = 1, outcome = "approved", resumed = "yes" },          -- not a boolean
+      { index = 1, outcome = "approved", request = "dn" },           -- not a table
+      { index = 1, outcome = "approved", request = setmetatable({}, {}) },
+      { index = 1, outcome = "approved", elapsed = math.huge },
+    }
+    for i, e in ipairs(odd) do assert.is_nil(core.spool_record(e), "case " .. i) end
+    local nan = { index = 1, outcome = "approved", elapsed = 0 / 0 }
+    assert.is_nil(core.spool_record(nan))
+    -- Through the report: every one is kept, none fails the run.
+    local back = spooled(odd)
+    assert.equal(#odd, #back)
+    assert.equal("seven", back[1].index)
+    assert.equal(42, back[2].outcome)
+  end)
+
+  it("reads back a mix of compact and JSON records in order, and again after more adds", function()
+    local rep = report.new{ keep_items = false }
+    for i = 1, 50 do
+      local e = { index = i, outcome = i % 7 == 0 and "failed" or "approved", attempts = 1 }
+      if i % 7 == 0 then e.error = { kind = "server", message = "refused " .. i } end
+      rep:add(e)
+    end
+    local seen = 0
+    for e in rep:entries() do
+      seen = seen + 1
+      assert.equal(seen, e.index)
+      assert.equal(seen % 7 == 0 and "refused " .. seen or nil, e.error and e.error.message)
+    end
+    assert.equal(50, seen)
+    rep:add{ index = 51, outcome = "approved" }
+    seen = 0
+    for _ in rep:entries() do seen = seen + 1 end
+    assert.equal(51, seen)
+    rep:close()
+  end)
+
+  it("writes the spooled entries into the JSON report", function()
+    local path = os.tmpname()
+    local rep = report.new{ keep_items = false }
+    rep:add(FULL)
+    rep:finish("complete")
+    assert(rep:write_json(path))
+    rep:close()
+    local f = assert(io.open(path))
+    local doc = cjson.decode(f:read("a"))
+    f:close()
+    os.remove(path)
+    assert.equal(1, #doc.items)
+    assert.equal(FULL.request.comment, doc.items[1].request.comment)
+    assert.equal(FULL.server.result_name, doc.items[1].server.result_name)
+  end)
+
+  it("refuses a non-table argument to the C packer", function()
+    assert.has_error(function() core.spool_record("entry") end)
+  end)
+end)
