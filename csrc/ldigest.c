@@ -2,6 +2,7 @@
  * EVP (sha256/384/512), and the reader for signtool /dg .dig files. Files are
  * read in fixed chunks, never whole, and no Lua is called while reading. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +30,7 @@
 typedef struct ldigest_cache {
     const EVP_MD *md[3];
     int tried[3];
+    EVP_MD_CTX *key_ctx; /* reused by request_key */
 } ldigest_cache;
 
 static int ldigest_cache_gc(lua_State *L)
@@ -41,6 +43,8 @@ static int ldigest_cache_gc(lua_State *L)
 #endif
         c->md[i] = NULL;
     }
+    EVP_MD_CTX_free(c->key_ctx);
+    c->key_ctx = NULL;
     return 0;
 }
 
@@ -144,6 +148,71 @@ static int ldigest_data(lua_State *L)
     return ldigest_push(L, out, outlen);
 }
 
+/* Feeds a field of the request at index 1 to the key digest, prefixed with
+ * its length (4 bytes, big-endian); an absent optional field is empty. */
+static int ldigest_key_field(lua_State *L, EVP_MD_CTX *ctx, const char *name, int optional)
+{
+    size_t n = 0;
+    const char *s;
+    unsigned char len[4];
+    int type = lua_getfield(L, 1, name);
+    if (type == LUA_TNIL && optional) {
+        s = "";
+    } else {
+        if (type != LUA_TSTRING) return luaL_error(L, "request_key: field '%s' is not a string", name);
+        s = lua_tolstring(L, -1, &n);
+    }
+    len[0] = (unsigned char)(n >> 24);
+    len[1] = (unsigned char)(n >> 16);
+    len[2] = (unsigned char)(n >> 8);
+    len[3] = (unsigned char)n;
+    lua_pop(L, 1); /* still anchored by the request table */
+    return EVP_DigestUpdate(ctx, len, 4) && EVP_DigestUpdate(ctx, s, n);
+}
+
+/* request_key(req) -> key, short key: the stable identity of a normalized
+ * request for the journal (see journal.lua): Base64 without padding of the
+ * SHA-256 of "prequalify-key-v1\0", the length-prefixed dn, data, user and
+ * comment, then "h<hours>" or "-", then "1" or "0" for single_use; and its
+ * first 8 bytes as a little-endian integer for the in-memory index. */
+static int ldigest_request_key(lua_State *L)
+{
+    static const char tag[] = "prequalify-key-v1";
+    ldigest_cache *c = (ldigest_cache *)lua_touserdata(L, lua_upvalueindex(1));
+    const EVP_MD *md;
+    EVP_MD_CTX *ctx;
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int outlen = 0;
+    char tail[32], b64[EVP_MAX_MD_SIZE * 2];
+    size_t tlen;
+    lua_Integer hours;
+    int isint, ok;
+    uint64_t shortkey = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_pushliteral(L, "sha256");
+    md = ldigest_md(L, 2);
+    if (!c->key_ctx && !(c->key_ctx = EVP_MD_CTX_new())) return luaL_error(L, "out of memory");
+    ctx = c->key_ctx;
+    ok = EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, tag, sizeof tag);
+    ok = ok && ldigest_key_field(L, ctx, "dn", 0) && ldigest_key_field(L, ctx, "data", 0);
+    ok = ok && ldigest_key_field(L, ctx, "user", 0) && ldigest_key_field(L, ctx, "comment", 1);
+    lua_getfield(L, 1, "hours");
+    hours = lua_tointegerx(L, -1, &isint);
+    if (lua_isnil(L, -1)) tlen = (size_t)snprintf(tail, sizeof tail, "-");
+    else if (isint) tlen = (size_t)snprintf(tail, sizeof tail, "h" LUA_INTEGER_FMT, (LUAI_UACINT)hours);
+    else tlen = (size_t)snprintf(tail, sizeof tail, "h" LUA_NUMBER_FMT, (LUAI_UACNUMBER)luaL_checknumber(L, -1));
+    lua_getfield(L, 1, "single_use");
+    tail[tlen++] = lua_toboolean(L, -1) ? '1' : '0';
+    ok = ok && EVP_DigestUpdate(ctx, tail, tlen) && EVP_DigestFinal_ex(ctx, out, &outlen);
+    if (!ok || outlen < 8) return luaL_error(L, "digest computation failed in OpenSSL");
+    pq_b64_encode(out, outlen, b64);
+    lua_pushlstring(L, b64, 43);
+    for (tlen = 8; tlen-- > 0;) shortkey = shortkey << 8 | out[tlen];
+    lua_pushinteger(L, (lua_Integer)shortkey);
+    return 2;
+}
+
 /* dig_file(path) -> base64, raw | nil, message. Accepts a UTF-8 BOM and
  * surrounding whitespace, as signtool and editors leave them. */
 static int ldigest_dig_file(lua_State *L)
@@ -175,6 +244,7 @@ void ldigest_register(lua_State *L)
         {"digest_file", ldigest_file},
         {"digest_data", ldigest_data},
         {"dig_file", ldigest_dig_file},
+        {"request_key", ldigest_request_key},
         {NULL, NULL}
     };
     ldigest_cache *c = (ldigest_cache *)lua_newuserdatauv(L, sizeof *c, 0);

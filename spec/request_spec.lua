@@ -118,6 +118,25 @@ describe("the wire body", function()
     assert.same({ "Comment", "Data", "Dn", "User" }, keys(cjson.decode(text)))
   end)
 
+  it("writes the fields in a fixed order and escapes text as JSON requires", function()
+    local req = assert(prequalify.request(with{
+      comment = 'say "hi" \\ a/b\ttab\nline caf\195\169', hours = 3, single_use = true }))
+    local text = assert(prequalify.encode(req))
+    assert.equal('{"Dn":' .. cjson.encode(fx.DN) .. ',"Data":"' .. fx.DATA:gsub("/", "\\/") .. '","Comment":'
+      .. '"say \\"hi\\" \\\\ a\\/b\\ttab\\nline caf\195\169","User":' .. cjson.encode(fx.USER)
+      .. ',"Hours":3,"SingleUse":true}', text)
+    assert.equal(req.comment, cjson.decode(text).Comment)
+  end)
+
+  it("refuses to write a body from a table whose fields have the wrong types", function()
+    local core = require "prequalify.core"
+    assert.has_error(function() core.wire{ dn = 1, data = "AA==" } end, "wire: field 'dn' is not a string")
+    assert.has_error(function() core.wire{ dn = "d", data = "AA==", hours = 1.5 } end,
+      "wire: field 'hours' is not an integer")
+    assert.has_error(function() core.wire{ dn = "d", data = "AA==", single_use = "yes" } end,
+      "wire: field 'single_use' is not a boolean")
+  end)
+
   it("sends single_use = false as false", function()
     local text = assert(prequalify.encode(with{ single_use = false }))
     assert.is_truthy(text:find('"SingleUse":false', 1, true), text)
@@ -208,5 +227,43 @@ describe("memory #slow", function()
     assert.is_true(after - half < 16, ("grew from %.1f KB to %.1f KB in the second half"):format(half, after))
     -- and the collector keeps up while the loop runs.
     assert.is_true(peak < before + 8192, ("peaked at %.1f KB from %.1f KB"):format(peak, before))
+  end)
+end)
+
+describe("the request key", function()
+  local core = require "prequalify.core"
+  local journal = require "prequalify.journal"
+  -- The documented canonical bytes (docs/BATCH.md): journals written by any
+  -- version must keep matching, so the key is checked against the formula.
+  local function expected(req)
+    local canon = string.pack(">zs4s4s4s4", "prequalify-key-v1", req.dn, req.data, req.user, req.comment or "")
+      .. (req.hours and ("h" .. req.hours) or "-") .. (req.single_use and "1" or "0")
+    local b64, raw = core.digest_data(canon, "sha256")
+    return b64:sub(1, 43), (string.unpack("<i8", raw))
+  end
+
+  it("is the SHA-256 of the canonical fields, and its first 8 bytes as the short key", function()
+    for _, over in ipairs{ {}, { hours = 12 }, { single_use = false }, { single_use = NONE, hours = 8760 },
+                           { comment = "a/b \\ \226\130\172" } } do
+      local req = assert(prequalify.request(with(over)))
+      local key, short = journal.key(req)
+      local want, want_short = expected(req)
+      assert.equal(want, key)
+      assert.equal(want_short, short)
+      assert.equal(43, #key)
+      assert.is_true(math.type(short) == "integer")
+    end
+  end)
+
+  it("differs when any field differs", function()
+    local base = journal.key(assert(prequalify.request(with{})))
+    for _, over in ipairs{ { hours = 1 }, { single_use = false }, { comment = fx.COMMENT .. "." },
+                           { user = "local:other-user" } } do
+      assert.are_not.equal(base, (journal.key(assert(prequalify.request(with(over))))))
+    end
+  end)
+
+  it("refuses a table without the required text fields", function()
+    assert.has_error(function() core.request_key{ dn = "d" } end, "request_key: field 'data' is not a string")
   end)
 end)

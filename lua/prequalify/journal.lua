@@ -26,6 +26,8 @@ local errors = require "prequalify.errors"
 
 local M = {}
 
+local request_key = core.request_key
+
 M.VERSION = 1
 
 local json = cjson.new()
@@ -38,12 +40,9 @@ json.decode_max_depth(8)
 -- @return the key (text, as written in records), and a short form (its
 --   first 64 bits as an integer) that the in-memory index uses to stay small
 function M.key(req)
-  -- "prequalify-key-v1\0" then the fields (the "z" writes the zero byte).
-  local canon = string.pack(">zs4s4s4s4", "prequalify-key-v1", req.dn, req.data, req.user, req.comment or "")
-    .. (req.hours and ("h" .. req.hours) or "-") .. (req.single_use and "1" or "0")
-  local b64, raw = core.digest_data(canon, "sha256")
-  -- A SHA-256 in Base64 is 43 characters and one "=".
-  return b64:sub(1, 43), (string.unpack("<i8", raw))
+  -- SHA-256 over "prequalify-key-v1\0" and the length-prefixed fields, in
+  -- the C core (core.request_key documents the exact bytes).
+  return request_key(req)
 end
 
 local function short_key(key)

@@ -6,6 +6,8 @@ local errors = require "prequalify.errors"
 
 local M = {}
 
+local wire = core.wire
+
 local json = cjson.new()
 json.encode_invalid_numbers(false)
 
@@ -51,17 +53,15 @@ function M.fields(req)
 end
 
 --- The exact JSON body for PreQualify/Create.
--- Wire names are `Dn`, `Data`, `Comment`, `User`, `Hours`, `SingleUse`;
--- absent optional fields are left out, never sent as null.
+-- Wire names are `Dn`, `Data`, `Comment`, `User`, `Hours`, `SingleUse`, in
+-- that order; absent optional fields are left out, never sent as null. The
+-- C core writes it (`core.wire`), escaping as lua-cjson does.
 -- @param req a normalized request (or a table that validates)
 -- @return the JSON text, or nil and an error
 function M.encode(req)
   local r, err = M.new(req)
   if not r then return nil, err end
-  return json.encode({
-    Dn = r.dn, Data = r.data, Comment = r.comment, User = r.user,
-    Hours = r.hours, SingleUse = r.single_use,
-  })
+  return wire(r)
 end
 
 M.json = json
