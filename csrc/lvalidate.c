@@ -312,34 +312,33 @@ static void lvalidate_json_string(luaL_Buffer *b, const char *s, size_t n)
     luaL_addchar(b, '"');
 }
 
-/* core.wire(req) -> the JSON body of PreQualify/Create for a normalized
- * request: Dn, Data, Comment, User, Hours, SingleUse in that order, absent
- * optional fields left out (never null), Hours an integer. */
-static int lvalidate_wire(lua_State *L)
+/* Pushes the JSON body of PreQualify/Create for the normalized request at
+ * absolute index t: Dn, Data, Comment, User, Hours, SingleUse in that order,
+ * absent optional fields left out (never null), Hours an integer. Leaves only
+ * the body on top of what was there; raises for a field of the wrong type. */
+static void lvalidate_push_wire(lua_State *L, int t)
 {
     static const char *const names[] = {"dn", "data", "comment", "user"};
     static const char *const wire[] = {"{\"Dn\":", ",\"Data\":", ",\"Comment\":", ",\"User\":"};
     const char *str[4];
     size_t len[4], i;
-    int hours_type, single_type, single = 0, isint;
+    int base = lua_gettop(L), hours_type, single_type, single = 0, isint;
     lua_Integer hours = 0;
     luaL_Buffer b;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
     for (i = 0; i < 4; i++) {
-        int type = lua_getfield(L, 1, names[i]);
+        int type = lua_getfield(L, t, names[i]);
         str[i] = NULL;
         if (type == LUA_TSTRING) str[i] = lua_tolstring(L, -1, &len[i]);
-        else if (type != LUA_TNIL || i < 2) return luaL_error(L, "wire: field '%s' is not a string", names[i]);
+        else if (type != LUA_TNIL || i < 2) luaL_error(L, "wire: field '%s' is not a string", names[i]);
     }
-    hours_type = lua_getfield(L, 1, "hours");
+    hours_type = lua_getfield(L, t, "hours");
     if (hours_type != LUA_TNIL) {
         hours = lua_tointegerx(L, -1, &isint);
-        if (!isint) return luaL_error(L, "wire: field 'hours' is not an integer");
+        if (!isint) luaL_error(L, "wire: field 'hours' is not an integer");
     }
-    single_type = lua_getfield(L, 1, "single_use");
+    single_type = lua_getfield(L, t, "single_use");
     if (single_type != LUA_TNIL && single_type != LUA_TBOOLEAN)
-        return luaL_error(L, "wire: field 'single_use' is not a boolean");
+        luaL_error(L, "wire: field 'single_use' is not a boolean");
     single = lua_toboolean(L, -1);
     luaL_buffinit(L, &b);
     for (i = 0; i < 4; i++) {
@@ -355,7 +354,42 @@ static int lvalidate_wire(lua_State *L)
     if (single_type != LUA_TNIL) luaL_addstring(&b, single ? ",\"SingleUse\":true" : ",\"SingleUse\":false");
     luaL_addchar(&b, '}');
     luaL_pushresult(&b);
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+}
+
+/* core.wire(req) -> the JSON body of a normalized request */
+static int lvalidate_wire(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lvalidate_push_wire(L, 1);
     return 1;
+}
+
+/* core.prepare(t) -> normalized table, summary, body | nil, message, field:
+ * what the batch runner needs of each item in one call. The summary is a
+ * plain table of the fields a report shows (single_use false when absent);
+ * the body is core.wire of the normalized table. */
+static int lvalidate_prepare(lua_State *L)
+{
+    static const char *const fields[] = {
+        "dn", "user", "data", "algorithm", "digest_length", "hours", "comment"};
+    size_t i;
+    int req, r = lvalidate_validate(L);
+    if (r != 1) return r;
+    req = lua_gettop(L);
+    lua_createtable(L, 0, 8);
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        lua_getfield(L, req, fields[i]);
+        lua_setfield(L, req + 1, fields[i]);
+    }
+    lua_getfield(L, req, "single_use");
+    lua_pushboolean(L, lua_toboolean(L, -1));
+    lua_setfield(L, req + 1, "single_use");
+    lua_pop(L, 1);
+    lvalidate_push_wire(L, req);
+    return 3;
 }
 
 /* core.check(kind, value) -> true | nil, rule: one checker, for other endpoints. */
@@ -425,6 +459,7 @@ void lvalidate_register(lua_State *L)
         {"validate", lvalidate_validate},
         {"check", lvalidate_check},
         {"wire", lvalidate_wire},
+        {"prepare", lvalidate_prepare},
         {"b64encode", lvalidate_b64encode},
         {"b64decode", lvalidate_b64decode},
         {NULL, NULL}

@@ -520,6 +520,20 @@ describe("batch #emulator", function()
       assert.equal(30, n)
     end)
 
+    it("keys items only when a journal or an audit log records them", function()
+      local journal = require "prequalify.journal"
+      local plain = assert(client():batch(items(3), { concurrency = 2 }))
+      for _, e in ipairs(plain.items) do assert.is_nil(e.key) end
+      local list = items(3)
+      local audited = assert(client():batch(list, { concurrency = 2, audit = dir .. "/keys-audit.jsonl" }))
+      for _, e in ipairs(audited.items) do
+        assert.equal(journal.key(assert(prequalify.request(list[e.index]))), e.key)
+      end
+      for _, line in ipairs(read_lines(dir .. "/keys-audit.jsonl")) do
+        assert.equal(43, #cjson.decode(line).key)
+      end
+    end)
+
     it("runs a manifest with bad lines: each is reported with its line, the rest land", function()
       local m = dir .. "/m.jsonl"
       local lines = {}
