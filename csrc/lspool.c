@@ -15,10 +15,12 @@
  * reader is generated from the same list. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <lualib.h>
 
 #include "lcore.h"
 
@@ -92,7 +94,9 @@ static int lspool_read(lua_State *L, int t, const lspool_field *f, lspool_value 
     }
 }
 
-/* core.spool_record(entry) -> record | nil: nil when the entry needs JSON. */
+/* core.spool_record(entry [, file]) -> record | nil: nil when the entry
+ * needs JSON. With a file (an io library handle), the record is written to
+ * it instead and the result is true (no Lua string is made for it). */
 static int lspool_record(lua_State *L)
 {
     lspool_value vals[LSPOOL_NFIELDS];
@@ -102,7 +106,14 @@ static int lspool_record(lua_State *L)
     char *out, *p;
     luaL_Buffer b;
 
+    FILE *file = NULL;
+
     luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_Stream *st = (luaL_Stream *)luaL_checkudata(L, 2, LUA_FILEHANDLE);
+        if (st->closef == NULL) return luaL_error(L, "attempt to use a closed file");
+        file = st->f;
+    }
     lua_settop(L, 1);
     for (i = 0; i < sizeof lspool_never / sizeof lspool_never[0]; i++) {
         if (lua_getfield(L, 1, lspool_never[i]) != LUA_TNIL) return 0;
@@ -154,6 +165,13 @@ static int lspool_record(lua_State *L)
         default:
             break;
         }
+    }
+    if (file) {
+        /* A failed write sets the stream's error flag, as f:write would. */
+        (void)fwrite(out, 1, size, file);
+        luaL_pushresultsize(&b, 0); /* releases the buffer; "" needs no allocation */
+        lua_pushboolean(L, 1);
+        return 1;
     }
     luaL_pushresultsize(&b, size);
     return 1;

@@ -90,9 +90,10 @@ end
 local compact_decode = compact_decoder(core.SPOOL_LAYOUT)
 local spool_compact = core.spool_record
 
--- One spool record: length-prefixed, compact when the entry allows it.
-local function spool_record(entry)
-  return spool_compact(entry) or string.pack("<s4", encode(entry))
+-- Writes one spool record: length-prefixed, compact when the entry allows
+-- it (packed and written by the C core).
+local function spool_write(f, entry)
+  if not spool_compact(entry, f) then f:write(string.pack("<s4", encode(entry))) end
 end
 
 local function spool_decode(body)
@@ -158,7 +159,7 @@ function Report:add(entry)
       self.spool:seek("end", 0)
       self.reading = false
     end
-    self.spool:write(spool_record(entry))
+    spool_write(self.spool, entry)
   end
 end
 

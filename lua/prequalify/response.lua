@@ -119,6 +119,18 @@ local COMMON_SUCCESS = {
   ['{"Result":1,"Success":true}'] = 1,
 }
 
+--- The Result code and its name of a common success reply (HTTP 2xx, a
+-- body that is exactly `{"Success":true,"Result":1}`), else nil: the batch
+-- runner's fast path when nothing asks for the success table itself.
+-- @param r engine result table
+function M.common_code(r)
+  local code = COMMON_SUCCESS[r.body]
+  if not code or r.curl_code ~= 0 then return nil end
+  local status = r.status
+  if status < 200 or status >= 300 then return nil end
+  return code, results.names[code]
+end
+
 --- The success table for a common success reply (HTTP 2xx, a body that is
 -- exactly `{"Success":true,"Result":1}`), else nil; what `classify` returns
 -- for it, without decoding JSON.
