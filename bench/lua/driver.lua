@@ -41,7 +41,7 @@ local cfg = {
   only = {},
 }
 for n in env("BENCH_MEM", "10000 100000"):gmatch("%d+") do cfg.mem[#cfg.mem + 1] = math.tointeger(tonumber(n)) end
-for s in env("BENCH_ONLY", "batch,overhead,digest,memory,emulator"):gmatch("[%w_]+") do cfg.only[s] = true end
+for s in env("BENCH_ONLY", "batch,overhead,digest,memory,emulator,instructions"):gmatch("[%w_]+") do cfg.only[s] = true end
 
 local LUA = "lua5.4 "
 local USER_AGENT = "prequalify/" .. core._VERSION
@@ -236,25 +236,33 @@ end
 
 local clients = {}
 
-function clients.ours(base, n, c, extra)
+local function ours_cmd(base, n, c, extra)
   local cmd = LUA .. q(cfg.snap .. "/bench/lua/batch.lua") .. " --url " .. q(base) .. " --requests " .. n
     .. " --concurrency " .. c
   if base:find("^https") then cmd = cmd .. " --ca " .. q(extra and extra.ca or cfg.ca) end
   if extra and extra.token then cmd = cmd .. " --token " .. q(extra.token) end
   if extra and extra.manifest then cmd = cmd .. " --manifest " .. q(extra.manifest) end
   if extra and extra.journal then cmd = cmd .. " --journal " .. q(extra.journal) end
-  local t = run_json(cmd)
+  return cmd
+end
+
+function clients.ours(base, n, c, extra)
+  local t = run_json(ours_cmd(base, n, c, extra))
   return { rps = t.requests / t.seconds, cpu_per_1k = t.cpu / t.requests * 1000, requests = t.requests,
            ok = t.ok, seconds = t.seconds, cpu = t.cpu, rss_peak_kib = t.rss_peak_kib }
 end
 
-local function cbaseline(base, n, c, extra, sequential)
+local function cbaseline_cmd(base, n, c, extra, sequential)
   local cmd = q(cfg.cbaseline) .. " --url " .. q(base .. sample.PATH) .. " --body " .. q(BODY)
     .. " --requests " .. n .. " --parallel " .. c .. " --user-agent " .. q(USER_AGENT)
     .. " --token " .. q(extra and extra.token or sample.TOKEN)
   if base:find("^https") then cmd = cmd .. " --cacert " .. q(extra and extra.ca or cfg.ca) end
   if sequential then cmd = cmd .. " --sequential" end
-  local t = run_json(cmd)
+  return cmd
+end
+
+local function cbaseline(base, n, c, extra, sequential)
+  local t = run_json(cbaseline_cmd(base, n, c, extra, sequential))
   return { rps = t.requests / t.seconds, cpu_per_1k = t.cpu / t.requests * 1000, requests = t.requests,
            ok = t.ok, seconds = t.seconds, cpu = t.cpu }
 end
@@ -509,6 +517,44 @@ local function emulator_section()
 end
 
 -- ---------------------------------------------------------------------------
+-- 7. Instructions per request (callgrind): where the CPU goes, without the
+-- noise of a shared machine. User-space instructions of a whole client
+-- process for two batch sizes; the difference divided by the difference in
+-- requests is the cost of one more request (start-up cancels out). The
+-- kernel's share (send, recv, poll: the same calls for both clients) is not
+-- counted.
+
+local function instructions(cmd)
+  local out = cfg.tmp .. "/callgrind.out"
+  run("valgrind --tool=callgrind --callgrind-out-file=" .. q(out) .. " " .. cmd .. " >/dev/null")
+  os.remove(out)
+  local n = (read_file(ERR) or ""):match("Collected%s*:%s*(%d+)")
+  if not n then error("no instruction count from callgrind for: " .. cmd, 0) end
+  return tonumber(n)
+end
+
+local function instructions_section()
+  local c = cfg.concurrency
+  local lo, hi = cfg.smoke and 100 or 2000, cfg.smoke and 300 or 6000
+  local per = {}
+  local cmds = {
+    ours = function(n) return ours_cmd(cfg.http, n, c) end,
+    c_multi = function(n) return cbaseline_cmd(cfg.http, n, c) end,
+  }
+  for _, k in ipairs{ "ours", "c_multi" } do
+    local a, b = instructions(cmds[k](lo)), instructions(cmds[k](hi))
+    per[k] = (b - a) / (hi - lo)
+    log("instructions %s: %.0f per request", k, per[k])
+  end
+  raw[#raw + 1] = { section = "instructions", result = per }
+  local sec = string.format("7. user-space instructions per request over HTTP (callgrind, %d..%d requests, 1 run)",
+    lo, hi)
+  row(sec, "instructions  " .. string.format(NAMES.ours, c), { per.ours }, "%.0f")
+  row(sec, "instructions  " .. string.format(NAMES.c_multi, c), { per.c_multi }, "%.0f")
+  row(sec, "ratio  ours / C multi (informative)", { per.ours / per.c_multi }, "%.3f")
+end
+
+-- ---------------------------------------------------------------------------
 
 local function banner()
   local curl_v = core.curl_version()
@@ -531,6 +577,7 @@ local SECTIONS = {
   { "digest", digest_section },
   { "memory", memory_section },
   { "emulator", emulator_section },
+  { "instructions", instructions_section },
 }
 
 cfg.body_len = write_body()
