@@ -41,7 +41,8 @@ local cfg = {
   only = {},
 }
 for n in env("BENCH_MEM", "10000 100000"):gmatch("%d+") do cfg.mem[#cfg.mem + 1] = math.tointeger(tonumber(n)) end
-for s in env("BENCH_ONLY", "batch,overhead,digest,memory,emulator,instructions"):gmatch("[%w_]+") do cfg.only[s] = true end
+local ONLY = "batch,overhead,digest,memory,emulator,instructions"
+for s in env("BENCH_ONLY", ONLY):gmatch("[%w_]+") do cfg.only[s] = true end
 
 local LUA = "lua5.4 "
 local USER_AGENT = "prequalify/" .. core._VERSION
