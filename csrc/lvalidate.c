@@ -387,16 +387,18 @@ static int lvalidate_wire(lua_State *L)
     return 1;
 }
 
-/* core.prepare(t) -> normalized table, summary, body | nil, message, field:
- * what the batch runner needs of each item in one call. The summary is a
- * plain table of the fields a report shows (single_use false when absent);
- * the body is core.wire of the normalized table. */
+/* core.prepare(t [, lite]) -> normalized table, summary, body | nil,
+ * message, field: what the batch runner needs of each item in one call. The
+ * summary is a plain table of the fields a report shows (single_use false
+ * when absent); the body is core.wire of the normalized table. With `lite`
+ * the normalized table is not returned (false in its place): a batch with no
+ * policy, journal or audit log has no use for it. */
 static int lvalidate_prepare(lua_State *L)
 {
     static const char *const fields[] = {
         "dn", "user", "data", "algorithm", "digest_length", "hours", "comment"};
     size_t i;
-    int req, r = lvalidate_validate(L);
+    int lite = lua_toboolean(L, 2), req, r = lvalidate_validate(L);
     if (r != 1) return r;
     req = lua_gettop(L);
     lua_createtable(L, 0, 8);
@@ -409,6 +411,10 @@ static int lvalidate_prepare(lua_State *L)
     lua_setfield(L, req + 1, "single_use");
     lua_pop(L, 1);
     lvalidate_push_wire(L, req);
+    if (lite) {
+        lua_pushboolean(L, 0);
+        lua_replace(L, req);
+    }
     return 3;
 }
 

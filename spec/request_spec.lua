@@ -267,3 +267,26 @@ describe("the request key", function()
     assert.has_error(function() core.request_key{ dn = "d" } end, "request_key: field 'data' is not a string")
   end)
 end)
+
+describe("core.prepare", function()
+  local core = require "prequalify.core"
+
+  it("returns the normalized request, the report summary and the body in one call", function()
+    local req, summary, body = core.prepare(with{ single_use = NONE, hours = 6 })
+    assert.same(assert(prequalify.request(with{ single_use = NONE, hours = 6 })), setmetatable(req, nil))
+    assert.same({ dn = fx.DN, user = fx.USER, data = fx.DATA, algorithm = "sha256", digest_length = 32,
+                  hours = 6, single_use = false, comment = fx.COMMENT }, summary)
+    assert.equal(prequalify.encode(with{ single_use = NONE, hours = 6 }), body)
+  end)
+
+  it("leaves the normalized request out when asked, and fails like validate", function()
+    local req, summary, body = core.prepare(with{}, true)
+    assert.is_false(req)
+    assert.is_table(summary)
+    assert.equal(prequalify.encode(with{}), body)
+    local r, message, field = core.prepare(with{ hours = 0 }, true)
+    assert.is_nil(r)
+    assert.equal("hours", field)
+    assert.matches("hours", message)
+  end)
+end)
