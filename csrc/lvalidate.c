@@ -401,6 +401,19 @@ static int lvalidate_prepare(lua_State *L)
     int lite = lua_toboolean(L, 2), req, r = lvalidate_validate(L);
     if (r != 1) return r;
     req = lua_gettop(L);
+    if (lite) {
+        /* The normalized table becomes the summary once the body is
+         * written (the body leaves out an absent single_use). */
+        lua_pushboolean(L, 0);
+        lua_insert(L, req);          /* false, req */
+        lvalidate_push_wire(L, req + 1);
+        if (lua_getfield(L, req + 1, "single_use") == LUA_TNIL) {
+            lua_pushboolean(L, 0);
+            lua_setfield(L, req + 1, "single_use");
+        }
+        lua_pop(L, 1);
+        return 3;
+    }
     lua_createtable(L, 0, 8);
     for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         lua_getfield(L, req, fields[i]);
@@ -411,10 +424,6 @@ static int lvalidate_prepare(lua_State *L)
     lua_setfield(L, req + 1, "single_use");
     lua_pop(L, 1);
     lvalidate_push_wire(L, req);
-    if (lite) {
-        lua_pushboolean(L, 0);
-        lua_replace(L, req);
-    }
     return 3;
 }
 

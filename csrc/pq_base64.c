@@ -75,6 +75,7 @@ int pq_b64_decode(const char *s, size_t n, unsigned char *out, size_t *decoded_l
     /* Classify bad characters first: the hint matters more than the length. */
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (pq_b64_values[c] >= 0 && !pad) continue; /* the common case first */
         if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
             return pq_b64_fail(msg, msgcap,
                 "is not strict Base64: whitespace at offset %lu (remove spaces and line breaks)", i);
@@ -101,18 +102,20 @@ int pq_b64_decode(const char *s, size_t n, unsigned char *out, size_t *decoded_l
 
     /* The empty text is valid Base64 of zero bytes (RFC 4648 section 10);
      * a field that needs at least one byte checks the decoded length. */
-    for (i = 0; i < n - pad; i++) {
-        acc = acc << 6 | (unsigned long)pq_b64_value((unsigned char)s[i]);
-        if (i % 4 == 3) {
-            if (out) {
-                out[o] = (unsigned char)(acc >> 16);
-                out[o + 1] = (unsigned char)(acc >> 8);
-                out[o + 2] = (unsigned char)acc;
-            }
-            o += 3;
-            acc = 0;
+    for (i = 0; i + 4 <= n - pad; i += 4) {
+        acc = (unsigned long)pq_b64_values[(unsigned char)s[i]] << 18 |
+              (unsigned long)pq_b64_values[(unsigned char)s[i + 1]] << 12 |
+              (unsigned long)pq_b64_values[(unsigned char)s[i + 2]] << 6 |
+              (unsigned long)pq_b64_values[(unsigned char)s[i + 3]];
+        if (out) {
+            out[o] = (unsigned char)(acc >> 16);
+            out[o + 1] = (unsigned char)(acc >> 8);
+            out[o + 2] = (unsigned char)acc;
         }
+        o += 3;
     }
+    acc = 0;
+    for (; i < n - pad; i++) acc = acc << 6 | (unsigned long)pq_b64_values[(unsigned char)s[i]];
     if (pad == 2) {
         if (acc & 0x0f)
             return pq_b64_fail(msg, msgcap,
