@@ -1011,6 +1011,106 @@ describe("prequalify.plan", function()
   end)
 end)
 
+describe("the fast path of built-in policies", function()
+  -- The same policy with a user's rule (which skips) after it runs every
+  -- rule through decision.run, one by one: both ways must decide alike.
+  local function slow(p)
+    return policy.all{ p, policy.rule("slow path", function() return "skip" end) }
+  end
+
+  -- What a decision shows, without the entry of that user's rule.
+  local function shown(d)
+    local trail = {}
+    for _, e in ipairs(d.trail) do
+      if e.rule ~= "slow path" then
+        trail[#trail + 1] = string.rep("  ", e.depth) .. e.verdict .. " " .. e.rule .. ": " .. e.reason
+      end
+    end
+    local r = d.request
+    return { allow = d.allow, verdict = d.verdict, reason = d.reason, trail = trail,
+             request = r and { dn = r.dn, data = r.data, hours = r.hours, single_use = r.single_use } }
+  end
+
+  local function rules()
+    return {
+      policy.environment{ [[**\Production*]] }, policy.users{ allow = { "local:build-bot", "local:bob" } },
+      policy.max_hours(8), policy.comment_matches("%u+%-%d+"), policy.algorithms{ "sha256", "sha384" },
+      policy.deny_hashes{ digest(3) }, policy.time_window{ hours = { 9, 17 } }, policy.unique(),
+    }
+  end
+
+  local policies = {
+    all8 = policy.all(rules()),
+    adjusting = policy.all{ policy.clamp_hours(4), policy.force_single_use(), policy.unique{ by = "environment" },
+                            policy.rate_limit{ max = 3, per_seconds = 600 } },
+    any = policy.any{ policy.environment{ [[**\Staging]] }, policy.all{ policy.users{ deny = "local:eve" },
+                      policy.clamp_hours(8) }, policy.max_hours(1) },
+    negate = policy.negate(policy.any{ policy.users{ allow = "local:eve" }, policy.algorithms{ "sha1" } }),
+    when = policy.when(policy.environment{ [[**\Staging]] }, policy.all{ policy.max_hours(4), policy.unique() }),
+    first = policy.first{ policy.when(policy.users{ allow = "local:bob" }, policy.force_single_use()),
+                          policy.all{}, policy.negate(policy.require_single_use()), policy.any{} },
+    empty = policy.all{},
+    nested = policy.all{ policy.all(rules()), policy.first{ policy.any{ policy.clamp_hours(2) } } },
+  }
+
+  local function requests()
+    local list = {}
+    for i = 1, 60 do
+      list[i] = fields{
+        dn = i % 3 == 0 and STAGING or PROD, user = ({ "local:build-bot", "local:bob", "local:eve" })[i % 3 + 1],
+        hours = i % 4 ~= 0 and (i % 13) + 1 or nil, single_use = ({ true, false, nil })[i % 3 + 1],
+        comment = i % 5 == 0 and "nightly" or "release OPS-" .. i % 7, data = digest(i % 9, i % 8 == 0 and 48 or 32),
+      }
+    end
+    return list
+  end
+
+  for name, p in pairs(policies) do
+    it("decides as rule by rule does, with the same trail read at once or late: " .. name, function()
+      local t = TUESDAY - 2 * HOUR
+      local fast_ctx, slow_ctx = { now = function() return t end }, { now = function() return t end }
+      local late = {}
+      for i, r in ipairs(requests()) do
+        t = t + 7 * 60 + i
+        local d, want = policy.evaluate(p, r, fast_ctx), policy.evaluate(slow(p), r, slow_ctx)
+        if i % 2 == 0 then
+          assert.same(shown(want), shown(d))
+        else
+          late[#late + 1] = { d, shown(want) }
+        end
+      end
+      for _, pair in ipairs(late) do assert.same(pair[2], shown(pair[1])) end
+      assert.same(slow_ctx.state, fast_ctx.state)
+    end)
+  end
+
+  it("gives a trail read late the reasons of the moment it was decided", function()
+    local t = TUESDAY
+    local ctx = { now = function() return t end }
+    local p = policy.all{ policy.time_window{ hours = { 9, 17 } }, policy.unique() }
+    local first = policy.evaluate(p, req(), ctx)
+    t = t + HOUR
+    assert.is_false(policy.evaluate(p, req(), ctx).allow)
+    assert.same({
+      "allow time_window(09:00-17:00 UTC): Tue 2026-11-24 09:30 UTC is inside 09:00-17:00",
+      "allow unique(): " .. SHORT .. " was not approved before in this batch",
+    }, lines(first))
+  end)
+
+  it("denies with the rule's name and the error when a built-in rule raises", function()
+    local p = policy.all{ policy.environment{ [[**\Production*]] }, policy.time_window{ hours = { 9, 17 } } }
+    local d = policy.evaluate(p, req(), { now = function() error("clock broke") end })
+    assert.is_false(d.allow)
+    assert.equal("deny", d.verdict)
+    assert.equal(2, #d.trail)
+    assert.equal("allow", d.trail[1].verdict)
+    assert.equal("deny", d.trail[2].verdict)
+    assert.equal("time_window(09:00-17:00 UTC)", d.trail[2].rule)
+    assert.matches("^error: .*clock broke$", d.trail[2].reason)
+    assert.matches("^time_window%(09:00%-17:00 UTC%): error: .*clock broke$", d.reason)
+  end)
+end)
+
 describe("policy.format_trail", function()
   it("prints a header and one line per rule", function()
     local p = policy.all{ policy.environment[[**\Production*]], policy.max_hours(4) }

@@ -1,19 +1,26 @@
 --- Time: the injectable clock (`ctx.now`) and `time_window`.
 -- @module prequalify.policy.clock
 local rules = require "prequalify.policy.rules"
+local text = require "prequalify.policy.text"
 
 local M = {}
 
---- The current time in unix seconds: `ctx.now` (a number, or a function
--- returning one), else `os.time()`.
-function M.now(ctx)
-  local v = ctx and ctx.now
+local floor, mtype = math.floor, math.type
+
+--- The time that a value of `ctx.now` stands for (see `now`).
+function M.of(v)
   if type(v) == "function" then v = v() end
   if v == nil then return os.time() end
   if type(v) ~= "number" then
     error("ctx.now must be a number of unix seconds or a function returning one, got " .. type(v), 0)
   end
   return v
+end
+
+--- The current time in unix seconds: `ctx.now` (a number, or a function
+-- returning one), else `os.time()`.
+function M.now(ctx)
+  return M.of(ctx and ctx.now)
 end
 
 -- Up to here (the year 10000) weekday and time of day are worked out
@@ -148,21 +155,32 @@ function M.time_window(t)
       d.hour, d.min, zone)
   end
   local function inside(at) return shown(at) .. " is inside " .. window end
+  local function open(wday, mins)
+    return (not days or days[wday]) and (not from or (from < to and mins >= from and mins < to)
+      or (from > to and (mins >= from or mins < to)))
+  end
+  -- by minute (`at // 60`), for the times worked out without os.date
+  local opens = text.memo(function(minute)
+    return open((minute // 1440 + 4) % 7 + 1, minute % 1440) and true or false
+  end, 64)
   return rules.leaf("time_window(" .. window .. " " .. zone .. ")", function(_, ctx)
-    local at = math.floor(M.now(ctx)) + off
-    local wday, mins
-    if math.type(at) == "integer" and at >= 0 and at < LAST then
-      -- 1970-01-01 was a Thursday (wday 5)
-      wday, mins = (at // 86400 + 4) % 7 + 1, at % 86400 // 60
-    else
-      -- what os.date makes of it, or its error
-      local d = os.date("!*t", at)
-      wday, mins = d.wday, d.hour * 60 + d.min
+    -- `ctx.now` is most often a whole number: then the only call is math.type
+    -- (`off` is a whole number too, so `at` stays one).
+    local at = ctx and ctx.now
+    local whole = mtype(at) == "integer"
+    if not whole then
+      at = floor(M.of(at))
+      whole = mtype(at) == "integer"
     end
-    local in_days = not days or days[wday]
-    local in_hours = not from or (from < to and mins >= from and mins < to)
-      or (from > to and (mins >= from or mins < to))
-    if in_days and in_hours then return "allow", inside, at end
+    at = at + off
+    if whole and at >= 0 and at < LAST then
+      local minute = at // 60
+      if opens[minute] then return "allow", inside, at end
+      return "deny", shown(at) .. " is outside " .. window
+    end
+    -- what os.date makes of it, or its error
+    local d = os.date("!*t", at)
+    if open(d.wday, d.hour * 60 + d.min) then return "allow", inside, at end
     return "deny", shown(at) .. " is outside " .. window
   end)
 end

@@ -47,29 +47,41 @@ end
 local INVALID = "the adjusted request is invalid: "
 
 -- The fast form of `all` when every part is a leaf rule (the usual policy):
--- it runs their checks itself, as each leaf's fast form would.
+-- it runs their checks itself, as each leaf's fast form would. The loop is
+-- the hot path of a policy, so an allow costs one comparison, and each slot
+-- is its own statement (a multiple assignment copies every value first).
 local function all_leaves(name, checks, names)
   local count = #checks
   return function(req, ctx, log, n, depth)
-    local start, cur, verdict, deciding = n, req, "skip", nil
+    local check, named = checks, names
+    local start, cur, adjusted = n, req, false
     for i = 1, count do
-      local v, reason, x, changes = checks[i](cur, ctx)
-      if v == "adjust" then
-        local new, msg = D.adjusted(cur, changes)
-        if new then
-          cur, verdict = new, "adjust"
-        else
-          v, reason, x = "deny", INVALID .. msg, nil
+      local v, reason, x, changes = check[i](cur, ctx)
+      if v ~= "allow" then
+        if v == "adjust" then
+          local new, msg = D.adjusted(cur, changes)
+          if new then
+            cur, adjusted = new, true
+          else
+            v, reason, x = "deny", INVALID .. msg, nil
+          end
         end
+        if v == "deny" then return "deny", req, n + 1, L.put(log, n, named[i], v, depth, reason, x) end
       end
-      log[n + 1], log[n + 2], log[n + 3], log[n + 4], log[n + 5] = names[i], v, depth, reason, x
+      log[n + 1] = named[i]
+      log[n + 2] = v
+      log[n + 3] = depth
+      log[n + 4] = reason
+      log[n + 5] = x
       n = n + 5
-      if v == "deny" then return "deny", req, n - 4, n end
-      if v ~= "skip" then
-        if verdict == "skip" then verdict = "allow" end
-        deciding = n - 4
-      end
     end
+    -- the entry that decided: the last that allowed or adjusted
+    local deciding
+    for i = n - 4, start + 1, -5 do
+      if log[i + 1] ~= "skip" then deciding = i; break end
+    end
+    -- one that adjusted makes it an adjust; else one that allowed, an allow
+    local verdict = adjusted and "adjust" or deciding and "allow" or "skip"
     if verdict == "skip" then deciding = L.last_visible(log, start, n) end
     if not deciding then
       n = L.put(log, n, name, verdict, -1, "no rule decided")

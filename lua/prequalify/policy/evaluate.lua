@@ -12,6 +12,8 @@ local M = {}
 
 local DEFAULT = { rule = "default", verdict = "deny", reason = "no rule decided (default deny)", depth = 0 }
 
+local Request = request.Request
+
 -- An allowed decision from the fast path has its log as metatable until its
 -- trail is read; then the trail is built once and it becomes a plain table.
 local function build_trail(d, key)
@@ -25,29 +27,68 @@ local function build_trail(d, key)
   return nil
 end
 
--- The decision through the policy's fast form, or nil if it raised (then
--- `run` decides again, with one `pcall` per rule, to name the rule). Every
--- part being built here, a second run decides the same; only a `ctx.now`
--- function is called again.
--- The longest log each policy has needed so far (its next is made that big).
-local sizes = setmetatable({}, { __mode = "k" })
+-- What the fast path keeps per policy: its fast form, the longest log it
+-- has needed so far and the maker of logs that long; false for a policy
+-- without a fast form (one that holds a user's rule).
+local runners = setmetatable({}, { __mode = "k" })
 
-local function fast_decide(fast, r, ctx)
-  local log = L.new(build_trail, sizes[fast] or 40)
-  local ok, verdict, sent, deciding, n = pcall(fast, r, ctx, log, 0, 0)
+local function runner(p)
+  local run = runners[p]
+  if run == nil then
+    local fast = D.fast(p)
+    run = fast and { fast = fast, slots = 0, make = L.maker(40) } or false
+    runners[p] = run
+  end
+  return run
+end
+
+-- The decision through the policy's fast form, or nil if it raised (then
+-- `slow` decides again, with one `pcall` per rule, to name the rule). Every
+-- part being built here, a second run decides the same; only a `ctx.now`
+-- function is called again. With `commit`, an allowed request is recorded
+-- in `ctx` as `commit` would.
+local function fast_decide(run, r, ctx, commit)
+  local log = run.make(build_trail)
+  local ok, verdict, sent, deciding, n = pcall(run.fast, r, ctx, log, 0, 0)
   if not ok then return nil end
-  if n > (sizes[fast] or 0) then sizes[fast] = n end
+  if n > run.slots then run.slots, run.make = n, L.maker(n) end
+  if verdict == "allow" or verdict == "adjust" then
+    if verdict == "adjust" and D.same(sent, r) then verdict = "allow" end
+    log.n = n
+    if commit and ctx ~= nil and type(ctx) == "table" then
+      state.record(sent, ctx)
+      return setmetatable({ allow = true, verdict = verdict, request = sent, committed = true }, log)
+    end
+    return setmetatable({ allow = true, verdict = verdict, request = sent }, log)
+  end
   if verdict == "skip" then
     n = L.put(log, n, DEFAULT.rule, DEFAULT.verdict, 0, DEFAULT.reason)
-    deciding, verdict = n - 4, "deny"
+    deciding = n - 4
   end
-  if verdict == "deny" then
-    return { allow = false, verdict = "deny", trail = L.trail(log, n), request = r,
-             reason = log[deciding] .. ": " .. L.reason(log, deciding) }
+  return { allow = false, verdict = "deny", trail = L.trail(log, n), request = r,
+           reason = log[deciding] .. ": " .. L.reason(log, deciding) }
+end
+
+-- The decision through `decision.run`, rule by rule.
+local function slow_decide(p, r, ctx)
+  local d = D.run(p, r, ctx)
+  local trail, deciding = {}, d.deciding
+  for i, e in ipairs(d.trail or {}) do trail[i] = e end
+  local verdict = d.verdict
+  if verdict == "skip" then
+    deciding = { rule = DEFAULT.rule, verdict = DEFAULT.verdict, reason = DEFAULT.reason, depth = 0 }
+    trail[#trail + 1] = deciding
+    verdict = "deny"
   end
-  if verdict == "adjust" and D.same(sent, r) then verdict = "allow" end
-  log.n = n
-  return setmetatable({ allow = true, verdict = verdict, request = sent }, log)
+  local out = { allow = verdict == "allow" or verdict == "adjust", verdict = verdict, trail = trail }
+  if out.allow then
+    out.request = d.request
+    if verdict == "adjust" and D.same(d.request, r) then out.verdict = "allow" end
+  else
+    out.request = r
+    out.reason = deciding and (deciding.rule .. ": " .. deciding.reason) or "denied"
+  end
+  return out
 end
 
 --- Decide on one request without recording anything in `ctx`.
@@ -69,29 +110,12 @@ function M.decide(p, req, ctx)
     local entry = { rule = "validate", verdict = "deny", reason = why, depth = 0 }
     return { allow = false, verdict = "deny", input = req, trail = { entry }, reason = "validate: " .. why }
   end
-  local fast = D.fast(p)
-  if fast then
-    local out = fast_decide(fast, r, ctx)
+  local run = runner(p)
+  if run then
+    local out = fast_decide(run, r, ctx, false)
     if out then return out end
   end
-  local d = D.run(p, r, ctx)
-  local trail, deciding = {}, d.deciding
-  for i, e in ipairs(d.trail or {}) do trail[i] = e end
-  local verdict = d.verdict
-  if verdict == "skip" then
-    deciding = { rule = DEFAULT.rule, verdict = DEFAULT.verdict, reason = DEFAULT.reason, depth = 0 }
-    trail[#trail + 1] = deciding
-    verdict = "deny"
-  end
-  local out = { allow = verdict == "allow" or verdict == "adjust", verdict = verdict, trail = trail }
-  if out.allow then
-    out.request = d.request
-    if verdict == "adjust" and D.same(d.request, r) then out.verdict = "allow" end
-  else
-    out.request = r
-    out.reason = deciding and (deciding.rule .. ": " .. deciding.reason) or "denied"
-  end
-  return out
+  return slow_decide(p, r, ctx)
 end
 
 --- Record an allowed decision in `ctx` (for `unique` and `rate_limit`).
@@ -110,9 +134,16 @@ end
 -- @param req a normalized request or a plain table (validated here)
 -- @tparam[opt] table ctx `now` and per-batch state; pass the same one for a batch
 function M.evaluate(p, req, ctx)
+  -- The usual call (a policy built here, a validated request) goes
+  -- straight to the fast form: `decide` and `commit` in one.
+  local run = runners[p]
+  if run and getmetatable(req) == Request then
+    local d = fast_decide(run, req, ctx, true)
+    if d then return d end
+    return M.commit(slow_decide(p, req, ctx), ctx)
+  end
   D.check(p, "policy.evaluate", 2)
-  local d = M.decide(p, req, ctx)
-  return M.commit(d, ctx)
+  return M.commit(M.decide(p, req, ctx), ctx)
 end
 
 --- Decide on a list of requests, without any network, with one shared `ctx`

@@ -100,10 +100,6 @@ local function by_text(set)
   return out
 end
 
-local function lookup(set, req)
-  return set[req.data]
-end
-
 local function not_on_deny_list(data) return text.digest(data) .. " is not on the deny list" end
 
 local function where(hit)
@@ -119,7 +115,7 @@ function M.deny_hashes(src, base)
   local set, desc = load_set("deny_hashes", src, base)
   set = by_text(set)
   return rules.leaf("deny_hashes(" .. desc .. ")", function(req)
-    local hit = lookup(set, req)
+    local hit = set[req.data]
     if hit then return "deny", text.digest(req.data) .. " is on the deny list" .. where(hit) end
     return "allow", not_on_deny_list, req.data
   end)
@@ -130,7 +126,7 @@ function M.allow_hashes(src, base)
   local set, desc = load_set("allow_hashes", src, base)
   set = by_text(set)
   return rules.leaf("allow_hashes(" .. desc .. ")", function(req)
-    local hit = lookup(set, req)
+    local hit = set[req.data]
     if hit then return "allow", text.digest(req.data) .. " is on the allow list" .. where(hit) end
     return "deny", text.digest(req.data) .. " is not on the allow list"
   end)

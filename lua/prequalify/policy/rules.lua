@@ -10,6 +10,10 @@ local text = require "prequalify.policy.text"
 
 local M = {}
 
+local find = string.find
+local lowered = text.lowered
+local DEFAULT_HOURS = text.DEFAULT_HOURS
+
 local HOURS_MAX = 8760
 -- DNs whose match a rule remembers (a batch sends few distinct ones).
 local SEEN_MAX = 256
@@ -30,7 +34,11 @@ local function leaf(name, check)
         verdict, reason, x = "deny", "the adjusted request is invalid: " .. msg, nil
       end
     end
-    log[n + 1], log[n + 2], log[n + 3], log[n + 4], log[n + 5] = name, verdict, depth, reason, x
+    log[n + 1] = name
+    log[n + 2] = verdict
+    log[n + 3] = depth
+    log[n + 4] = reason
+    log[n + 5] = x
     return verdict, req, n + 1, n + 5
   end
   return D.builtin(name, function(req, ctx)
@@ -136,7 +144,7 @@ function M.users(t)
   if deny_list then parts[#parts + 1] = "deny " .. text.list(deny_list) end
   return leaf("users(" .. table.concat(parts, "; ") .. ")", function(req)
     local user = req.user
-    local u = text.lower(user)
+    local u = lowered[user]
     if deny and deny[u] then return "deny", user .. " is on the deny list" end
     if allow then
       if allow[u] then return "allow", on_allow_list, user end
@@ -151,8 +159,9 @@ function M.max_hours(n)
   hours_arg("max_hours", n)
   local function within(hours) return text.hours_value(hours) .. " is within " .. n end
   return leaf("max_hours(" .. n .. ")", function(req)
-    if text.hours_of(req) > n then return "deny", text.hours(req) .. " exceeds " .. n end
-    return "allow", within, req.hours
+    local hours = req.hours
+    if (hours or DEFAULT_HOURS) > n then return "deny", text.hours_value(hours) .. " exceeds " .. n end
+    return "allow", within, hours
   end)
 end
 
@@ -163,8 +172,9 @@ function M.clamp_hours(n)
   local function clamped(hours) return text.hours_value(hours) .. " clamped to " .. n end
   local changes = { hours = n }
   return leaf("clamp_hours(" .. n .. ")", function(req)
-    if text.hours_of(req) > n then return "adjust", clamped, req.hours, changes end
-    return "allow", within, req.hours
+    local hours = req.hours
+    if (hours or DEFAULT_HOURS) > n then return "adjust", clamped, hours, changes end
+    return "allow", within, hours
   end)
 end
 
@@ -202,9 +212,11 @@ function M.comment_matches(pattern)
     error(string.format("policy.comment_matches: bad Lua pattern %q: %s", pattern,
       tostring(why):gsub("^.-:%d+: ", "")), 2)
   end
+  -- a batch often repeats its comments: the pattern is tried once per comment
+  local found = text.memo(function(comment) return find(comment, pattern) ~= nil end, 256)
   return leaf("comment_matches(" .. pattern .. ")", function(req)
     local comment = req.comment
-    if comment:find(pattern) then return "allow", comment_matches, comment end
+    if found[comment] then return "allow", comment_matches, comment end
     return "deny", "comment " .. text.quote(comment) .. " does not match " .. pattern
   end)
 end

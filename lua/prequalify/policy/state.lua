@@ -19,24 +19,39 @@ local text = require "prequalify.policy.text"
 
 local M = {}
 
-local function approvals(ctx, create)
-  if type(ctx) ~= "table" then return nil end
+local lowered = text.lowered
+local mtype = math.type
+
+-- The approvals in `ctx` (a table), made if missing.
+local function approvals(ctx)
   local st = ctx.state
   if st == nil then
-    if not create then return nil end
     st = {}
     ctx.state = st
   end
   local a = st.approvals
-  if a == nil and create then
+  if a == nil then
     a = { hashes = {}, times = { all = {}, user = {}, environment = {} } }
     st.approvals = a
   end
   return a
 end
 
--- One more approval at time `t` in the runs `list`.
-local function push(list, t)
+-- What a rule reads: the approvals in `ctx`, or nil (no state, or no table).
+local function recorded(ctx)
+  if ctx == nil or type(ctx) ~= "table" then return nil end
+  local st = ctx.state
+  if st == nil then return nil end
+  return st.approvals
+end
+
+-- One more approval at time `t` in the runs `map[key]`.
+local function push(map, key, t)
+  local list = map[key]
+  if list == nil then
+    map[key] = { t, 1 }
+    return
+  end
   local n = #list
   if n > 0 and list[n - 1] == t then
     list[n] = list[n] + 1
@@ -45,18 +60,14 @@ local function push(list, t)
   end
 end
 
-local function runs(map, key)
-  local list = map[key]
-  if not list then list = {}; map[key] = list end
-  return list
-end
-
---- Remember that `req` was approved, at `ctx.now`.
+--- Remember that `req` was approved, at `ctx.now` (`ctx` is a table).
 function M.record(req, ctx)
-  local a = approvals(ctx, true)
+  local st = ctx.state
+  local a = st ~= nil and st.approvals or approvals(ctx)
   local data = req.data
-  local dn, user = text.lower(req.dn), text.lower(req.user)
-  local t = clock.now(ctx)
+  local dn, user = lowered[req.dn], lowered[req.user]
+  local t = ctx.now
+  if not mtype(t) then t = clock.of(t) end
   local hashes = a.hashes
   local envs = hashes[data]
   if envs == nil then
@@ -67,9 +78,9 @@ function M.record(req, ctx)
     hashes[data] = { [envs] = true, [dn] = true }
   end
   local times = a.times
-  push(times.all, t)
-  push(runs(times.user, user), t)
-  push(runs(times.environment, dn), t)
+  push(times, "all", t)
+  push(times.user, user, t)
+  push(times.environment, dn, t)
 end
 
 --- Denies a hash already approved earlier in the same context (a `plan`, a
@@ -87,12 +98,12 @@ function M.unique(t)
   local scope = per_env and "for this environment " or ""
   local function new(data) return text.digest(data) .. " was not approved before " .. scope .. "in this batch" end
   return rules.leaf(name, function(req, ctx)
-    local a = approvals(ctx, false)
+    local a = recorded(ctx)
     local data = req.data
     local envs = a and a.hashes[data]
     local seen = envs ~= nil
     if envs and per_env then
-      local dn = text.lower(req.dn)
+      local dn = lowered[req.dn]
       seen = envs == dn or type(envs) == "table" and envs[dn] == true
     end
     if seen then
@@ -124,14 +135,14 @@ function M.rate_limit(t)
   local window = text.duration(per)
   return rules.leaf(string.format("rate_limit(%d per %s by %s)", max, window, key), function(req, ctx)
     local now = clock.now(ctx)
-    local a = approvals(ctx, false)
+    local a = recorded(ctx)
     local list, who
     if key == "user" then
       who = req.user
-      list = a and a.times.user[text.lower(who)]
+      list = a and a.times.user[lowered[who]]
     elseif key == "environment" then
       who = req.dn
-      list = a and a.times.environment[text.lower(who)]
+      list = a and a.times.environment[lowered[who]]
     else
       who = "this batch"
       list = a and a.times.all

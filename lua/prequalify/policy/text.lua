@@ -21,16 +21,6 @@ function M.hours_value(hours)
   return hours .. " requested"
 end
 
---- The same, for a request.
-function M.hours(req)
-  return M.hours_value(req.hours)
-end
-
---- The hours a request asks for, counting a missing value as the default.
-function M.hours_of(req)
-  return req.hours or M.DEFAULT_HOURS
-end
-
 --- A comment quoted for a reason line, cut short if long.
 function M.quote(s)
   s = tostring(s):gsub("[%c]", " ")
@@ -46,21 +36,28 @@ function M.duration(s)
   return string.format("%gs", s)
 end
 
--- Lower-cased names (users, DNs) of recent requests: a batch sends the
--- same few again and again. Emptied when full, so it stays small.
-local LOWER_MAX = 1024
-local lowered, n_lowered = {}, 0
-
---- `s:lower()`, remembered for the strings seen most recently.
-function M.lower(s)
-  local l = lowered[s]
-  if l == nil then
-    l = s:lower()
-    if n_lowered >= LOWER_MAX then lowered, n_lowered = {}, 0 end
-    lowered[s], n_lowered = l, n_lowered + 1
-  end
-  return l
+--- A table that remembers `make(key)`: `t[key]` calls `make` the first
+-- time only. It forgets everything once it holds `max` keys, so it stays
+-- small. For the values a batch repeats (users, DNs, comments). A key that cannot be stored (nil, NaN) must
+-- make `make` raise.
+function M.memo(make, max)
+  local count = 0
+  return setmetatable({}, {
+    __index = function(t, key)
+      local v = make(key)
+      if count >= max then
+        for k in pairs(t) do t[k] = nil end
+        count = 0
+      end
+      t[key], count = v, count + 1
+      return v
+    end,
+  })
 end
+
+--- `lowered[s]` is `s:lower()`, remembered for the strings seen most
+-- recently (users and DNs); a hit costs one table read, not a call.
+M.lowered = M.memo(function(s) return s:lower() end, 1024)
 
 --- `{"a", "b"}` as `"a, b"`.
 function M.list(t)
