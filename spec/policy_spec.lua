@@ -661,6 +661,16 @@ describe("policy.comment_matches", function()
     assert.equal('comment "' .. string.rep("a", 57) .. '..." does not match ^x', d.trail[1].reason)
   end)
 
+  it("shows tabs and newlines in a comment as spaces, also where a long one is cut", function()
+    local p = policy.comment_matches("^x")
+    assert.equal('comment "a b c" does not match ^x', run(p, req{ comment = "a\tb\nc" }).trail[1].reason)
+    local long = "a\tb\nc" .. string.rep("d", 60) .. "\t"
+    assert.equal('comment "a b c' .. string.rep("d", 52) .. '..." does not match ^x',
+      run(p, req{ comment = long }).trail[1].reason)
+    assert.equal('comment "OPS-1 build 7" matches',
+      run(policy.comment_matches("%u+%-%d+"), req{ comment = "OPS-1\tbuild 7" }).trail[1].reason)
+  end)
+
   it("refuses a malformed Lua pattern when the policy is built", function()
     assert.has_error(function() policy.comment_matches("[a-") end,
       'policy.comment_matches: bad Lua pattern "[a-": malformed pattern (missing \']\')')
@@ -815,6 +825,24 @@ describe("policy.time_window", function()
     local d = run(p, nil, { now = "noon" })
     assert.is_false(d.allow)
     assert.matches("ctx.now must be a number", d.reason, 1, true)
+  end)
+
+  it("shows the minute of each request, also a second either side of a new minute", function()
+    local q = policy.time_window{ hours = { 9, 17 } }
+    assert.equal("Tue 2026-11-24 09:59 UTC is inside 09:00-17:00",
+      run(q, nil, { now = TUESDAY + 29 * 60 + 59 }).trail[1].reason)
+    assert.equal("Tue 2026-11-24 10:00 UTC is inside 09:00-17:00",
+      run(q, nil, { now = TUESDAY + 30 * 60 }).trail[1].reason)
+    assert.equal("Tue 2026-11-24 17:00 UTC is outside 09:00-17:00",
+      run(q, nil, { now = TUESDAY + 7.5 * HOUR + 0.5 }).trail[1].reason)
+  end)
+
+  it("shows leap days and the turn of a century as the calendar has them", function()
+    local q = policy.time_window{ days = { "mon" } }
+    assert.equal("Tue 2000-02-29 12:00 UTC is outside mon", run(q, nil, { now = 951825600 }).trail[1].reason)
+    assert.equal("Sun 2100-02-28 23:59 UTC is outside mon", run(q, nil, { now = 4107542399 }).trail[1].reason)
+    assert.equal("Mon 2100-03-01 00:00 UTC is inside mon", run(q, nil, { now = 4107542400 }).trail[1].reason)
+    assert.equal("Wed 1969-12-31 23:59 UTC is outside mon", run(q, nil, { now = -1 }).trail[1].reason)
   end)
 
   it("writes ranges of three or more days as a range", function()
@@ -1108,6 +1136,20 @@ describe("the fast path of built-in policies", function()
     assert.equal("time_window(09:00-17:00 UTC)", d.trail[2].rule)
     assert.matches("^error: .*clock broke$", d.trail[2].reason)
     assert.matches("^time_window%(09:00%-17:00 UTC%): error: .*clock broke$", d.reason)
+  end)
+
+  it("keeps reasons right for more users, comments and hours than it remembers", function()
+    local p = policy.all{ policy.users{ deny = "local:alice" }, policy.comment_matches("%d"), policy.max_hours(5000) }
+    local ds = {}
+    for i = 1, 1100 do ds[i] = run(p, req{ user = "local:User" .. i, comment = "c" .. i, hours = i }) end
+    for i = 1, 1100, 99 do
+      assert.same({
+        "allow users(deny local:alice): local:User" .. i .. " is not on the deny list",
+        'allow comment_matches(%d): comment "c' .. i .. '" matches',
+        "allow max_hours(5000): " .. i .. " requested is within 5000",
+      }, lines(ds[i]))
+    end
+    assert.is_false(run(p, req{ user = "local:ALICE" }).allow)
   end)
 end)
 

@@ -29,6 +29,7 @@ local LAST = 253402300800
 
 -- os.date's wday: 1 is Sunday.
 local DAY_NAMES = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" }
+local DAY_TITLES = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
 local DAY_INDEX = {}
 for i, d in ipairs(DAY_NAMES) do DAY_INDEX[d] = i end
 local LONG = { sunday = "sun", monday = "mon", tuesday = "tue", wednesday = "wed",
@@ -77,6 +78,21 @@ local function clock(v, what)
 end
 
 local function hhmm(mins) return string.format("%02d:%02d", mins // 60, mins % 60) end
+
+-- Year, month and day of a day number (days since 1970-01-01) in the
+-- proleptic Gregorian calendar, as os.date("!*t") has them (H. Hinnant's
+-- civil_from_days).
+local function civil(days)
+  local z = days + 719468
+  local era = z // 146097
+  local doe = z - era * 146097
+  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+  local mp = (5 * doy + 2) // 153
+  local month = mp < 10 and mp + 3 or mp - 9
+  return yoe + era * 400 + (month <= 2 and 1 or 0), month, doy - (153 * mp + 2) // 5 + 1
+end
+M.civil = civil
 
 -- Weekdays Monday first, runs of three or more written as a range.
 local function days_label(set)
@@ -149,12 +165,25 @@ function M.time_window(t)
   local window = table.concat(parts, " ")
   -- `at` is the local time as unix seconds (the moment plus the offset).
   local function shown(at)
-    local d = os.date("!*t", at)
-    local day = DAY_NAMES[d.wday]:gsub("^%l", string.upper)
-    return string.format("%s %04d-%02d-%02d %02d:%02d %s", day, d.year, d.month, d.day,
-      d.hour, d.min, zone)
+    local wday, year, month, day, hour, min
+    if mtype(at) == "integer" and at >= 0 and at < LAST then
+      local dayno = at // 86400
+      wday, hour, min = (dayno + 4) % 7 + 1, at % 86400 // 3600, at % 3600 // 60
+      year, month, day = civil(dayno)
+    else
+      local d = os.date("!*t", at)
+      wday, year, month, day, hour, min = d.wday, d.year, d.month, d.day, d.hour, d.min
+    end
+    return string.format("%s %04d-%02d-%02d %02d:%02d %s", DAY_TITLES[wday], year, month, day, hour, min, zone)
   end
-  local function inside(at) return shown(at) .. " is inside " .. window end
+  -- The reasons show the minute, and a batch's requests share a few: they
+  -- are remembered by minute (`at // 60`) where worked out without os.date.
+  local insides = text.memo(function(minute) return shown(minute * 60) .. " is inside " .. window end, 64)
+  local outsides = text.memo(function(minute) return shown(minute * 60) .. " is outside " .. window end, 64)
+  local function inside(at)
+    if mtype(at) == "integer" and at >= 0 and at < LAST then return insides[at // 60] end
+    return shown(at) .. " is inside " .. window
+  end
   local function open(wday, mins)
     return (not days or days[wday]) and (not from or (from < to and mins >= from and mins < to)
       or (from > to and (mins >= from or mins < to)))
@@ -176,7 +205,7 @@ function M.time_window(t)
     if whole and at >= 0 and at < LAST then
       local minute = at // 60
       if opens[minute] then return "allow", inside, at end
-      return "deny", shown(at) .. " is outside " .. window
+      return "deny", outsides[minute]
     end
     -- what os.date makes of it, or its error
     local d = os.date("!*t", at)

@@ -100,7 +100,7 @@ local function by_text(set)
   return out
 end
 
-local function not_on_deny_list(data) return text.digest(data) .. " is not on the deny list" end
+local function not_on_deny_list(data) return text.digest(data, " is not on the deny list") end
 
 local function where(hit)
   if not hit.where then return "" end

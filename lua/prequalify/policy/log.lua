@@ -83,17 +83,26 @@ function M.last_visible(log, from, to)
   return nil
 end
 
+-- The entries of the trail being built, so that the trail is made at its
+-- size at once (filled one by one, it would grow at every power of two).
+-- Slots past the current trail keep older entries until overwritten: they
+-- are never read, and emptying them would cost more than the copy saves.
+local entries = {}
+local unpack = table.unpack
+
 --- The trail: a plain list of `{rule=, verdict=, reason=, depth=}`.
 function M.trail(log, n)
-  local out, k = {}, 0
+  local k = 0
   for i = 1, n, 5 do
     local depth = log[i + 2]
     if depth >= 0 then
+      local r = log[i + 3]
+      if type(r) == "function" then r = r(log[i + 4], log) end
       k = k + 1
-      out[k] = { rule = log[i], verdict = log[i + 1], reason = reason(log, i), depth = depth }
+      entries[k] = { rule = log[i], verdict = log[i + 1], reason = r, depth = depth }
     end
   end
-  return out
+  return { unpack(entries, 1, k) }
 end
 
 return M

@@ -124,8 +124,10 @@ local function identities(who, v)
   return set, list
 end
 
-local function on_allow_list(user) return user .. " is on the allow list" end
-local function not_on_deny_list(user) return user .. " is not on the deny list" end
+local allowed_users = text.memo(function(user) return user .. " is on the allow list" end, 256)
+local undenied_users = text.memo(function(user) return user .. " is not on the deny list" end, 256)
+local function on_allow_list(user) return allowed_users[user] end
+local function not_on_deny_list(user) return undenied_users[user] end
 
 --- Allows the listed identities and denies the others; or denies the listed
 -- ones and allows the others; or both. Identities are PrefixedName
@@ -157,7 +159,9 @@ end
 --- Denies a validity longer than `n` hours; no `hours` counts as 24.
 function M.max_hours(n)
   hours_arg("max_hours", n)
-  local function within(hours) return text.hours_value(hours) .. " is within " .. n end
+  -- keyed by hours, false for none
+  local withins = text.memo(function(hours) return text.hours_value(hours or nil) .. " is within " .. n end, 64)
+  local function within(hours) return withins[hours or false] end
   return leaf("max_hours(" .. n .. ")", function(req)
     local hours = req.hours
     if (hours or DEFAULT_HOURS) > n then return "deny", text.hours_value(hours) .. " exceeds " .. n end
@@ -168,8 +172,11 @@ end
 --- Lowers a validity longer than `n` hours (or none, meaning 24) to `n`.
 function M.clamp_hours(n)
   hours_arg("clamp_hours", n)
-  local function within(hours) return text.hours_value(hours) .. " is within " .. n end
-  local function clamped(hours) return text.hours_value(hours) .. " clamped to " .. n end
+  -- keyed by hours, false for none
+  local withins = text.memo(function(hours) return text.hours_value(hours or nil) .. " is within " .. n end, 64)
+  local clampeds = text.memo(function(hours) return text.hours_value(hours or nil) .. " clamped to " .. n end, 64)
+  local function within(hours) return withins[hours or false] end
+  local function clamped(hours) return clampeds[hours or false] end
   local changes = { hours = n }
   return leaf("clamp_hours(" .. n .. ")", function(req)
     local hours = req.hours
@@ -199,7 +206,8 @@ function M.force_single_use()
   end)
 end
 
-local function comment_matches(comment) return "comment " .. text.quote(comment) .. " matches" end
+local matching = text.memo(function(comment) return "comment " .. text.quote(comment) .. " matches" end, 256)
+local function comment_matches(comment) return matching[comment] end
 
 --- Allows a comment in which the Lua pattern is found (use `^`/`$` to anchor).
 -- @tparam string pattern e.g. `"%u+%-%d+"` for a ticket reference such as `OPS-1234`

@@ -96,7 +96,8 @@ function M.unique(t)
   end
   local name = per_env and "unique(by environment)" or "unique()"
   local scope = per_env and "for this environment " or ""
-  local function new(data) return text.digest(data) .. " was not approved before " .. scope .. "in this batch" end
+  local not_before = " was not approved before " .. scope .. "in this batch"
+  local function new(data) return text.digest(data, not_before) end
   return rules.leaf(name, function(req, ctx)
     local a = recorded(ctx)
     local data = req.data

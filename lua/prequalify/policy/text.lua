@@ -6,11 +6,15 @@ local M = {}
 --- The server's default validity when a request has no `hours`.
 M.DEFAULT_HOURS = 24
 
---- The first characters of a Base64 digest, enough to tell hashes apart.
-function M.digest(data)
+local find, gsub, sub = string.find, string.gsub, string.sub
+
+--- The first characters of a Base64 digest, enough to tell hashes apart,
+-- followed by `rest` if given (one string made, not two).
+function M.digest(data, rest)
   data = tostring(data or "")
-  if #data <= 16 then return data end
-  return data:sub(1, 12) .. "..."
+  if #data > 16 then return sub(data, 1, 12) .. "..." .. (rest or "") end
+  if rest then return data .. rest end
+  return data
 end
 
 --- `"24 requested (server default)"` or `"8 requested"`, from a request's `hours`.
@@ -21,10 +25,13 @@ function M.hours_value(hours)
   return hours .. " requested"
 end
 
---- A comment quoted for a reason line, cut short if long.
+--- A comment quoted for a reason line, cut short if long, with control
+-- characters shown as spaces. (Cut first: a long comment is not scanned
+-- to its end, and the replacement keeps every character in its place.)
 function M.quote(s)
-  s = tostring(s):gsub("[%c]", " ")
-  if #s > 60 then s = s:sub(1, 57) .. "..." end
+  s = tostring(s)
+  if #s > 60 then s = sub(s, 1, 57) .. "..." end
+  if find(s, "%c") then s = gsub(s, "%c", " ") end
   return '"' .. s .. '"'
 end
 
@@ -38,7 +45,8 @@ end
 
 --- A table that remembers `make(key)`: `t[key]` calls `make` the first
 -- time only. It forgets everything once it holds `max` keys, so it stays
--- small. For the values a batch repeats (users, DNs, comments). A key that cannot be stored (nil, NaN) must
+-- small. For the values a batch repeats (users, DNs, comments, hours) and
+-- the reasons made from them. A key that cannot be stored (nil, NaN) must
 -- make `make` raise.
 function M.memo(make, max)
   local count = 0
