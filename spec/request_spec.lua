@@ -128,6 +128,14 @@ describe("the wire body", function()
     assert.equal(req.comment, cjson.decode(text).Comment)
   end)
 
+  it("writes an integer Hours exactly, whatever its size", function()
+    local core = require "prequalify.core"
+    for _, h in ipairs{ 0, 7, 8760, -5, math.maxinteger, math.mininteger } do
+      local text = core.wire{ dn = "d", data = "AA==", hours = h }
+      assert.equal('{"Dn":"d","Data":"AA==","Hours":' .. string.format("%d", h) .. "}", text)
+    end
+  end)
+
   it("refuses to write a body from a table whose fields have the wrong types", function()
     local core = require "prequalify.core"
     assert.has_error(function() core.wire{ dn = 1, data = "AA==" } end, "wire: field 'dn' is not a string")
