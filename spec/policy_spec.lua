@@ -584,6 +584,14 @@ describe("policy.max_hours", function()
     assert.is_true(run(policy.max_hours(24)).allow)
   end)
 
+  it("shows hours as given when called directly with a table, 2.0 apart from 2", function()
+    local p = policy.max_hours(4)
+    assert.same({ "allow max_hours(4): 2 requested is within 4" }, lines(p({ hours = 2 })))
+    assert.same({ "allow max_hours(4): 2.0 requested is within 4" }, lines(p({ hours = 2.0 })))
+    assert.same({ "allow max_hours(24): 24 requested (server default) is within 24" },
+      lines(policy.max_hours(24)({})))
+  end)
+
   it("refuses a limit that is not a whole number of hours", function()
     assert.has_error(function() policy.max_hours(0) end,
       "policy.max_hours: expected a whole number of hours from 1 to 8760, got 0")

@@ -92,7 +92,6 @@ local function civil(days)
   local month = mp < 10 and mp + 3 or mp - 9
   return yoe + era * 400 + (month <= 2 and 1 or 0), month, doy - (153 * mp + 2) // 5 + 1
 end
-M.civil = civil
 
 -- Weekdays Monday first, runs of three or more written as a range.
 local function days_label(set)
@@ -188,7 +187,7 @@ function M.time_window(t)
     return (not days or days[wday]) and (not from or (from < to and mins >= from and mins < to)
       or (from > to and (mins >= from or mins < to)))
   end
-  -- by minute (`at // 60`), for the times worked out without os.date
+  -- So is whether a minute is in the window (1970-01-01 was a Thursday, wday 5).
   local opens = text.memo(function(minute)
     return open((minute // 1440 + 4) % 7 + 1, minute % 1440) and true or false
   end, 64)

@@ -43,7 +43,7 @@ local function runner(p)
 end
 
 -- The decision through the policy's fast form, or nil if it raised (then
--- `slow` decides again, with one `pcall` per rule, to name the rule). Every
+-- `slow_decide` decides again, with one `pcall` per rule, to name the rule). Every
 -- part being built here, a second run decides the same; only a `ctx.now`
 -- function is called again. With `commit`, an allowed request is recorded
 -- in `ctx` as `commit` would.

@@ -10,7 +10,7 @@ local text = require "prequalify.policy.text"
 
 local M = {}
 
-local find = string.find
+local mtype = math.type
 local lowered = text.lowered
 local DEFAULT_HOURS = text.DEFAULT_HOURS
 
@@ -156,12 +156,20 @@ function M.users(t)
   end)
 end
 
+-- A deferred reason `"<hours> requested<rest>"`, remembered per whole number
+-- of hours (false for none); a float only comes from calling a rule directly.
+local function hours_reason(rest)
+  local texts = text.memo(function(hours) return text.hours_value(hours or nil) .. rest end, 64)
+  return function(hours)
+    if mtype(hours) == "float" then return text.hours_value(hours) .. rest end
+    return texts[hours or false]
+  end
+end
+
 --- Denies a validity longer than `n` hours; no `hours` counts as 24.
 function M.max_hours(n)
   hours_arg("max_hours", n)
-  -- keyed by hours, false for none
-  local withins = text.memo(function(hours) return text.hours_value(hours or nil) .. " is within " .. n end, 64)
-  local function within(hours) return withins[hours or false] end
+  local within = hours_reason(" is within " .. n)
   return leaf("max_hours(" .. n .. ")", function(req)
     local hours = req.hours
     if (hours or DEFAULT_HOURS) > n then return "deny", text.hours_value(hours) .. " exceeds " .. n end
@@ -172,11 +180,7 @@ end
 --- Lowers a validity longer than `n` hours (or none, meaning 24) to `n`.
 function M.clamp_hours(n)
   hours_arg("clamp_hours", n)
-  -- keyed by hours, false for none
-  local withins = text.memo(function(hours) return text.hours_value(hours or nil) .. " is within " .. n end, 64)
-  local clampeds = text.memo(function(hours) return text.hours_value(hours or nil) .. " clamped to " .. n end, 64)
-  local function within(hours) return withins[hours or false] end
-  local function clamped(hours) return clampeds[hours or false] end
+  local within, clamped = hours_reason(" is within " .. n), hours_reason(" clamped to " .. n)
   local changes = { hours = n }
   return leaf("clamp_hours(" .. n .. ")", function(req)
     local hours = req.hours
@@ -221,7 +225,7 @@ function M.comment_matches(pattern)
       tostring(why):gsub("^.-:%d+: ", "")), 2)
   end
   -- a batch often repeats its comments: the pattern is tried once per comment
-  local found = text.memo(function(comment) return find(comment, pattern) ~= nil end, 256)
+  local found = text.memo(function(comment) return comment:find(pattern) ~= nil end, 256)
   return leaf("comment_matches(" .. pattern .. ")", function(req)
     local comment = req.comment
     if found[comment] then return "allow", comment_matches, comment end
