@@ -520,6 +520,26 @@ describe("batch #emulator", function()
       assert.equal(30, n)
     end)
 
+    it("keeps the trails of denied and adjusted items, and of every item with trails = true", function()
+      local policy = prequalify.policy
+      local pol = policy.all{ policy.environment([[**\Production Environment]]), policy.clamp_hours(4) }
+      local list = items(3)
+      list[1].hours = 2
+      list[2].dn = helpers.DN_STAGING
+      list[3].hours = 12
+      local rep = assert(client():batch(list, { concurrency = 2, policy = pol }))
+      local by = outcomes_by_index(rep)
+      assert.same({ "approved", "denied", "approved" }, { by[1].outcome, by[2].outcome, by[3].outcome })
+      assert.is_nil(by[1].trail, "an item allowed unchanged carries no trail")
+      assert.is_true(#by[2].trail >= 1)
+      assert.is_true(#by[3].trail >= 1)
+      assert.equal(4, by[3].sent.hours)
+      local two = items(2)
+      for _, it in ipairs(two) do it.hours = 2 end
+      local all = assert(client():batch(two, { concurrency = 2, policy = pol, trails = true }))
+      for _, e in ipairs(all.items) do assert.equal(2, #e.trail) end
+    end)
+
     it("keys items only when a journal or an audit log records them", function()
       local journal = require "prequalify.journal"
       local plain = assert(client():batch(items(3), { concurrency = 2 }))

@@ -46,7 +46,7 @@ local OPTIONS = {
   concurrency = "number", policy = "function|table", ctx = "table", journal = "string",
   on_result = "function", progress = "boolean|function|string", deadline = "number",
   retry_unknown = "boolean", retry_failed = "boolean", report = "string", audit = "string",
-  keep_items = "boolean", signals = "boolean", total = "number",
+  keep_items = "boolean", signals = "boolean", total = "number", trails = "boolean",
 }
 
 local function invalid(field, message)
@@ -161,7 +161,8 @@ end
 --   `ctx`, `journal`, `on_result(entry, res, err)`, `progress`, `deadline`
 --   (seconds), `retry_unknown` (false), `retry_failed` (false), `report`
 --   (path of the JSON report), `audit` (path of the audit log),
---   `keep_items`, `signals` (true), `total`
+--   `keep_items`, `signals` (true), `total`, `trails` (false: the report
+--   keeps the trails of denied and adjusted items only)
 -- @return the report; or nil and an `invalid` error when the run could not
 --   start (bad option, journal locked)
 function M.run(client, items, opts)
@@ -182,6 +183,7 @@ function M.run(client, items, opts)
   local policy = pol and policy_module()
   local ctx = opts.ctx or {}
   local on_result = opts.on_result
+  local keep_trails = opts.trails
   local use_signals = opts.signals ~= false
   local engine = p.engine
   local url = p.base .. p.path
@@ -396,14 +398,22 @@ function M.run(client, items, opts)
     local send = req
     if pol then
       local d = policy.evaluate(pol, req, ctx)
-      entry.trail = d.trail
       if audit then audit:decision(entry, d) end
+      -- A trail is built when it is read (several times the cost of the
+      -- decision): the report keeps those that explain something, the
+      -- audit log every one.
       if not d.allow then
+        entry.trail = d.trail
         finalize(entry, "denied", nil, denial(policy, d), d.reason)
         return nil
       end
       send = d.request or req
-      if d.verdict == "adjust" then entry.sent = summary(send) end
+      if d.verdict == "adjust" then
+        entry.trail = d.trail
+        entry.sent = summary(send)
+      elseif keep_trails then
+        entry.trail = d.trail
+      end
     end
     if send ~= req then
       local eerr
