@@ -23,7 +23,7 @@ describe("prequalify --help #nosan", function()
     submit = { "--dn", "--user", "--comment", "--data", "--file", "--dig", "--algorithm", "--hours",
                "--single-use", "--policy", "--json", "--token-file", "--url", "--ca-file", "--config" },
     batch = { "manifest", "--files", "--dig-files", "--concurrency", "--policy", "--journal", "--report",
-              "--audit", "--retry-unknown", "--deadline", "--progress", "--json" },
+              "--audit", "--trails", "--retry-unknown", "--deadline", "--progress", "--json" },
     plan = { "manifest", "--files", "--policy", "--json", "Sends nothing" },
     digest = { "--algorithm", "--dig", "--json", "sha256" },
     token = { "get", "refresh", "info", "revoke" },
@@ -404,6 +404,28 @@ describe("prequalify against the emulator #emulator #nosan", function()
       assert.truthy(r.out:find("denied   empty.bin  ", 1, true), r.out)
       assert.equal(4, emu:received("prequalify"))
       assert.truthy(helpers.read_file(audit):find('"event":"decision"', 1, true))
+    end)
+
+    it("keeps the trail of every item in the JSON report with --trails, of denied ones without", function()
+      local policy = helpers.write_file(dir .. "/hours.lua", "return policy.all{ policy.max_hours(4) }\n")
+      local function trails(extra)
+        local argv = { "batch", "--files", "app*.bin", "--comment", "c", "--hours", "2", "--policy", policy,
+                       "--progress", "off", "--json" }
+        for _, a in ipairs(extra) do argv[#argv + 1] = a end
+        local r = cli.run(argv, { env = env, cwd = dir })
+        assert.equal(0, r.code, r.err)
+        local n, with = 0, 0
+        for _, e in ipairs(cjson.decode(r.out).items) do
+          n = n + 1
+          if e.trail then with = with + 1 end
+        end
+        return n, with
+      end
+      local n, with = trails{}
+      assert.is_true(n > 0)
+      assert.equal(0, with)
+      n, with = trails{ "--trails" }
+      assert.equal(n, with)
     end)
 
     it("exits 3 when an outcome is unknown, and does not resend it", function()

@@ -71,6 +71,7 @@ return function(args, cx)
     journal = args.journal,
     report = args.report,
     audit = args.audit,
+    trails = args.trails or false,
     retry_unknown = args.retry_unknown or false,
     retry_failed = args.retry_failed or false,
     deadline = args.deadline,

@@ -223,6 +223,8 @@ function M.build()
       :description("Crash-safe journal (JSON Lines); re-run with the same file to resume."),
     batch:option("--report"):argname("<file>"):description("Write the JSON report here."),
     batch:option("--audit"):argname("<file>"):description("Append an audit log (JSON Lines): decisions and outcomes."),
+    batch:flag("--trails"):description("Keep every item's policy trail in the report, not only those of denied or "
+      .. "adjusted items (the audit log has them all)."),
     batch:flag("--retry-unknown"):description("Resend items whose outcome is unknown (may pre-qualify twice)."),
     batch:flag("--retry-failed"):description("With --journal: resend items an earlier run recorded as failed."),
     batch:option("--deadline"):argname("<seconds>"):convert(number_of("--deadline", 0.001))
