@@ -48,10 +48,9 @@ static int ldigest_cache_gc(lua_State *L)
     return 0;
 }
 
-static const EVP_MD *ldigest_md(lua_State *L, int idx)
+/* Algorithm i (0 sha256, 1 sha384, 2 sha512), fetched once into the cache. */
+static const EVP_MD *ldigest_md_at(lua_State *L, int i)
 {
-    static const char *const names[] = {"sha256", "sha384", "sha512", NULL};
-    int i = luaL_checkoption(L, idx, "sha256", names);
     ldigest_cache *c = (ldigest_cache *)lua_touserdata(L, lua_upvalueindex(1));
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     static const char *const fetch_names[] = {"SHA256", "SHA384", "SHA512"};
@@ -66,6 +65,13 @@ static const EVP_MD *ldigest_md(lua_State *L, int idx)
     case 2: return EVP_sha512();
     default: return EVP_sha256();
     }
+}
+
+/* The algorithm named by argument idx (default sha256). */
+static const EVP_MD *ldigest_md(lua_State *L, int idx)
+{
+    static const char *const names[] = {"sha256", "sha384", "sha512", NULL};
+    return ldigest_md_at(L, luaL_checkoption(L, idx, "sha256", names));
 }
 
 /* Pushes base64, raw bytes: the two results of every digest function. */
@@ -190,8 +196,7 @@ static int ldigest_request_key(lua_State *L)
     uint64_t shortkey = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    lua_pushliteral(L, "sha256");
-    md = ldigest_md(L, 2);
+    md = ldigest_md_at(L, 0);
     if (!c->key_ctx && !(c->key_ctx = EVP_MD_CTX_new())) return luaL_error(L, "out of memory");
     ctx = c->key_ctx;
     ok = EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, tag, sizeof tag);

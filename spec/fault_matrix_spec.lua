@@ -165,6 +165,15 @@ describe("fault matrix #emulator", function()
   end)
   after_each(function() helpers.rm_rf(dir) end)
 
+  -- The CLI's environment for a row: the emulator, a token file, the item's
+  -- DN and user; a closed port for the connection-refused row.
+  local function cli_env(row)
+    local env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token),
+                                   PREQUALIFY_DN = DN, PREQUALIFY_USER = USER })
+    if row.refused then env.PREQUALIFY_URL = closed_url end
+    return env
+  end
+
   local function queue(row)
     for _, f in ipairs(row[2]) do
       local spec = { path = PATH }
@@ -262,9 +271,7 @@ describe("fault matrix #emulator", function()
     for _, row in ipairs(MATRIX) do
       it("meets " .. row[1] .. " and exits " .. row.exit, function()
         queue(row)
-        local env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token),
-                                       PREQUALIFY_DN = DN, PREQUALIFY_USER = USER })
-        if row.refused then env.PREQUALIFY_URL = closed_url end
+        local env = cli_env(row)
         local r = cli.run({ "submit", "--data", DATA[1], "--comment", item(1).comment, "--json",
                             "--timeout", tostring(TIMEOUT) }, { env = env })
         assert.equal(row.exit, r.code, r.out .. r.err)
@@ -284,9 +291,7 @@ describe("fault matrix #emulator", function()
         local lines = {}
         for i = 1, N do lines[i] = cjson.encode{ data = DATA[i], comment = item(i).comment } end
         local manifest = helpers.write_file(dir .. "/items.jsonl", table.concat(lines, "\n") .. "\n")
-        local env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token),
-                                       PREQUALIFY_DN = DN, PREQUALIFY_USER = USER })
-        if row.refused then env.PREQUALIFY_URL = closed_url end
+        local env = cli_env(row)
         local report, journal = dir .. "/report.json", dir .. "/journal.jsonl"
         local r = cli.run({ "batch", manifest, "--concurrency", "1", "--timeout", tostring(TIMEOUT),
                             "--journal", journal, "--report", report, "--progress", "off" }, { env = env })

@@ -136,11 +136,9 @@ end
 -- for it, without decoding JSON.
 -- @param r engine result table
 function M.common_success(r)
-  local code = COMMON_SUCCESS[r.body]
-  if not code or r.curl_code ~= 0 then return nil end
-  local status = r.status
-  if status < 200 or status >= 300 then return nil end
-  return { ok = true, status = status, result = code, result_name = results.name(code), elapsed = r.elapsed,
+  local code, name = M.common_code(r)
+  if not code then return nil end
+  return { ok = true, status = r.status, result = code, result_name = name, elapsed = r.elapsed,
            body = { Success = true, Result = code + 0.0 } }
 end
 

@@ -46,6 +46,17 @@ end
 
 local INVALID = "the adjusted request is invalid: "
 
+-- How `all`'s fast forms end: with every part skipped, the last visible
+-- entry decides; with no entry visible, a closing entry is added.
+local function all_done(name, log, start, n, verdict, cur, deciding)
+  if verdict == "skip" then deciding = L.last_visible(log, start, n) end
+  if not deciding then
+    n = L.put(log, n, name, verdict, -1, "no rule decided")
+    deciding = n - 4
+  end
+  return verdict, cur, deciding, n
+end
+
 -- The fast form of `all` when every part is a leaf rule (the usual policy):
 -- it runs their checks itself, as each leaf's fast form would. The loop is
 -- the hot path of a policy, so an allow costs one comparison, and each slot
@@ -82,12 +93,7 @@ local function all_leaves(name, checks, names)
     end
     -- one that adjusted makes it an adjust; else one that allowed, an allow
     local verdict = adjusted and "adjust" or deciding and "allow" or "skip"
-    if verdict == "skip" then deciding = L.last_visible(log, start, n) end
-    if not deciding then
-      n = L.put(log, n, name, verdict, -1, "no rule decided")
-      deciding = n - 4
-    end
-    return verdict, cur, deciding, n
+    return all_done(name, log, start, n, verdict, cur, deciding)
   end
 end
 
@@ -132,12 +138,7 @@ function M.all(parts)
         deciding = dec
       end
     end
-    if verdict == "skip" then deciding = L.last_visible(log, start, n) end
-    if not deciding then
-      n = L.put(log, n, name, verdict, -1, "no rule decided")
-      deciding = n - 4
-    end
-    return verdict, cur, deciding, n
+    return all_done(name, log, start, n, verdict, cur, deciding)
   end)
 end
 
