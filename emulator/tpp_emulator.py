@@ -878,8 +878,16 @@ def ctl_token(emu, method, body, query):
 
 def ctl_jwt(emu, method, body, query):
     """A JWT from the trusted issuer for `identity` (a user name, not checked:
-    an unknown one makes a JWT the server maps to no identity)."""
-    obj = _ctl_obj(body)
+    an unknown one makes a JWT the server maps to no identity). GET takes
+    `identity` and `audience` from the query and answers {"value": jwt} as
+    GitHub's ACTIONS_ID_TOKEN_REQUEST_URL does, so CI steps can run here."""
+    if method == "GET":
+        q = dict(part.partition("=")[::2] for part in query.split("&") if part)
+        obj = {"identity": urllib_unquote(q.get("identity", "approver"))}
+        if "audience" in q:
+            obj["aud"] = urllib_unquote(q["audience"])
+    else:
+        obj = _ctl_obj(body)
     sub = obj.get("identity", "approver")
     aud = obj.get("aud")
     if not isinstance(sub, str) or (aud is not None and not isinstance(aud, (str, list))):
@@ -888,7 +896,7 @@ def ctl_jwt(emu, method, body, query):
     if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
         raise BadRequest("'expires_in' must be a number of seconds (negative: already expired)")
     token, claims = emu.signin.mint_jwt(sub, emu.now(), expires_in, aud)
-    return 200, {"jwt": token, "claims": claims}
+    return 200, {"jwt": token, "value": token, "claims": claims}
 
 
 def ctl_client_cert(emu, method, body, query):
@@ -1032,7 +1040,7 @@ def ctl_faults(emu, method, body, query):
 
 CONTROL_ROUTES = {
     "/__emulator__/token": {"POST": ctl_token},
-    "/__emulator__/jwt": {"POST": ctl_jwt},
+    "/__emulator__/jwt": {"GET": ctl_jwt, "POST": ctl_jwt},
     "/__emulator__/client_cert": {"POST": ctl_client_cert},
     "/__emulator__/sign": {"POST": ctl_sign},
     "/__emulator__/prequalifications": {"GET": ctl_prequals},

@@ -80,7 +80,8 @@ local function tls_identity(opts)
   local a = type(opts.auth) == "table" and opts.auth or {}
   local in_auth = type(a.client_cert) == "string" or type(a.client_key) == "string"
   if not in_auth then return opts, "" end
-  if opts.client_cert or opts.client_key or opts.key_password_file then
+  local function differs(k) return opts[k] ~= nil and opts[k] ~= a[k] end
+  if differs("client_cert") or differs("client_key") or differs("key_password_file") then
     return nil, nil, errors.new("invalid", "give the client certificate once: client_cert and client_key, "
       .. "or auth.client_cert and auth.client_key for a certificate sign-in", { field = "auth.client_cert" })
   end
