@@ -769,6 +769,14 @@ def _grant(emu, ident, client_id, scope_text, allowed):
     return 200, dumps(reply), ()
 
 
+def _mapped(emu, name, what):
+    """The person a password-less sign-in names (by user name), or invalid_grant."""
+    ident = emu.state.by_username.get(name.strip().lower()) if isinstance(name, str) else None
+    if ident is None:
+        raise oauth_error(400, "invalid_grant", "No identity is mapped to %s" % what)
+    return ident
+
+
 def ep_jwt(emu, headers, body, query):
     obj = _oauth_body(headers, body)
     client_id = _oauth_str(obj, "client_id")
@@ -778,9 +786,7 @@ def ep_jwt(emu, headers, body, query):
     if claims is None:
         raise oauth_error(400, "invalid_grant", "The JWT was refused: %s" % why)
     sub = claims.get("sub")
-    ident = emu.state.by_username.get(sub.strip().lower()) if isinstance(sub, str) else None
-    if ident is None:
-        raise oauth_error(400, "invalid_grant", "No identity is mapped to the JWT subject %r" % sub)
+    ident = _mapped(emu, sub, "the JWT subject %r" % sub)
     return _grant(emu, ident, client_id, scope_text, allowed)
 
 
@@ -791,9 +797,7 @@ def ep_certificate(emu, headers, body, query):
     subject = headers.get(signin.SUBJECT_HEADER)
     if not subject:
         raise oauth_error(400, "invalid_grant", "No client certificate was presented over TLS")
-    ident = emu.state.by_username.get(subject.strip().lower())
-    if ident is None:
-        raise oauth_error(400, "invalid_grant", "No identity is mapped to the certificate subject CN=%s" % subject)
+    ident = _mapped(emu, subject, "the certificate subject CN=%s" % subject)
     return _grant(emu, ident, client_id, scope_text, allowed)
 
 

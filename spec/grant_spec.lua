@@ -16,19 +16,12 @@ local WRONG_PASSWORD = "wrong-pass-7Qx9Zk3"
 
 describe("vedauth grants #emulator", function()
   local emu, dir
-  local offset = 0               -- how far the emulator's clock was moved
+  local clock, advance, reset_clock -- a client clock that follows the emulator's
   local captured = {}            -- every text a user or a log could see
   local secrets = {}             -- every secret seen, as a set
   local warnings = {}            -- warnings of the current test
   local order = {}               -- "warn" / "request" events of the current test
   local clients = {}
-
-  local function clock() return core.time() + offset end
-
-  local function advance(seconds)
-    offset = offset + seconds
-    emu:advance_clock(seconds)
-  end
 
   local function secret(s)
     if type(s) == "string" and #s >= 4 then secrets[s] = true end
@@ -136,6 +129,7 @@ describe("vedauth grants #emulator", function()
       return doc, status
     end
     emu = helpers.start_emulator{ token_lifetime = LIFETIME, refresh_lifetime = 3600 }
+    clock, advance, reset_clock = emu:shared_clock()
     dir = helpers.tmpdir()
     secret(helpers.APPROVER_PASSWORD)
     secret(WRONG_PASSWORD)
@@ -149,7 +143,7 @@ describe("vedauth grants #emulator", function()
 
   before_each(function()
     emu:reset()
-    offset = 0
+    reset_clock()
     warnings, order = {}, {}
   end)
 

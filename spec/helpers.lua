@@ -264,6 +264,21 @@ function Emulator:config(t)
   return expect_ok(self, "POST", "config", t or {})
 end
 
+--- A client clock that follows this emulator's clock. Returns `clock` (a
+-- function giving Unix seconds, for `auth.clock`), `advance(seconds)` (moves
+-- both; `emu:advance_clock` alone moves only the server's) and `reset()`
+-- (back to the real time, as after `emu:reset()`).
+function Emulator:shared_clock()
+  local offset = 0
+  local time = require("prequalify.core").time
+  return function() return time() + offset end,
+    function(seconds)
+      offset = offset + seconds
+      self:advance_clock(seconds)
+    end,
+    function() offset = 0 end
+end
+
 --- Mint a JWT from the emulator's trusted issuer. opts: identity (the `sub`,
 -- default "approver"), aud (default the audience the emulator expects),
 -- expires_in (seconds, default 300; negative: already expired). Returns the

@@ -5,7 +5,6 @@
 -- clock, never with sleeps.
 local helpers = require "helpers"
 local prequalify = require "prequalify"
-local core = require "prequalify.core"
 
 local CLIENT_ID = helpers.CLIENT_ID
 local LIFETIME = 60 -- access token lifetime in the emulator, seconds
@@ -14,15 +13,8 @@ local TOKEN, CREATE = "/vedauth/authorize/token", "/PreQualify/Create"
 
 describe("password-less sign-in #emulator", function()
   local emu, dir
-  local offset = 0
+  local clock, advance, reset_clock -- a client clock that follows the emulator's
   local clients = {}
-
-  local function clock() return core.time() + offset end
-
-  local function advance(seconds)
-    offset = offset + seconds
-    emu:advance_clock(seconds)
-  end
 
   local function client(auth)
     local c, err = prequalify.client{ url = emu.url, ca_file = emu.ca, auth = auth, warn = function() end }
@@ -36,6 +28,7 @@ describe("password-less sign-in #emulator", function()
 
   lazy_setup(function()
     emu = helpers.start_emulator{ token_lifetime = LIFETIME, refresh_lifetime = 3600 }
+    clock, advance, reset_clock = emu:shared_clock()
     dir = helpers.tmpdir()
   end)
 
@@ -46,7 +39,7 @@ describe("password-less sign-in #emulator", function()
 
   before_each(function()
     emu:reset()
-    offset = 0
+    reset_clock()
   end)
 
   after_each(function()
