@@ -149,12 +149,19 @@ describe("password-less sign-in #emulator", function()
       assert.matches("auth.client_key " .. missing .. " cannot be read", err.message, 1, true)
     end)
 
-    it("refuses a certificate given both as a client option and in auth", function()
+    it("refuses two different certificates, one as a client option and one in auth", function()
       local cert, key = emu:client_cert("approver", dir)
-      local c, err = prequalify.client{ url = emu.url, ca_file = emu.ca, client_cert = cert, client_key = key,
+      local other, other_key = emu:client_cert("approver", dir, "other")
+      local c, err = prequalify.client{ url = emu.url, ca_file = emu.ca, client_cert = other, client_key = other_key,
                                         auth = { client_id = CLIENT_ID, client_cert = cert, client_key = key } }
       assert.is_nil(c)
       assert.same({ "invalid", "auth.client_cert" }, { err.kind, err.field })
+      assert.matches("give the client certificate once", err.message, 1, true)
+      -- The same files in both places (as the CLI passes them) are one certificate.
+      c = assert(prequalify.client{ url = emu.url, ca_file = emu.ca, client_cert = cert, client_key = key,
+                                    auth = { client_id = CLIENT_ID, client_cert = cert, client_key = key } })
+      assert.is_true(assert(c:prequalify(request())).ok)
+      c:close()
     end)
   end)
 end)
