@@ -105,7 +105,10 @@ function M.new(c, method, ctx, clock)
     elseif c.jwt_file then
       from, field = "auth.jwt_file " .. c.jwt_file, "auth.jwt_file"
       value, err = secret_file.read(c.jwt_file, "auth.jwt_file")
-      if not value then err.field = field; return nil, err end
+      if not value then
+        err.field = field
+        return nil, err
+      end
     else
       from, field = "auth.jwt_env " .. c.jwt_env, "auth.jwt_env"
       value = getenv(c.jwt_env)
