@@ -109,6 +109,23 @@ describe("password-less sign-in #emulator", function()
       assert.equal(0, emu:received(CREATE))
     end)
 
+    it("is used from the command line with --jwt-env and PREQUALIFY_JWT_FILE; an expired one is not sent", function()
+      local cli = require "fixtures.cli"
+      local env = cli.emu_env(emu, { PREQUALIFY_CLIENT_ID = CLIENT_ID, CI_JOB_JWT = emu:jwt{} })
+      local out = dir .. "/cli-access"
+      local r = cli.run({ "token", "get", "--jwt-env", "CI_JOB_JWT", "--out", out, "--json" }, { env = env })
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.matches("local:{", cli.json(r).identity, 1, true)
+      assert.equal(1, emu:received(JWT_PATH))
+      env.PREQUALIFY_JWT_FILE = helpers.write_file(dir .. "/old.jwt", emu:jwt{ expires_in = -60 }, "600")
+      env.CI_JOB_JWT = nil
+      r = cli.run({ "submit", "--dn", helpers.DN_PROD, "--user", helpers.USER, "--comment", "cli jwt",
+                    "--data", helpers.SHA256_B64 }, { env = env })
+      assert.equal(1, r.code, r.out .. r.err)
+      assert.matches("the JWT from auth.jwt_file " .. dir .. "/old.jwt expired at", r.out .. r.err, 1, true)
+      assert.equal(1, emu:received(JWT_PATH))
+    end)
+
     it("gives an auth error naming the variable when jwt_env is not set", function()
       local c = assert(client{ client_id = CLIENT_ID, jwt_env = "PREQUALIFY_SPEC_UNSET_JWT_VARIABLE" })
       local _, err = c:prequalify(request())
@@ -147,6 +164,22 @@ describe("password-less sign-in #emulator", function()
       assert.is_nil(c)
       assert.same({ "invalid", "auth.client_key" }, { err.kind, err.field })
       assert.matches("auth.client_key " .. missing .. " cannot be read", err.message, 1, true)
+    end)
+
+    it("is used from the command line with --certificate-grant, and needs --client-cert for it", function()
+      local cli = require "fixtures.cli"
+      local cert, key = emu:client_cert("approver", dir)
+      local env = cli.emu_env(emu, { PREQUALIFY_CLIENT_ID = CLIENT_ID, PREQUALIFY_CLIENT_CERT = cert,
+                                     PREQUALIFY_CLIENT_KEY = key })
+      local args = { "submit", "--certificate-grant", "--dn", helpers.DN_PROD, "--user", helpers.USER,
+                     "--comment", "cli certificate", "--data", helpers.SHA256_B64 }
+      local r = cli.run(args, { env = env })
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.equal(1, emu:received(CERT_PATH))
+      env.PREQUALIFY_CLIENT_CERT = nil
+      r = cli.run(args, { env = env })
+      assert.equal(2, r.code, r.out .. r.err)
+      assert.matches("a certificate sign-in needs --client-cert and --client-key", r.err, 1, true)
     end)
 
     it("refuses two different certificates, one as a client option and one in auth", function()
