@@ -16,6 +16,7 @@ local cjson = require "cjson"
 local errors = require "prequalify.errors"
 local request = require "prequalify.request"
 local digest = require "prequalify.digest"
+local paths = require "prequalify.paths"
 
 local M = {}
 
@@ -29,14 +30,7 @@ local CHUNK = 64 * 1024
 -- Fields a manifest line (or a template) may hold besides the request's own.
 local SOURCE_FIELDS = { file = true, algorithm = true, dig = true }
 
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
-local function join(dir, path)
-  if path:sub(1, 1) == "/" or dir == "." or dir == "" then return path end
-  return dir .. "/" .. path
-end
+local dirname, join, expand_comment = paths.dirname, paths.join, paths.expand_comment
 
 --- Lines of an open file, read in fixed chunks: `lineno, text` or
 -- `lineno, nil, why` for a line longer than `maxlen` (its bytes are skipped).
@@ -392,18 +386,6 @@ function M.files(pattern)
   return coroutine.wrap(function()
     if #segs > 0 then walk(lfs, root == "" and "." or "/", segs, 1, root) end
   end)
-end
-
-local function expand_comment(comment, path)
-  if type(comment) == "function" then return comment(path) end
-  if type(comment) ~= "string" then return comment end
-  local name = path:match("([^/]+)$")
-  return (comment:gsub("{(%a+)}", function(k)
-    if k == "path" then return path end
-    if k == "name" then return name end
-    if k == "dir" then return dirname(path) end
-    return nil
-  end))
 end
 
 --- Requests for every file matching a glob, from a template.

@@ -1,10 +1,11 @@
 --- `prequalify batch`: many pre-qualifications through `client:batch`, with
 -- progress on stderr and the report (a summary, or JSON) on stdout.
 -- @module prequalify.cli.batch
+local common = require "prequalify.cli.common"
 local inputs = require "prequalify.cli.inputs"
 local output = require "prequalify.cli.output"
 
-local EXIT = { OK = 0, FAILED = 1, UNKNOWN = 3, INTERRUPTED = 130 }
+local EXIT = common.EXIT
 local NAME = "batch"
 
 --- Items listed under the summary at most (the JSON report has them all).
@@ -52,18 +53,9 @@ local function print_summary(cx, rep)
 end
 
 return function(args, cx)
-  local s, code = cx:settings(args, NAME)
-  if not s then return code end
-  local source, ierr = inputs.open(args, s)
-  if not source then return cx:usage(NAME, ierr) end
-  local pol
-  if s:get("policy") then
-    pol, code = cx:policy(s:get("policy"), NAME)
-    if not pol then return code end
-  end
-  local client
-  client, code = cx:client(args, s, NAME)
-  if not client then return code end
+  local p, code = common.preamble(args, cx, NAME, { check = function(s) return inputs.open(args, s) end })
+  if not p then return code end
+  local s, source, pol, client = p.settings, p.input, p.policy, p.client
 
   local rep, err = client:batch(source, {
     concurrency = args.concurrency or s:get("concurrency"),
