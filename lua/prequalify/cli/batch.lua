@@ -5,22 +5,12 @@ local common = require "prequalify.cli.common"
 local inputs = require "prequalify.cli.inputs"
 local output = require "prequalify.cli.output"
 
-local EXIT = common.EXIT
 local NAME = "batch"
 
 --- Items listed under the summary at most (the JSON report has them all).
 local MAX_LISTED = 25
 
 local PROGRESS = { auto = true, tty = "tty", plain = "plain", off = false }
-
---- The exit code for a finished report.
-local function exit_code(rep)
-  local c = rep.counts
-  if rep.interrupted then return EXIT.INTERRUPTED end
-  if c.unknown > 0 then return EXIT.UNKNOWN end
-  if c.denied > 0 or c.failed > 0 or rep.status ~= "complete" or c.total == 0 then return EXIT.FAILED end
-  return EXIT.OK
-end
 
 -- Copies the JSON report, one entry per line, unescaping '/' as output.json does.
 local function copy_report(path, out)
@@ -91,5 +81,5 @@ return function(args, cx)
   end
   if rep.counts.total == 0 then cx:warn("the inputs held no items: nothing was pre-qualified") end
   rep:close()
-  return exit_code(rep)
+  return rep:exit_code()
 end

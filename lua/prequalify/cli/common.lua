@@ -10,14 +10,9 @@ local settings_mod = require "prequalify.cli.settings"
 
 local M = {}
 
---- Exit codes of every command (docs/CLI.md, "Exit codes").
--- @table EXIT
--- @field OK 0: every item was approved (or allowed, for `plan`); the command succeeded
--- @field FAILED 1: something was denied or failed, nothing was left unknown
--- @field USAGE 2: a bad option, setting or input named on the command line; nothing was sent
--- @field UNKNOWN 3: a request was sent without a usable reply; the server may have acted
--- @field INTERRUPTED 130: stopped by SIGINT or SIGTERM after in-flight requests finished
-M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, UNKNOWN = 3, INTERRUPTED = 130 }
+--- Exit codes of every command: `prequalify.results.EXIT` (docs/CLI.md,
+-- "Exit codes"), the table `report:exit_code()` maps a batch to.
+M.EXIT = require("prequalify.results").EXIT
 
 --- The directory of a path (see `prequalify.paths.dirname`).
 M.dirname = paths.dirname
