@@ -44,6 +44,26 @@ local function command_of(argv)
   return name
 end
 
+-- "--hours -1": argparse reads "-1" as an option of its own. Given as
+-- "--hours=-1" the value reaches the option's check, which says what is
+-- wrong with it. Nothing after "--" is touched.
+local function attach_negative_numbers(list)
+  local out = {}
+  for i, a in ipairs(list) do
+    if a == "--" then
+      table.move(list, i, #list, #out + 1, out)
+      break
+    end
+    local prev = out[#out]
+    if prev and prev:match("^%-%-%w[%w-]*$") and a:match("^%-%.?%d") then
+      out[#out] = prev .. "=" .. a
+    else
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
 local function run(args, cx)
   if args.version then
     cx:print("prequalify ", require("prequalify.core")._VERSION)
@@ -67,6 +87,7 @@ function M.main(argv, env)
   local cx = common.context(env or {})
   local list = {}
   for i = 1, #(argv or {}) do list[i] = tostring(argv[i]) end
+  list = attach_negative_numbers(list)
   local parser = parser_mod.build()
   local pok, ok, args = pcall(parser.pparse, parser, list)
   if not pok then

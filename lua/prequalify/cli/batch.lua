@@ -30,7 +30,7 @@ local function print_summary(cx, rep)
         if listed == 0 then cx:print("not approved:") end
         listed = listed + 1
         local label = output.label(e)
-        local why = e.error and e.error.message or e.reason or ""
+        local why = e.error and cx:failure(e.error.message) or e.reason or ""
         if why:sub(1, #label + 2) == label .. ": " then why = why:sub(#label + 3) end
         cx:print(string.format("  %-8s %s  %s", e.outcome, label, why))
       else

@@ -96,7 +96,7 @@ return function(args, cx)
     cx:print("  the request was sent but no usable reply came back: the server may have pre-qualified it. "
       .. "It was not resent; check before retrying (--retry-unknown resends).")
   else
-    cx:print("failed  ", what, "  ", (tostring(err):gsub("^prequalify: ", "")))
+    cx:print("failed  ", what, "  ", cx:failure(err))
   end
   if outcome == "approved" then return EXIT.OK end
   if outcome == "unknown" then return EXIT.UNKNOWN end
