@@ -21,6 +21,7 @@ local COMMANDS = {
   digest = "prequalify.cli.digest",
   token = "prequalify.cli.token",
   emulator = "prequalify.cli.emulator",
+  completion = "prequalify.cli.completion",
 }
 
 local TOKEN_COMMANDS = { get = true, refresh = true, info = true, revoke = true }
@@ -70,7 +71,7 @@ local function run(args, cx)
     return M.EXIT.OK
   end
   if not args.command then
-    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token or emulator\n",
+    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token, emulator or completion\n",
       "Run 'prequalify --help' for usage.\n")
     return M.EXIT.USAGE
   end

@@ -309,6 +309,14 @@ function M.build()
   emu:option("--max-lifetime"):argname("<seconds>"):convert(number_of("--max-lifetime", 0))
     :description("Exit by itself after this long (a guard for scripts; default: never).")
 
+  -- completion --------------------------------------------------------------
+  local completion = new_command(p, "completion", "Print a shell completion script.",
+    "Print the completion script for bash, zsh or fish on stdout. Packages install them; "
+      .. "by hand: eval \"$(prequalify completion bash)\" in ~/.bashrc, "
+      .. "prequalify completion zsh > ~/.zfunc/_prequalify, "
+      .. "prequalify completion fish > ~/.config/fish/completions/prequalify.fish.")
+  completion:argument("shell"):choices{ "bash", "zsh", "fish" }:description("The shell.")
+
   return p
 end
 
