@@ -370,7 +370,9 @@ end
 --- Files matching a glob, lazily, in sorted order: `*`, `?`, `[abc]`,
 -- `[!abc]` within one path segment, `**` for any number of directories.
 -- Names starting with a dot match only a pattern that starts with a dot.
--- @return an iterator of paths
+-- @tparam string pattern the glob, relative to the current directory or absolute
+-- @return an iterator of paths; an unreadable directory is skipped, not an error
+-- @raise when `pattern` is not a non-empty string
 function M.files(pattern)
   if type(pattern) ~= "string" or pattern == "" then
     error("prequalify.manifest.files: expected a glob pattern string", 2)

@@ -219,7 +219,8 @@ local function in_input_order(next_entry)
 end
 
 --- Every entry, in input order (by `index`), whatever order they finished in.
--- @return an iterator of entry tables
+-- @return an iterator of entry tables (it never fails; after `close` it
+--   yields nothing)
 function Report:entries()
   if self.items then
     local i = 0
@@ -248,7 +249,8 @@ local HEAD_FIELDS = { "status", "interrupted", "reason", "counts", "expected", "
 
 --- The report as one JSON document: `{status, counts, ..., items = [...]}`.
 -- Written to a temporary file beside `path` and renamed, entry by entry.
--- @return true or nil, message
+-- @tparam string path where the report goes
+-- @return true, or nil and a message naming the path (error writing or renaming)
 function Report:write_json(path)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "wb")
@@ -282,6 +284,7 @@ local function plural(n, word)
 end
 
 --- A short human summary (a few lines, no trailing newline).
+-- @treturn string the summary; it never fails
 function Report:summary()
   local c = self.counts
   local lines = {}
@@ -323,7 +326,7 @@ end
 -- (`prequalify.results.EXIT`): 130 when interrupted; else 3 when an outcome
 -- is unknown; else 1 when an item was denied or failed, the run stopped
 -- early (deadline, rejected credentials) or there were no items; else 0.
--- @treturn integer
+-- @treturn integer the exit code; it never fails
 -- @usage os.exit(report:exit_code())
 function Report:exit_code()
   local c = self.counts
@@ -338,6 +341,7 @@ function Report:__tostring()
 end
 
 --- Release the spool file (entries are gone afterwards). Idempotent.
+-- @return nothing; it never fails
 function Report:close()
   if self.spool then
     self.spool:close()
