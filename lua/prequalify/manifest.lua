@@ -17,6 +17,7 @@ local errors = require "prequalify.errors"
 local request = require "prequalify.request"
 local digest = require "prequalify.digest"
 local paths = require "prequalify.paths"
+local fnmatch = require("prequalify.core").fnmatch
 
 local M = {}
 
@@ -283,37 +284,10 @@ local TEMPLATE_FIELDS = {
   algorithm = true, dig = true,
 }
 
--- A glob segment as an anchored Lua pattern, or nil if it has no wildcard.
-local function segment_pattern(seg)
-  if not seg:find("[%*%?%[]") then return nil end
-  local out, i = { "^" }, 1
-  while i <= #seg do
-    local c = seg:sub(i, i)
-    if c == "*" then
-      out[#out + 1] = ".*"
-    elseif c == "?" then
-      out[#out + 1] = "."
-    elseif c == "[" then
-      local close = seg:find("]", i + 2, true)
-      if not close then
-        out[#out + 1] = "%["
-      else
-        local set = seg:sub(i + 1, close - 1)
-        local neg = set:sub(1, 1) == "!" or set:sub(1, 1) == "^"
-        if neg then set = set:sub(2) end
-        set = set:gsub("[%%%]%^]", "%%%0")
-        out[#out + 1] = "[" .. (neg and "^" or "") .. set .. "]"
-        i = close
-      end
-    else
-      out[#out + 1] = c:gsub("%p", "%%%0")
-    end
-    i = i + 1
-  end
-  out[#out + 1] = "$"
-  return table.concat(out)
+-- Whether a glob segment has a wildcard (else it names one entry).
+local function has_wildcard(seg)
+  return seg:find("[%*%?%[]") ~= nil
 end
-M._segment_pattern = segment_pattern
 
 local function list_dir(lfs, dir)
   local names = {}
@@ -356,20 +330,22 @@ local function walk(lfs, dir, segs, i, prefix)
       walk(lfs, p, segs, i + 1, p)
     end
   end
-  local pat = segment_pattern(seg)
-  if not pat then
+  if not has_wildcard(seg) then
     visit(seg)
     return
   end
-  local hidden_ok = seg:sub(1, 1) == "."
+  -- fnmatch(3) in the core, with FNM_PERIOD: a hidden name needs a pattern
+  -- that starts with a dot.
   for _, name in ipairs(list_dir(lfs, dir)) do
-    if (hidden_ok or name:sub(1, 1) ~= ".") and name:find(pat) then visit(name) end
+    if fnmatch(seg, name) then visit(name) end
   end
 end
 
 --- Files matching a glob, lazily, in sorted order: `*`, `?`, `[abc]`,
--- `[!abc]` within one path segment, `**` for any number of directories.
--- Names starting with a dot match only a pattern that starts with a dot.
+-- `[!abc]` within one path segment (fnmatch(3); `\` escapes a wildcard),
+-- `**` for any number of directories (hidden ones are not entered; symbolic
+-- links to directories are not followed). Names starting with a dot match
+-- only a pattern that starts with a dot.
 -- @tparam string pattern the glob, relative to the current directory or absolute
 -- @return an iterator of paths; an unreadable directory is skipped, not an error
 -- @raise when `pattern` is not a non-empty string
