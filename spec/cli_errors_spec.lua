@@ -50,6 +50,15 @@ describe("prequalify errors name the source of a value #nosan", function()
     assert.falsy(r.err:find("--hours", 1, true))
   end)
 
+  it("names PREQUALIFY_COMMENT and a config line for a bad comment, not --comment", function()
+    local r = cli.run({ "submit", "--url", "https://localhost:1", "--dn", DN, "--user", USER, "--data", helpers.SHA256_B64 },
+      { env = { PREQUALIFY_COMMENT = "release\1", PREQUALIFY_TOKEN = "t" } })
+    usage(r, "PREQUALIFY_COMMENT: comment must not contain control character 0x01")
+    local conf = helpers.write_file(dir .. "/comment.conf", "dn = " .. DN .. "\ncomment = \"build\1 {name}\"\n")
+    r = cli.run{ "plan", "--config", conf, "--files", dir .. "/*.bin", "--user", USER }
+    usage(r, "config " .. conf .. ":2: comment must not contain control character 0x01")
+  end)
+
   it("names the config file and line of a bad value, in submit, batch and plan", function()
     local conf = helpers.write_file(dir .. "/release.conf", "# release settings\nurl = https://localhost:1\n"
       .. "hours = 9999\n")
