@@ -51,7 +51,8 @@ describe("prequalify errors name the source of a value #nosan", function()
   end)
 
   it("names PREQUALIFY_COMMENT and a config line for a bad comment, not --comment", function()
-    local r = cli.run({ "submit", "--url", "https://localhost:1", "--dn", DN, "--user", USER, "--data", helpers.SHA256_B64 },
+    local r = cli.run({ "submit", "--url", "https://localhost:1", "--dn", DN, "--user", USER,
+                        "--data", helpers.SHA256_B64 },
       { env = { PREQUALIFY_COMMENT = "release\1", PREQUALIFY_TOKEN = "t" } })
     usage(r, "PREQUALIFY_COMMENT: comment must not contain control character 0x01")
     local conf = helpers.write_file(dir .. "/comment.conf", "dn = " .. DN .. "\ncomment = \"build\1 {name}\"\n")
