@@ -1,6 +1,6 @@
 std = "lua54"
 max_line_length = 120
-include_files = { "lua/**/*.lua", "spec/**/*.lua", "rockspec/*.rockspec", "bin/prequalify", "examples/**/*.lua", "bench/**/*.lua", ".luacheckrc" }
+include_files = { "lua/**/*.lua", "spec/**/*.lua", "rockspec/*.rockspec", "bin/prequalify", "examples/**/*.lua", "bench/**/*.lua", "cmake/*.lua", ".luacheckrc" }
 exclude_files = { "build", "build-*" }
 
 files["spec"] = { std = "+busted" }

@@ -3,9 +3,12 @@
  * reader sees the old or the new content, never a torn one, even across a
  * crash (temp file in the same directory, fsync, rename, fsync of the
  * directory); lock_file takes a POSIX advisory lock so that processes sharing
- * a refresh token file take turns; file_mode reports permission bits. */
+ * a refresh token file take turns; file_mode reports permission bits;
+ * fnmatch matches a file name against one segment of a glob (fnmatch(3)),
+ * for the globs of prequalify.manifest, whose directories lfs walks. */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -205,6 +208,22 @@ static int lfile_lock_tostring(lua_State *L)
     return 1;
 }
 
+/* fnmatch(pattern, name) -> boolean. fnmatch(3) with FNM_PERIOD: a name
+ * that starts with a dot matches only a pattern that starts with one. */
+static int lfile_fnmatch(lua_State *L)
+{
+    size_t plen, nlen;
+    const char *pattern = luaL_checklstring(L, 1, &plen);
+    const char *name = luaL_checklstring(L, 2, &nlen);
+    int rc;
+    luaL_argcheck(L, strlen(pattern) == plen, 1, "pattern holds a zero byte");
+    luaL_argcheck(L, strlen(name) == nlen, 2, "name holds a zero byte");
+    rc = fnmatch(pattern, name, FNM_PERIOD);
+    if (rc != 0 && rc != FNM_NOMATCH) return luaL_error(L, "fnmatch failed on pattern '%s'", pattern);
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
 void lfile_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
@@ -221,6 +240,7 @@ void lfile_register(lua_State *L)
         {"write_file_atomic", lfile_write_atomic},
         {"lock_file", lfile_lock_new},
         {"file_mode", lfile_mode},
+        {"fnmatch", lfile_fnmatch},
         {NULL, NULL}
     };
     if (luaL_newmetatable(L, LFILE_LOCK_MT)) {

@@ -218,6 +218,28 @@ describe("batch #emulator", function()
     assert.equal(21, emu:received(PATH))
   end)
 
+  it("lists the report's entries and JSON items in input order, not the order they finished", function()
+    emu:fault{ kind = "delay", delay = 0.3 } -- the first to arrive (one of 1-4) answers last
+    local finished = {}
+    local path = dir .. "/report.json"
+    local gen, i = items(6), 0
+    local rep = assert(client():batch(function() i = i + 1; return gen[i] end, {
+      concurrency = 4, report = path,
+      on_result = function(e) finished[#finished + 1] = math.tointeger(e.index) end,
+    }))
+    assert.is_true(finished[#finished] <= 4, "one of the first four finished last")
+    local order = {}
+    for e in rep:entries() do order[#order + 1] = math.tointeger(e.index) end
+    assert.same({ 1, 2, 3, 4, 5, 6 }, order)
+    local f = assert(io.open(path, "rb"))
+    local doc = cjson.decode(f:read("a"))
+    f:close()
+    order = {}
+    for k, e in ipairs(doc.items) do order[k] = math.tointeger(e.index) end
+    assert.same({ 1, 2, 3, 4, 5, 6 }, order)
+    rep:close()
+  end)
+
   it("retries not_sent failures and reports them failed, outcome not_sent", function()
     local c = client{ url = "https://127.0.0.1:1" }
     local rep = assert(c:batch(items(3), { concurrency = 2 }))

@@ -12,7 +12,7 @@ describe("prequalify --help #nosan", function()
   it("lists every command, the exit codes and where settings come from", function()
     local r = cli.run{ "--help" }
     assert.equal(0, r.code)
-    for _, word in ipairs{ "submit", "batch", "plan", "digest", "token", "emulator", "Exit codes:", "130",
+    for _, word in ipairs{ "submit", "batch", "plan", "digest", "token", "emulator", "completion", "Exit codes:", "130",
                            "PREQUALIFY_TOKEN", "--token-stdin", "--password-stdin" } do
       assert.truthy(r.out:find(word, 1, true), word)
     end

@@ -216,6 +216,25 @@ describe("glob", function()
     assert.same({ "out/.hidden.exe" }, files(dir .. "/out/.*.exe"))
   end)
 
+  it("matches bracket sets and ranges, a wildcard escaped with a backslash, and no hidden name by ?", function()
+    helpers.write_file(dir .. "/out/star*.exe", "s")
+    assert.same({ "out/a.exe", "out/b.exe" }, files(dir .. "/out/[a-b].exe"))
+    assert.same({ "out/b.exe" }, files(dir .. "/out/[^a].exe"))
+    assert.same({ "out/star*.exe" }, files(dir .. "/out/star\\*.exe"))
+    assert.same({}, files(dir .. "/out/?hidden.exe"))
+    assert.same({ "out/readme.txt" }, files(dir .. "/out/readme.txt"), "a segment without a wildcard")
+    assert.same({}, files(dir .. "/out/missing/*.exe"), "a missing directory is no match, not an error")
+  end)
+
+  it("matches one name with the core's fnmatch(3), refusing a zero byte", function()
+    local core = require "prequalify.core"
+    assert.is_true(core.fnmatch("*.exe", "a.exe"))
+    assert.is_false(core.fnmatch("*.exe", ".a.exe"))
+    assert.is_true(core.fnmatch(".*", ".git"))
+    assert.has_error(function() core.fnmatch("a\0*", "a") end,
+      "bad argument #1 to 'fnmatch' (pattern holds a zero byte)")
+  end)
+
   it("matches ** across directories", function()
     assert.same({ "out/a.exe", "out/b.exe", "out/sub/c.exe", "out/sub/deeper/d.exe" }, files(dir .. "/out/**/*.exe"))
     assert.same({ "out/a.exe", "out/b.exe", "out/readme.txt", "out/sub/c.exe", "out/sub/deeper/d.exe" },

@@ -140,3 +140,63 @@ describe("report spool", function()
     assert.has_error(function() core.spool_record(FULL, f) end, "attempt to use a closed file")
   end)
 end)
+
+describe("report order and exit code", function()
+  -- Entries added in a finishing order, as a batch at concurrency 4 adds them.
+  local FINISHED = { 2, 3, 1, 5, 4, 7, 8, 6 }
+
+  local function indexes(rep)
+    local out = {}
+    for e in rep:entries() do out[#out + 1] = math.tointeger(e.index) end
+    return out
+  end
+
+  for _, keep in ipairs{ true, false } do
+    it("lists entries in input order whatever order they finished in (keep_items = " .. tostring(keep) .. ")",
+      function()
+        local rep = report.new{ keep_items = keep }
+        for _, i in ipairs(FINISHED) do rep:add{ index = i, outcome = "approved", attempts = 1 } end
+        rep:finish("complete")
+        assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, indexes(rep))
+        -- Twice, and the JSON report in the same order.
+        assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, indexes(rep))
+        local path = os.tmpname()
+        assert(rep:write_json(path))
+        local f = assert(io.open(path, "rb"))
+        local doc = cjson.decode(f:read("a"))
+        f:close()
+        os.remove(path)
+        local got = {}
+        for i, e in ipairs(doc.items) do got[i] = math.tointeger(e.index) end
+        assert.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, got)
+        rep:close()
+      end)
+  end
+
+  it("still lists every entry, sorted, when the indexes have a gap", function()
+    local rep = report.new{ keep_items = false }
+    for _, i in ipairs{ 9, 1, 7, 4, 2 } do rep:add{ index = i, outcome = "approved" } end
+    assert.same({ 1, 2, 4, 7, 9 }, indexes(rep))
+    rep:close()
+  end)
+
+  local function finished(counts, status)
+    local rep = report.new{}
+    for outcome, n in pairs(counts) do
+      for _ = 1, n do rep:add{ index = #rep.items + 1, outcome = outcome } end
+    end
+    rep:finish(status or "complete")
+    return rep
+  end
+
+  it("maps a report to the exit code the command line gives it", function()
+    assert.equal(0, finished{ approved = 3 }:exit_code())
+    assert.equal(1, finished{ approved = 3, denied = 1 }:exit_code())
+    assert.equal(1, finished{ approved = 3, failed = 1 }:exit_code())
+    assert.equal(3, finished{ approved = 1, failed = 1, unknown = 1 }:exit_code())
+    assert.equal(130, finished({ approved = 1, unknown = 1 }, "interrupted"):exit_code())
+    assert.equal(1, finished({ approved = 2 }, "deadline"):exit_code())
+    assert.equal(1, finished{}:exit_code(), "an empty batch")
+    assert.same(require("prequalify.cli.common").EXIT, require("prequalify.results").EXIT)
+  end)
+end)

@@ -6,7 +6,8 @@
  *   embed_host SCRIPT [ARGS...]
  *
  * The Lua layer is found in $PREQUALIFY_LUA_DIR, else in the directory
- * compiled in as EMBED_LUA_DIR (the source tree's lua/). The exit status is
+ * compiled in as EMBED_LUA_DIR (the source tree's lua/, or share/lua/5.4 of
+ * the installed prefix it was built against). The exit status is
  * the script's integer return value (0 when it returns nothing), 1 when it
  * raises an error. */
 #include <stdio.h>
@@ -16,7 +17,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "lcore.h"
+#include <prequalify.h>
 
 #ifndef EMBED_LUA_DIR
 #define EMBED_LUA_DIR "lua"

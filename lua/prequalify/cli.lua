@@ -4,16 +4,15 @@
 --
 --     local code = require("prequalify.cli").main({"digest", "app.bin"})
 --
--- Exit codes: 0 all approved, 1 some denied or failed, 2 usage error,
--- 3 unknown outcomes present, 130 interrupted.
+-- Exit codes: `prequalify.cli.common.EXIT`.
 -- @module prequalify.cli
+local common = require "prequalify.cli.common"
 local parser_mod = require "prequalify.cli.parser"
-local settings_mod = require "prequalify.cli.settings"
 
 local M = {}
 
---- Exit codes.
-M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, UNKNOWN = 3, INTERRUPTED = 130 }
+--- Exit codes (the table of `prequalify.cli.common`).
+M.EXIT = common.EXIT
 
 local COMMANDS = {
   submit = "prequalify.cli.submit",
@@ -22,81 +21,10 @@ local COMMANDS = {
   digest = "prequalify.cli.digest",
   token = "prequalify.cli.token",
   emulator = "prequalify.cli.emulator",
+  completion = "prequalify.cli.completion",
 }
 
 local TOKEN_COMMANDS = { get = true, refresh = true, info = true, revoke = true }
-
--- What each command can be told; the rest of the context is in `new_context`.
-local Context = {}
-Context.__index = Context
-
---- Print a usage error for `command` and return exit code 2.
-function Context:usage(command, msg)
-  self.err:write("prequalify ", command, ": ", msg, "\n",
-    "Run 'prequalify ", command, " --help' for the options.\n")
-  return M.EXIT.USAGE
-end
-
---- Print a failure and return exit code 1.
-function Context:fail(msg)
-  -- An error value's tostring already starts with "prequalify: ".
-  self.err:write("prequalify: ", (tostring(msg):gsub("^prequalify: ", "")), "\n")
-  return M.EXIT.FAILED
-end
-
-function Context:warn(msg)
-  self.err:write("prequalify: warning: ", msg, "\n")
-end
-
---- Print lines to stdout.
-function Context:print(...)
-  self.out:write(...)
-  self.out:write("\n")
-end
-
---- Settings from options, environment and config, or nil after a usage error.
-function Context:settings(args, command)
-  local s, err = settings_mod.resolve(args, self.getenv)
-  if not s then return nil, self:usage(command, err) end
-  return s
-end
-
---- A client from the settings, with credentials (required unless
--- `optional_credentials`). Returns the client, or nil and an exit code.
-function Context:client(args, s, command, optional_credentials)
-  local prequalify = require "prequalify"
-  local opts, oerr = s:client_options(function(msg) self:warn(msg) end)
-  if not opts then return nil, self:usage(command, oerr) end
-  local creds, how = s:credentials(args, self.stdin)
-  if not creds then return nil, self:usage(command, how) end
-  if how == "none" and not optional_credentials then
-    return nil, self:usage(command, "no credentials: give --token-file, PREQUALIFY_TOKEN or --token-stdin; "
-      .. "or --username with --password-file or --password-stdin; or --refresh-token-file "
-      .. "(the last two with --client-id)")
-  end
-  for k, v in pairs(creds) do opts[k] = v end
-  local client, err = prequalify.client(opts)
-  if not client then return nil, self:usage(command, tostring(err.message)) end
-  return client, how
-end
-
---- Load a policy file, or nil and an exit code.
-function Context:policy(path, command)
-  local policy = require "prequalify.policy"
-  local p, err = policy.load(path)
-  if not p then return nil, self:usage(command, "--policy: " .. err.message) end
-  return p
-end
-
-local function new_context(env)
-  return setmetatable({
-    out = env.stdout or io.stdout,
-    err = env.stderr or io.stderr,
-    stdin = env.stdin or io.stdin,
-    getenv = env.getenv or os.getenv,
-    script = env.script,
-  }, Context)
-end
 
 -- The command path named in argv (for messages after a parse error).
 local function command_of(argv)
@@ -117,13 +45,33 @@ local function command_of(argv)
   return name
 end
 
+-- "--hours -1": argparse reads "-1" as an option of its own. Given as
+-- "--hours=-1" the value reaches the option's check, which says what is
+-- wrong with it. Nothing after "--" is touched.
+local function attach_negative_numbers(list)
+  local out = {}
+  for i, a in ipairs(list) do
+    if a == "--" then
+      table.move(list, i, #list, #out + 1, out)
+      break
+    end
+    local prev = out[#out]
+    if prev and prev:match("^%-%-%w[%w-]*$") and a:match("^%-%.?%d") then
+      out[#out] = prev .. "=" .. a
+    else
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
 local function run(args, cx)
   if args.version then
     cx:print("prequalify ", require("prequalify.core")._VERSION)
     return M.EXIT.OK
   end
   if not args.command then
-    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token or emulator\n",
+    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token, emulator or completion\n",
       "Run 'prequalify --help' for usage.\n")
     return M.EXIT.USAGE
   end
@@ -137,9 +85,10 @@ end
 --   (function), `script` (the real path of bin/prequalify)
 -- @treturn integer the exit code
 function M.main(argv, env)
-  local cx = new_context(env or {})
+  local cx = common.context(env or {})
   local list = {}
   for i = 1, #(argv or {}) do list[i] = tostring(argv[i]) end
+  list = attach_negative_numbers(list)
   local parser = parser_mod.build()
   local pok, ok, args = pcall(parser.pparse, parser, list)
   if not pok then

@@ -101,8 +101,11 @@ end
 --   (or `"contract"` for the 26.1 path), `retries` ({max=3, base_delay=0.5,
 --   max_delay=30} or false), `retry_unknown` (false), `allow_insecure_http`,
 --   `on_event` (receives redacted metadata), `warn`, `http2`,
---   `max_connections` (16), `max_response` (bytes, 1 MiB).
--- @return client, or nil and an `invalid` error
+--   `max_connections` (16), `max_response` (bytes, 1 MiB). Every option is
+--   described in the options reference (docs/OPTIONS.md, a topic of the API
+--   reference).
+-- @return client, or nil and an `invalid` error (`err.field` names the option)
+-- @raise when `opts` is not a table (a programming mistake)
 function M.new(opts)
   local t, err = M.transport(opts)
   if not t then return nil, err end
@@ -178,7 +181,8 @@ function Client:__close()
   self:close()
 end
 
---- Release the connections. Idempotent.
+--- Release the connections. Idempotent; the client refuses calls afterwards.
+-- @return nothing; it never fails
 function Client:close()
   local t = private[self]
   if t then t:close() end
@@ -198,7 +202,10 @@ end
 --   returns a `policy` error with its `trail` and sends nothing), `ctx`
 --   (policy context), `retry_unknown`
 -- @return `{ok=true, status=200, result=1, result_name="Success", elapsed=s,
---   attempts=n}` or nil and an error
+--   attempts=n}` or nil and an error (`err.kind`: `invalid`, `policy`,
+--   `transport`, `auth`, `forbidden`, `http`, `server` or `protocol`;
+--   `err.outcome` says whether the server may have acted)
+-- @raise when `opts` is given and is not a table
 function Client:prequalify(t, opts)
   local p = state(self)
   if opts ~= nil and type(opts) ~= "table" then
@@ -233,6 +240,9 @@ end
 --- Add a pre-approval (`Codesign/AddPreApproval`): `dn`, `comment`, `user`,
 -- and optional `hours`, `single_use`, `ip_address`, `not_before` (UTC ISO
 -- 8601), `signing_executable`. Same result and error shapes as `prequalify`.
+-- @tparam table t the pre-approval's fields
+-- @return the result table, or nil and an error (`invalid` for a bad field,
+--   nothing sent)
 function Client:add_pre_approval(t)
   local p = state(self)
   local wire, err = preapproval.wire(t)
@@ -256,7 +266,8 @@ local browse_reply = response.document("Identity/Browse")
 -- @tparam table q `filter` (required), `limit` (default 10), `identity_type`
 --   (1 user, 2 security group, 8 distribution group; default 1)
 -- @return array of `{full_name, is_group, name, prefix, prefixed_name,
---   prefixed_universal, type, universal}` or nil, err
+--   prefixed_universal, type, universal}`, or nil and an error (`invalid`
+--   for a bad query; `forbidden` when the token lacks scope `configuration`)
 function Client:browse_identities(q)
   local p = state(self)
   if type(q) ~= "table" then error("client:browse_identities: expected a table {filter=...}", 2) end
@@ -289,7 +300,9 @@ function Client:browse_identities(q)
 end
 
 --- Resolve a PrefixedName (`local:jdoe`) to the person's PrefixedUniversal.
--- @return the PrefixedUniversal string, or nil and an error
+-- @tparam string prefixed_name e.g. `local:jdoe`
+-- @return the PrefixedUniversal string, or nil and an error (`invalid` when
+--   no identity or several match)
 function Client:resolve_user(prefixed_name)
   if type(prefixed_name) ~= "string" or not prefixed_name:find(":", 1, true) then
     return invalid("user", "expected a PrefixedName like local:jdoe")
@@ -350,7 +363,8 @@ end
 -- nothing valid is left to revoke (already revoked, or expired) it still
 -- returns ok, with `already = true`. A client made with `auth` refuses
 -- further calls afterwards.
--- @return `{ok=true, revoked=true, already=<boolean>, status=n}` or nil, err
+-- @return `{ok=true, revoked=true, already=<boolean>, status=n}`, or nil and
+--   an error (`transport`, `http`...) when the server could not be asked
 function Client:revoke()
   local p = state(self)
   local doc, err = vedauth.get(p, vedauth.REVOKE_PATH, "revoke")
@@ -369,7 +383,13 @@ function Client:auth_info()
   return state(self):auth_info()
 end
 
---- Pre-qualify many hashes concurrently; see `prequalify.batch.run`.
+--- Pre-qualify many hashes concurrently; see `prequalify.batch.run` and the
+-- options reference (docs/OPTIONS.md).
+-- @param items an array of request tables, an iterator (`req[, meta]`, or
+--   `false, err` for a bad input; nil at the end) or a `prequalify.manifest` reader
+-- @tparam[opt] table opts `concurrency`, `policy`, `journal`, `report`, ...
+-- @return the report (`prequalify.report`), or nil and an `invalid` error when
+--   the run cannot start
 function Client:batch(items, opts) return require("prequalify.batch").run(state(self), items, opts) end
 
 return M

@@ -42,7 +42,9 @@ function M.file(path, alg)
 end
 
 --- Digest of a string of bytes.
--- @return base64, raw bytes (or nil, err for an unknown algorithm)
+-- @tparam string bytes the data
+-- @tparam[opt="sha256"] string alg `sha256`, `sha384` or `sha512`
+-- @return base64, raw bytes; or nil and an `invalid` error for an unknown algorithm
 function M.data(bytes, alg)
   if type(bytes) ~= "string" then
     error("prequalify.digest.data: expected a string of bytes, got " .. type(bytes), 2)
@@ -54,6 +56,7 @@ end
 
 --- Read a signtool `/dg` `.dig` file: one Base64 digest, with an optional
 -- BOM, surrounding whitespace and CRLF line ends.
+-- @tparam string path the `.dig` file
 -- @return base64, raw bytes; or nil and an `invalid` error naming the path
 function M.dig_file(path)
   if type(path) ~= "string" then

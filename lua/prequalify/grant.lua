@@ -162,17 +162,20 @@ function M.new(t, ctx)
     s.old[9] = nil
   end
 
-  local function check_scope(granted, what)
+  -- `fix` says what to change: the scope asked for, or the integration's.
+  local function check_scope(granted, what, fix)
     if s.warned_scope or not granted then return end
     local lack = scope.missing(granted, scope.APPROVE)
     if lack then
       s.warned_scope = true
       warn(what .. " '" .. granted .. "' lacks " .. scope.APPROVE
-        .. ": PreQualify/Create and AddPreApproval will be refused (HTTP 403); "
-        .. "give the API integration '" .. c.client_id .. "' the scope " .. scope.APPROVE)
+        .. ": PreQualify/Create and AddPreApproval will be refused (HTTP 403); " .. fix)
     end
   end
-  if signer then check_scope(c.scope, "the requested scope") end
+  if signer then
+    check_scope(c.scope, "the scope asked for", "ask for " .. scope.APPROVE .. " in auth.scope (--scope) "
+      .. "unless this sign-in only looks things up")
+  end
 
   local function margin()
     if c.refresh_margin then return c.refresh_margin end
@@ -212,7 +215,8 @@ function M.new(t, ctx)
     s.refresh_until_at = s.refresh_until and (now + s.refresh_until - server_now) or nil
     if type(doc.scope) == "string" then s.scope = doc.scope end
     if type(doc.identity) == "string" then s.identity = doc.identity end
-    check_scope(s.scope, "the granted scope")
+    check_scope(s.scope, "the granted scope", "give the API integration '" .. c.client_id .. "' the scope "
+      .. scope.APPROVE)
     if ctx.on_reply then ctx.on_reply(doc) end
     return true
   end

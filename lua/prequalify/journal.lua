@@ -131,7 +131,8 @@ local function record_at(self, offset, key)
 end
 
 --- Claim an item for this run and learn what earlier runs recorded.
--- @param key the key, ikey its short form (both from `key`)
+-- @param key the key (from `key`)
+-- @param ikey its short form (from `key`)
 -- @param seq the item's number in this run
 -- @return the number of an earlier item of this run with the same key (a
 --   duplicate); or nil and then nil (nothing recorded), `"intent"` (sent,
@@ -188,6 +189,7 @@ function Journal:attempt(key, attempt, err)
 end
 
 --- Record the final outcome of a sent item.
+-- @param key the item's key
 -- @tparam table rec `outcome`, `attempts` and the server's answer or the error
 function Journal:done(key, rec)
   rec.type, rec.key, rec.time = "done", key, core.time()

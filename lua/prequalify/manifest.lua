@@ -16,6 +16,8 @@ local cjson = require "cjson"
 local errors = require "prequalify.errors"
 local request = require "prequalify.request"
 local digest = require "prequalify.digest"
+local paths = require "prequalify.paths"
+local fnmatch = require("prequalify.core").fnmatch
 
 local M = {}
 
@@ -29,14 +31,7 @@ local CHUNK = 64 * 1024
 -- Fields a manifest line (or a template) may hold besides the request's own.
 local SOURCE_FIELDS = { file = true, algorithm = true, dig = true }
 
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
-local function join(dir, path)
-  if path:sub(1, 1) == "/" or dir == "." or dir == "" then return path end
-  return dir .. "/" .. path
-end
+local dirname, join, expand_comment = paths.dirname, paths.join, paths.expand_comment
 
 --- Lines of an open file, read in fixed chunks: `lineno, text` or
 -- `lineno, nil, why` for a line longer than `maxlen` (its bytes are skipped).
@@ -289,37 +284,10 @@ local TEMPLATE_FIELDS = {
   algorithm = true, dig = true,
 }
 
--- A glob segment as an anchored Lua pattern, or nil if it has no wildcard.
-local function segment_pattern(seg)
-  if not seg:find("[%*%?%[]") then return nil end
-  local out, i = { "^" }, 1
-  while i <= #seg do
-    local c = seg:sub(i, i)
-    if c == "*" then
-      out[#out + 1] = ".*"
-    elseif c == "?" then
-      out[#out + 1] = "."
-    elseif c == "[" then
-      local close = seg:find("]", i + 2, true)
-      if not close then
-        out[#out + 1] = "%["
-      else
-        local set = seg:sub(i + 1, close - 1)
-        local neg = set:sub(1, 1) == "!" or set:sub(1, 1) == "^"
-        if neg then set = set:sub(2) end
-        set = set:gsub("[%%%]%^]", "%%%0")
-        out[#out + 1] = "[" .. (neg and "^" or "") .. set .. "]"
-        i = close
-      end
-    else
-      out[#out + 1] = c:gsub("%p", "%%%0")
-    end
-    i = i + 1
-  end
-  out[#out + 1] = "$"
-  return table.concat(out)
+-- Whether a glob segment has a wildcard (else it names one entry).
+local function has_wildcard(seg)
+  return seg:find("[%*%?%[]") ~= nil
 end
-M._segment_pattern = segment_pattern
 
 local function list_dir(lfs, dir)
   local names = {}
@@ -362,21 +330,25 @@ local function walk(lfs, dir, segs, i, prefix)
       walk(lfs, p, segs, i + 1, p)
     end
   end
-  local pat = segment_pattern(seg)
-  if not pat then
+  if not has_wildcard(seg) then
     visit(seg)
     return
   end
-  local hidden_ok = seg:sub(1, 1) == "."
+  -- fnmatch(3) in the core, with FNM_PERIOD: a hidden name needs a pattern
+  -- that starts with a dot.
   for _, name in ipairs(list_dir(lfs, dir)) do
-    if (hidden_ok or name:sub(1, 1) ~= ".") and name:find(pat) then visit(name) end
+    if fnmatch(seg, name) then visit(name) end
   end
 end
 
 --- Files matching a glob, lazily, in sorted order: `*`, `?`, `[abc]`,
--- `[!abc]` within one path segment, `**` for any number of directories.
--- Names starting with a dot match only a pattern that starts with a dot.
--- @return an iterator of paths
+-- `[!abc]` within one path segment (fnmatch(3); `\` escapes a wildcard),
+-- `**` for any number of directories (hidden ones are not entered; symbolic
+-- links to directories are not followed). Names starting with a dot match
+-- only a pattern that starts with a dot.
+-- @tparam string pattern the glob, relative to the current directory or absolute
+-- @return an iterator of paths; an unreadable directory is skipped, not an error
+-- @raise when `pattern` is not a non-empty string
 function M.files(pattern)
   if type(pattern) ~= "string" or pattern == "" then
     error("prequalify.manifest.files: expected a glob pattern string", 2)
@@ -392,18 +364,6 @@ function M.files(pattern)
   return coroutine.wrap(function()
     if #segs > 0 then walk(lfs, root == "" and "." or "/", segs, 1, root) end
   end)
-end
-
-local function expand_comment(comment, path)
-  if type(comment) == "function" then return comment(path) end
-  if type(comment) ~= "string" then return comment end
-  local name = path:match("([^/]+)$")
-  return (comment:gsub("{(%a+)}", function(k)
-    if k == "path" then return path end
-    if k == "name" then return name end
-    if k == "dir" then return dirname(path) end
-    return nil
-  end))
 end
 
 --- Requests for every file matching a glob, from a template.

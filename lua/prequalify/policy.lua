@@ -42,6 +42,7 @@ function M.allow(reason) return { verdict = "allow", reason = reason } end
 function M.deny(reason) return { verdict = "deny", reason = reason } end
 function M.skip(reason) return { verdict = "skip", reason = reason } end
 --- @tparam table changes fields to change, e.g. `{hours = 8}`
+-- @tparam[opt] string reason
 function M.adjust(changes, reason) return { verdict = "adjust", changes = changes, reason = reason } end
 
 -- Combinators.

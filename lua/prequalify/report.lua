@@ -14,6 +14,7 @@
 -- @module prequalify.report
 local cjson = require "cjson"
 local core = require "prequalify.core"
+local EXIT = require("prequalify.results").EXIT
 
 local M = {}
 
@@ -182,21 +183,57 @@ function Report:finish(status, reason)
   return self
 end
 
---- Every entry, in the order the items finished.
--- @return an iterator of entry tables
+-- Entries from `next_entry` (in the order the items finished) put back in
+-- input order by their `index`: an entry that finished before its turn
+-- waits in `early` until the ones before it came, so memory holds only
+-- the entries that finished out of order, not the whole report. An entry
+-- without a numeric index passes through; after the last record, what is
+-- still waiting (after a gap in the indexes) comes out sorted.
+local function in_input_order(next_entry)
+  local early, want, rest = {}, 1, nil
+  return function()
+    while not rest do
+      local e = early[want]
+      if e then
+        early[want], want = nil, want + 1
+        return e
+      end
+      e = next_entry()
+      local i = e and type(e.index) == "number" and math.tointeger(e.index)
+      if not e then
+        rest = {}
+        for k in pairs(early) do rest[#rest + 1] = k end
+        table.sort(rest, function(a, b) return a > b end)
+      elseif not i or i < want then
+        return e
+      elseif i == want then
+        want = want + 1
+        return e
+      else
+        early[i] = e
+      end
+    end
+    local last = table.remove(rest)
+    return last and early[last]
+  end
+end
+
+--- Every entry, in input order (by `index`), whatever order they finished in.
+-- @return an iterator of entry tables (it never fails; after `close` it
+--   yields nothing)
 function Report:entries()
   if self.items then
     local i = 0
-    return function()
+    return in_input_order(function()
       i = i + 1
       return self.items[i]
-    end
+    end)
   end
   local f = self.spool
   f:flush()
   f:seek("set", 0)
   self.reading = true
-  return function()
+  return in_input_order(function()
     local head = f:read(4)
     local body = head and #head == 4 and f:read((string.unpack("<I4", head)))
     if not body then
@@ -204,7 +241,7 @@ function Report:entries()
       return nil
     end
     return spool_decode(body)
-  end
+  end)
 end
 
 local HEAD_FIELDS = { "status", "interrupted", "reason", "counts", "expected", "not_reached", "requests",
@@ -212,7 +249,8 @@ local HEAD_FIELDS = { "status", "interrupted", "reason", "counts", "expected", "
 
 --- The report as one JSON document: `{status, counts, ..., items = [...]}`.
 -- Written to a temporary file beside `path` and renamed, entry by entry.
--- @return true or nil, message
+-- @tparam string path where the report goes
+-- @return true, or nil and a message naming the path (error writing or renaming)
 function Report:write_json(path)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "wb")
@@ -246,6 +284,7 @@ local function plural(n, word)
 end
 
 --- A short human summary (a few lines, no trailing newline).
+-- @treturn string the summary; it never fails
 function Report:summary()
   local c = self.counts
   local lines = {}
@@ -283,11 +322,26 @@ function Report:summary()
   return table.concat(lines, "\n")
 end
 
+--- The exit code for this report, the mapping the command line uses
+-- (`prequalify.results.EXIT`): 130 when interrupted; else 3 when an outcome
+-- is unknown; else 1 when an item was denied or failed, the run stopped
+-- early (deadline, rejected credentials) or there were no items; else 0.
+-- @treturn integer the exit code; it never fails
+-- @usage os.exit(report:exit_code())
+function Report:exit_code()
+  local c = self.counts
+  if self.interrupted then return EXIT.INTERRUPTED end
+  if c.unknown > 0 then return EXIT.UNKNOWN end
+  if c.denied > 0 or c.failed > 0 or self.status ~= "complete" or c.total == 0 then return EXIT.FAILED end
+  return EXIT.OK
+end
+
 function Report:__tostring()
   return self:summary()
 end
 
 --- Release the spool file (entries are gone afterwards). Idempotent.
+-- @return nothing; it never fails
 function Report:close()
   if self.spool then
     self.spool:close()

@@ -23,6 +23,10 @@ local CURLE = {
 }
 M.CURLE = CURLE
 
+--- The start of the message for a server certificate no trusted CA
+-- issued (a caller that knows a CA was given may say more).
+M.UNTRUSTED = "the server certificate is not trusted; add your CA with ca_file (it extends the system store)"
+
 local TLS_HINTS = {
   [CURLE.SSL_PINNEDPUBKEYNOTMATCH] = "the server public key does not match pinned_pubkey",
   [CURLE.SSL_CACERT_BADFILE] = "ca_file or ca_path could not be loaded",
@@ -93,7 +97,7 @@ local function transport(r, secrets)
     elseif text:find("subject name", 1, true) or text:find("does not match", 1, true) then
       hint = "the server certificate does not match the host name in url"
     else
-      hint = "the server certificate is not trusted; add your CA with ca_file (it extends the system store)"
+      hint = M.UNTRUSTED
     end
   end
   local msg = hint and (hint .. " (" .. text .. ")") or text

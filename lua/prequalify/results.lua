@@ -1,6 +1,17 @@
---- Sign result codes (`Result` in TPP replies), from the WebSDK contract's enum.
+--- Sign result codes (`Result` in TPP replies), from the WebSDK contract's
+-- enum; and the exit codes a run maps to (`report:exit_code()`, the CLI).
 -- @module prequalify.results
 local M = {}
+
+--- Exit codes of a run: the command line exits with these, and
+-- `report:exit_code()` maps a batch report to them (docs/CLI.md, "Exit codes").
+-- @table EXIT
+-- @field OK 0: every item was approved (the command succeeded)
+-- @field FAILED 1: something was denied by the policy or failed; nothing was left unknown
+-- @field USAGE 2: a bad option, setting or input; nothing was sent
+-- @field UNKNOWN 3: a request was sent without a usable reply; the server may have acted
+-- @field INTERRUPTED 130: stopped by SIGINT or SIGTERM after in-flight requests finished
+M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, UNKNOWN = 3, INTERRUPTED = 130 }
 
 --- Code → name.
 M.names = {

@@ -1,25 +1,16 @@
 --- `prequalify batch`: many pre-qualifications through `client:batch`, with
 -- progress on stderr and the report (a summary, or JSON) on stdout.
 -- @module prequalify.cli.batch
+local common = require "prequalify.cli.common"
 local inputs = require "prequalify.cli.inputs"
 local output = require "prequalify.cli.output"
 
-local EXIT = { OK = 0, FAILED = 1, UNKNOWN = 3, INTERRUPTED = 130 }
 local NAME = "batch"
 
 --- Items listed under the summary at most (the JSON report has them all).
 local MAX_LISTED = 25
 
 local PROGRESS = { auto = true, tty = "tty", plain = "plain", off = false }
-
---- The exit code for a finished report.
-local function exit_code(rep)
-  local c = rep.counts
-  if rep.interrupted then return EXIT.INTERRUPTED end
-  if c.unknown > 0 then return EXIT.UNKNOWN end
-  if c.denied > 0 or c.failed > 0 or rep.status ~= "complete" or c.total == 0 then return EXIT.FAILED end
-  return EXIT.OK
-end
 
 -- Copies the JSON report, one entry per line, unescaping '/' as output.json does.
 local function copy_report(path, out)
@@ -39,7 +30,7 @@ local function print_summary(cx, rep)
         if listed == 0 then cx:print("not approved:") end
         listed = listed + 1
         local label = output.label(e)
-        local why = e.error and e.error.message or e.reason or ""
+        local why = e.error and cx:failure(e.error.message) or e.reason or ""
         if why:sub(1, #label + 2) == label .. ": " then why = why:sub(#label + 3) end
         cx:print(string.format("  %-8s %s  %s", e.outcome, label, why))
       else
@@ -52,18 +43,9 @@ local function print_summary(cx, rep)
 end
 
 return function(args, cx)
-  local s, code = cx:settings(args, NAME)
-  if not s then return code end
-  local source, ierr = inputs.open(args, s)
-  if not source then return cx:usage(NAME, ierr) end
-  local pol
-  if s:get("policy") then
-    pol, code = cx:policy(s:get("policy"), NAME)
-    if not pol then return code end
-  end
-  local client
-  client, code = cx:client(args, s, NAME)
-  if not client then return code end
+  local p, code = common.preamble(args, cx, NAME, { check = function(s) return inputs.open(args, s) end })
+  if not p then return code end
+  local s, source, pol, client = p.settings, p.input, p.policy, p.client
 
   local rep, err = client:batch(source, {
     concurrency = args.concurrency or s:get("concurrency"),
@@ -99,5 +81,5 @@ return function(args, cx)
   end
   if rep.counts.total == 0 then cx:warn("the inputs held no items: nothing was pre-qualified") end
   rep:close()
-  return exit_code(rep)
+  return rep:exit_code()
 end

@@ -3,6 +3,8 @@
 -- request fields from options, environment and config as defaults.
 -- @module prequalify.cli.inputs
 local manifest = require "prequalify.manifest"
+local paths = require "prequalify.paths"
+local request = require "prequalify.request"
 
 local M = {}
 
@@ -11,6 +13,25 @@ local function template(s, args)
   local t = s:template()
   t.algorithm = args.algorithm or s:get("algorithm")
   return t
+end
+
+-- Stand-ins for the fields a template leaves to the manifest's lines, so
+-- that the template's own fields can be checked once, up front.
+local STAND_IN = { dn = [[\VED\Policy]], user = "local:prequalify", comment = "prequalify",
+                   data = ("A"):rep(43) .. "=" }
+
+-- Whether the fields from options, environment and config make a valid
+-- request; otherwise a message naming where the bad value came from (a bad
+-- PREQUALIFY_HOURS is one usage error, not one failure per item).
+local function check_template(t, s)
+  local fields = {}
+  for k, v in pairs(STAND_IN) do fields[k] = v end
+  for _, k in ipairs{ "dn", "user", "hours", "single_use" } do fields[k] = t[k] end
+  fields.dn, fields.user = fields.dn or STAND_IN.dn, fields.user or STAND_IN.user
+  if t.comment then fields.comment = paths.expand_comment(t.comment, "dist/artifact") end
+  local req, err = request.new(fields)
+  if req then return true end
+  return nil, s:explain(err)
 end
 
 --- Build the source.
@@ -24,6 +45,8 @@ function M.open(args, s)
     return nil, "give a manifest file, --files GLOB or --dig-files GLOB"
   end
   local t = template(s, args)
+  local valid, terr = check_template(t, s)
+  if not valid then return nil, terr end
   local parts = {}
   if args.manifest then
     local defaults = {}

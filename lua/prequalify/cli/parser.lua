@@ -14,9 +14,12 @@ M.HELP = "\0prequalify-help\0"
 
 M.EXIT_CODES = [[
 Exit codes:
-   0    every item was approved (digest, plan, token: the command succeeded)
-   1    something was denied by the policy or failed (nothing was left unknown)
-   2    usage error: bad option or setting, unreadable config or policy; nothing sent
+   0    success: every item approved (submit, batch), would be sent (plan), every
+        file hashed (digest); the command succeeded (token)
+   1    something was denied or failed, nothing left unknown; plan: an item would be
+        denied or is invalid; digest: a file could not be read
+   2    usage error: bad option or setting, unreadable config, policy, manifest or
+        artifact named on the command line; nothing sent
    3    unknown outcome: a request was sent without a usable reply; the server may
         have acted (not resent; check before retrying)
    130  interrupted (SIGINT/SIGTERM); in-flight requests were finished first]]
@@ -312,6 +315,14 @@ function M.build()
   emu:flag("--verbose"):description("Log requests to stderr.")
   emu:option("--max-lifetime"):argname("<seconds>"):convert(number_of("--max-lifetime", 0))
     :description("Exit by itself after this long (a guard for scripts; default: never).")
+
+  -- completion --------------------------------------------------------------
+  local completion = new_command(p, "completion", "Print a shell completion script.",
+    "Print the completion script for bash, zsh or fish on stdout. Packages install them; "
+      .. "by hand: eval \"$(prequalify completion bash)\" in ~/.bashrc, "
+      .. "prequalify completion zsh > ~/.zfunc/_prequalify, "
+      .. "prequalify completion fish > ~/.config/fish/completions/prequalify.fish.")
+  completion:argument("shell"):choices{ "bash", "zsh", "fish" }:description("The shell.")
 
   return p
 end

@@ -2,23 +2,20 @@
 -- Streams the inputs through the policy with one shared context (as a batch
 -- does, so `unique` and `rate_limit` see earlier items); no network.
 -- @module prequalify.cli.plan
+local common = require "prequalify.cli.common"
 local inputs = require "prequalify.cli.inputs"
 local output = require "prequalify.cli.output"
 
-local EXIT = { OK = 0, FAILED = 1 }
+local EXIT = common.EXIT
 local NAME = "plan"
 
 return function(args, cx)
-  local s, code = cx:settings(args, NAME)
-  if not s then return code end
-  local source, ierr = inputs.open(args, s)
-  if not source then return cx:usage(NAME, ierr) end
+  local p, code = common.preamble(args, cx, NAME, { check = function(s) return inputs.open(args, s) end,
+    client = false })
+  if not p then return code end
+  local source, pol = p.input, p.policy
   local policy = require "prequalify.policy"
-  local pol
-  if s:get("policy") then
-    pol, code = cx:policy(s:get("policy"), NAME)
-    if not pol then return code end
-  else
+  if not pol then
     pol = policy.rule("no policy", function()
       return true, "no --policy given: a batch sends every valid request"
     end)

@@ -3,6 +3,8 @@
 -- builds the client options. Secrets are read from files, the environment
 -- or stdin only; a config file may name secret files but not hold secrets.
 -- @module prequalify.cli.settings
+local paths = require "prequalify.paths"
+
 local M = {}
 
 -- Setting -> environment variable and kind. Option names are the same with
@@ -81,10 +83,6 @@ local function convert(key, v, where)
   return v
 end
 
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
 -- Relative paths in a config file are relative to the file.
 local function relative_to(dir, path)
   if path:sub(1, 1) == "/" or path:sub(1, 1) == "~" or dir == "." then return path end
@@ -129,7 +127,8 @@ local function parse_lua(text, path)
 end
 
 --- Read a config file into `{key = value}` with paths resolved.
--- @return the table, or nil and a message
+-- @return the table and `{key = line}` (key = value files only), or nil
+--   and a message
 function M.load_config(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, "config " .. tostring(err) end
@@ -142,8 +141,8 @@ function M.load_config(path)
     entries, perr = parse_key_value(text, path)
   end
   if not entries then return nil, perr end
-  local dir = dirname(path)
-  local out = {}
+  local dir = paths.dirname(path)
+  local out, lines = {}, {}
   for _, e in ipairs(entries) do
     local where = "config " .. path .. (e.line and (":" .. e.line) or "")
     if SECRET_KEYS[e.key] then
@@ -159,9 +158,9 @@ function M.load_config(path)
     local v, cerr = convert(e.key, e.value, where)
     if v == nil then return nil, cerr end
     if M.KEYS[e.key].kind == "path" then v = relative_to(dir, v) end
-    out[e.key] = v
+    out[e.key], lines[e.key] = v, e.line
   end
-  return out
+  return out, lines
 end
 
 local Settings = {}
@@ -174,11 +173,11 @@ Settings.__index = Settings
 function M.resolve(args, getenv)
   local self = setmetatable({ values = {}, sources = {}, levels = {}, getenv = getenv }, Settings)
   local config_path = args.config or getenv("PREQUALIFY_CONFIG")
-  local config = {}
+  local config, config_lines = {}, {}
   if config_path and config_path ~= "" then
-    local c, err = M.load_config(config_path)
-    if not c then return nil, err end
-    config = c
+    local c, lines = M.load_config(config_path)
+    if not c then return nil, lines end
+    config, config_lines = c, lines
     self.config = config_path
   end
   for key, spec in pairs(M.KEYS) do
@@ -192,7 +191,8 @@ function M.resolve(args, getenv)
       end
     end
     if v == nil and config[key] ~= nil then
-      v, src, level = config[key], "config " .. config_path, CONFIG
+      v, src, level = config[key], "config " .. config_path
+        .. (config_lines[key] and (":" .. config_lines[key]) or ""), CONFIG
     end
     if v ~= nil then
       self.values[key], self.sources[key], self.levels[key] = v, src, level
@@ -205,8 +205,27 @@ function Settings:get(key)
   return self.values[key]
 end
 
+--- Where a setting's value came from, as the user gave it: `--hours`,
+-- `PREQUALIFY_HOURS` or `config FILE:LINE`; nil when it is not set.
 function Settings:source(key)
   return self.sources[key]
+end
+
+-- Lua option names (of prequalify.client and requests) that the command
+-- line calls by another name.
+local LUA_NAMES = { allow_insecure_http = "insecure_http", prequalify_path = "api_path" }
+
+--- An error's message, led by where the offending value came from (its
+-- option, variable, or config file and line) when a setting gave it.
+-- @param err an error value (with `field`) or a message
+-- @treturn string
+function Settings:explain(err)
+  if type(err) ~= "table" then return tostring(err) end
+  local key = err.field and (LUA_NAMES[err.field] or err.field)
+  local src = key and self.sources[key]
+  local msg = tostring(err.message)
+  if not src then return msg end
+  return src .. ": " .. msg
 end
 
 --- The request fields from the settings: dn, user, comment, hours, single_use.
@@ -312,12 +331,39 @@ function Settings:credentials(args, stdin)
   return { auth = auth }, "a sign-in as " .. v.username
 end
 
+--- Whether the PEM file of setting `key` (when set) can be read and holds a
+-- PEM block; otherwise false and a message that names the file and where it
+-- was given.
+function Settings:check_pem(key)
+  local path = self.values[key]
+  if not path then return true end
+  local f, err = io.open(path, "rb")
+  if not f then return false, self.sources[key] .. ": cannot read " .. tostring(err) end
+  local head = f:read(64 * 1024) or ""
+  f:close()
+  if not head:find("-----BEGIN ", 1, true) then
+    return false, self.sources[key] .. ": " .. path .. " is not a PEM file (no '-----BEGIN' line); "
+      .. "convert a DER certificate with: openssl x509 -inform der -in " .. path .. " -out "
+      .. path:gsub("%.%w+$", "") .. ".pem"
+  end
+  return true
+end
+
 --- The options for `prequalify.client`, without credentials.
 -- @return table, or nil and a usage message
 function Settings:client_options(warn)
   local v = self.values
   if not v.url then
     return nil, "no server: give --url or set PREQUALIFY_URL (e.g. https://tpp.example.com)"
+  end
+  if v.url:match("^[Hh][Tt][Tt][Pp]://") and not v.insecure_http then
+    return nil, self.sources.url .. ": " .. v.url .. " uses http://, which would send the bearer token in "
+      .. "clear text; use https:// (--insecure-http or PREQUALIFY_INSECURE_HTTP=1 allows it, for a local "
+      .. "test server only)"
+  end
+  for _, key in ipairs{ "ca_file", "client_cert" } do
+    local ok, why = self:check_pem(key)
+    if not ok then return nil, why end
   end
   return {
     url = v.url, ca_file = v.ca_file, ca_path = v.ca_path, client_cert = v.client_cert,

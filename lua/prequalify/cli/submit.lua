@@ -1,24 +1,10 @@
 --- `prequalify submit`: one pre-qualification from the command line.
 -- @module prequalify.cli.submit
+local common = require "prequalify.cli.common"
 local output = require "prequalify.cli.output"
 
-local EXIT = { OK = 0, FAILED = 1, USAGE = 2, UNKNOWN = 3 }
+local EXIT = common.EXIT
 local NAME = "submit"
-
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
---- `{name}`, `{path}` and `{dir}` in a comment, for the artifact at `path`.
-local function expand(comment, path)
-  if not path or not comment then return comment end
-  return (comment:gsub("{(%a+)}", function(k)
-    if k == "path" then return path end
-    if k == "name" then return path:match("([^/]+)$") end
-    if k == "dir" then return dirname(path) end
-    return nil
-  end))
-end
 
 -- Fields of the request, or nil and a usage message.
 local function fields_from(args, s)
@@ -46,7 +32,7 @@ local function fields_from(args, s)
         .. "' in the config file)"
     end
   end
-  t.comment = expand(t.comment, args.file or args.dig)
+  t.comment = common.expand_comment(t.comment, args.file or args.dig)
   return t, what
 end
 
@@ -64,26 +50,21 @@ local function result_json(outcome, what, req, res, err, trail)
   return doc
 end
 
-return function(args, cx)
-  local s, code = cx:settings(args, NAME)
-  if not s then return code end
+-- The validated request and how to name it, or nil and a usage message
+-- that names where the bad value came from.
+local function request_from(args, s)
   local t, what = fields_from(args, s)
-  if not t then return cx:usage(NAME, what) end
-  local prequalify = require "prequalify"
-  local req, verr = prequalify.request(t)
-  if not req then
-    local flag = verr.field and ("--" .. tostring(verr.field):gsub("_", "-") .. ": ") or ""
-    if verr.field == "data" and (args.file or args.dig) then flag = "" end
-    return cx:usage(NAME, flag .. verr.message)
-  end
-  local pol
-  if s:get("policy") then
-    pol, code = cx:policy(s:get("policy"), NAME)
-    if not pol then return code end
-  end
-  local client
-  client, code = cx:client(args, s, NAME)
-  if not client then return code end
+  if not t then return nil, what end
+  local req, verr = require("prequalify").request(t)
+  if req then return { req = req, what = what } end
+  if verr.field == "data" then return nil, (args.data and "--data: " or "") .. verr.message end
+  return nil, s:explain(verr)
+end
+
+return function(args, cx)
+  local p, code = common.preamble(args, cx, NAME, { check = function(s) return request_from(args, s) end })
+  if not p then return code end
+  local req, what, pol, client = p.input.req, p.input.what, p.policy, p.client
 
   local res, err = client:prequalify(req, { policy = pol, retry_unknown = args.retry_unknown or nil })
   client:close()
@@ -115,7 +96,7 @@ return function(args, cx)
     cx:print("  the request was sent but no usable reply came back: the server may have pre-qualified it. "
       .. "It was not resent; check before retrying (--retry-unknown resends).")
   else
-    cx:print("failed  ", what, "  ", (tostring(err):gsub("^prequalify: ", "")))
+    cx:print("failed  ", what, "  ", cx:failure(err))
   end
   if outcome == "approved" then return EXIT.OK end
   if outcome == "unknown" then return EXIT.UNKNOWN end

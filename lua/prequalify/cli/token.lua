@@ -5,7 +5,7 @@
 -- @module prequalify.cli.token
 local output = require "prequalify.cli.output"
 
-local EXIT = { OK = 0, FAILED = 1 }
+local EXIT = require("prequalify.cli.common").EXIT
 local SECRET_MODE = 384 -- 0600
 
 local function write_secret(cx, path, value)

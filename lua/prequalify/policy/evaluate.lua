@@ -133,6 +133,10 @@ end
 -- @tparam function p the policy
 -- @param req a normalized request or a plain table (validated here)
 -- @tparam[opt] table ctx `now` and per-batch state; pass the same one for a batch
+-- @return the decision `{allow=, verdict=, reason=, request=, trail=}` (an
+--   invalid request is a deny with its validation error as the reason;
+--   `policy.denial(decision)` makes the `policy` error)
+-- @raise when `p` is not a policy (a programming mistake)
 function M.evaluate(p, req, ctx)
   -- The usual call (a policy built here, a validated request) goes
   -- straight to the fast form: `decide` and `commit` in one.
@@ -148,7 +152,11 @@ end
 
 --- Decide on a list of requests, without any network, with one shared `ctx`
 -- (made if not given). Inputs are not changed.
+-- @tparam table requests a list of request tables
+-- @tparam function p the policy
+-- @tparam[opt] table ctx the shared context
 -- @return the decisions, in input order
+-- @raise when `requests` or `ctx` is not a table, or `p` not a policy
 function M.plan(requests, p, ctx)
   if type(requests) ~= "table" then
     error("prequalify.plan: expected a list of requests, got " .. type(requests), 2)
