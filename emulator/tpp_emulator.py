@@ -35,6 +35,11 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import socketserver
 
+try:
+    from . import flow_tickets
+except ImportError:
+    import flow_tickets
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_STATE = os.path.join(HERE, "state.json")
 
@@ -210,6 +215,7 @@ class State:
             except (KeyError, ValueError) as e:
                 raise StateError("integration %r: %s" % (d, e))
         self.environments = {}
+        self.env_raw = {}
         for d in data.get("environments", []):
             if "dn" not in d:
                 raise StateError("environment lacks dn: %r" % d)
@@ -221,6 +227,7 @@ class State:
                 bool(d.get("preapproval_action", True)),
             )
             self.environments[d["dn"].lower()] = env
+            self.env_raw[d["dn"].lower()] = d
 
     def _persons(self, names, where):
         """Universals of the persons named, groups expanded (one level deep and nested)."""
@@ -302,6 +309,7 @@ class Emulator:
         self.next_id = 1
         self.log = collections.deque(maxlen=200000)
         self.faults = []
+        self.flow = flow_tickets.Flow(self.state.settings)
 
     def reset(self):
         with self.lock:
@@ -972,6 +980,7 @@ CONTROL_ROUTES = {
     "/__emulator__/config": {"GET": ctl_config, "POST": ctl_config},
     "/__emulator__/faults": {"GET": ctl_faults, "POST": ctl_faults, "DELETE": ctl_faults},
 }
+flow_tickets.install(sys.modules[__name__])  # Flow tickets and the archive
 
 
 # ---------------------------------------------------------------------------
