@@ -578,4 +578,17 @@ function M.private(client)
   return state(client)
 end
 
+-- Flow tickets and the signing archive: thin delegations (prequalify.tickets).
+local tickets = require "prequalify.tickets"
+local function transport(self)
+  local p = state(self)
+  return { call = function(_, ...) return M.call(p, ...) end }
+end
+function Client:tickets(o) return tickets.list(transport(self), o) end
+function Client:ticket(id) return tickets.get(transport(self), id) end
+function Client:approve_tickets(ids, o) return tickets.approve(transport(self), ids, o) end
+function Client:reject_tickets(ids, o) return tickets.reject(transport(self), ids, o) end
+function Client:update_tickets(ids, o) return tickets.update(transport(self), ids, o) end
+function Client:archive(filter) return tickets.archive(transport(self), filter) end
+
 return M
