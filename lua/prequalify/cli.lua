@@ -22,6 +22,8 @@ local COMMANDS = {
   digest = "prequalify.cli.digest",
   token = "prequalify.cli.token",
   emulator = "prequalify.cli.emulator",
+  tickets = "prequalify.cli.tickets",
+  audit = "prequalify.cli.audit",
 }
 
 local TOKEN_COMMANDS = { get = true, refresh = true, info = true, revoke = true }
@@ -123,7 +125,7 @@ local function run(args, cx)
     return M.EXIT.OK
   end
   if not args.command then
-    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token or emulator\n",
+    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token, tickets, audit or emulator\n",
       "Run 'prequalify --help' for usage.\n")
     return M.EXIT.USAGE
   end

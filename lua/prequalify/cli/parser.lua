@@ -171,6 +171,10 @@ local function batch_inputs(cmd)
   )
 end
 
+-- For the subcommands that define their own grammar (cli/tickets, cli/audit).
+M.new_command, M.connection, M.credentials, M.json_flag, M.number_of, M.integer_of, M.policy_option =
+  new_command, connection, credentials, json_flag, number_of, integer_of, policy_option
+
 --- Build the parser.
 -- @return the argparse parser
 function M.build()
@@ -306,6 +310,7 @@ function M.build()
   emu:option("--max-lifetime"):argname("<seconds>"):convert(number_of("--max-lifetime", 0))
     :description("Exit by itself after this long (a guard for scripts; default: never).")
 
+  for _, name in ipairs{ "tickets", "audit" } do require("prequalify.cli." .. name).define(p, M) end
   return p
 end
 
