@@ -32,6 +32,7 @@ local evaluate = require "prequalify.policy.evaluate"
 local trail = require "prequalify.policy.trail"
 local sandbox = require "prequalify.policy.sandbox"
 local budget = require "prequalify.policy.budget"
+local ticket_rules = require "prequalify.policy.ticket_rules"
 
 local M = {}
 
@@ -68,6 +69,11 @@ M.allow_hashes = hashes.allow_hashes
 M.time_window = clock.time_window
 M.unique = state.unique
 M.rate_limit = state.rate_limit
+
+-- Rules for Flow tickets (they skip on pre-qualification requests).
+M.ticket_age = ticket_rules.ticket_age
+M.requesters = ticket_rules.requesters
+M.environment_value = ticket_rules.environment_value
 
 --- The time a rule should use: `ctx.now` (number or function) or `os.time()`.
 M.now = clock.now

@@ -17,6 +17,7 @@
 -- @module prequalify.policy.decision
 local request = require "prequalify.request"
 local budget = require "prequalify.policy.budget"
+local view = require "prequalify.tickets.view"
 
 local M = {}
 
@@ -76,8 +77,11 @@ function M.undecided(name, verdict, depth)
   return { rule = name, verdict = verdict, reason = "no rule decided", depth = depth }
 end
 
+local View = view.View
+
 --- True if two requests carry the same user fields.
 function M.same(a, b)
+  if getmetatable(a) == View then return rawget(a, "uses") == rawget(b, "uses") end
   return a.dn == b.dn and a.data == b.data and a.comment == b.comment and a.user == b.user
     and a.hours == b.hours and a.single_use == b.single_use
 end
@@ -85,6 +89,7 @@ end
 --- A new, validated request: `req` with `changes` applied. Never touches `req`.
 -- @return the request, or nil and the validation message
 function M.adjusted(req, changes)
+  if getmetatable(req) == View then return view.adjusted(req, changes) end
   local fields = request.fields(req)
   for k, v in pairs(changes or {}) do fields[k] = v end
   local new, err = request.new(fields)
@@ -123,13 +128,32 @@ end
 --- A policy built here from its step.
 M.builtin = policy_of
 
+-- On a ticket view, a rule that reads a field the ticket lacks skips, and
+-- says which field; any other error goes on to `run`.
+local function guarded(e, req, ok, ...)
+  if ok then return ... end
+  local err = ...
+  if view.is_missing(err) then
+    e.verdict, e.reason = "skip", tostring(err)
+    return "skip", req, e, true
+  end
+  error(err, 0)
+end
+
 --- A built-in rule from its check `(req, ctx) -> verdict, reason[, changes]`:
 -- `changes` (for `adjust`) are the fields to set, e.g. `{hours = 8}`.
 function M.leaf(name, check)
   return policy_of(name, function(req, ctx, trail, depth)
     local e = { rule = name, verdict = false, reason = false, depth = depth }
     trail[#trail + 1] = e
-    local verdict, reason, changes = check(req, ctx)
+    local verdict, reason, changes
+    if getmetatable(req) == View then
+      local skipped
+      verdict, reason, changes, skipped = guarded(e, req, pcall(check, req, ctx))
+      if skipped then return verdict, reason, changes end
+    else
+      verdict, reason, changes = check(req, ctx)
+    end
     if verdict == "adjust" then return close(e, verdict, reason, req, changes) end
     e.verdict, e.reason = verdict, reason
     return verdict, req, e
@@ -139,6 +163,7 @@ end
 -- What a user's rule sees: a plain copy, so that it cannot change the
 -- request that others hold, nor reach its metatable.
 local function copy(req)
+  if getmetatable(req) == View then return view.adjusted(req, nil) end
   local c = request.fields(req)
   c.digest_length, c.algorithm = req.digest_length, req.algorithm
   return c
@@ -206,6 +231,15 @@ local function user_step(p)
   local name, limit = M.name(p), budget.loading()
   return function(req, ctx, trail, depth)
     local e = M.open(trail, name, depth)
+    if getmetatable(req) == View then
+      local function call()
+        if limit then return budget.call(limit, trail, p, copy(req), ctx) end
+        return p(copy(req), ctx)
+      end
+      local a, b, c, skipped = guarded(e, req, pcall(call))
+      if skipped then return a, b, c end
+      return normalize(e, req, trail, a, b)
+    end
     if limit then return normalize(e, req, trail, budget.call(limit, trail, p, copy(req), ctx)) end
     return normalize(e, req, trail, p(copy(req), ctx))
   end

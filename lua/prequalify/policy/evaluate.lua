@@ -5,6 +5,7 @@ local request = require "prequalify.request"
 local errors = require "prequalify.errors"
 local D = require "prequalify.policy.decision"
 local state = require "prequalify.policy.state"
+local view = require "prequalify.tickets.view"
 
 local M = {}
 
@@ -29,7 +30,8 @@ local function decide(p, r, ctx)
   return d
 end
 
---- Decide on one request without recording anything in `ctx`.
+--- Decide on one request (or ticket view, see `prequalify.tickets.view`)
+-- without recording anything in `ctx`.
 -- @return the decision, a plain table: `allow`, `verdict` (`allow`, `adjust`
 --   or `deny`), `request` (what to send: the adjusted request, or the
 --   validated input when denied; nil for an invalid input, which is kept in
@@ -38,8 +40,10 @@ end
 function M.decide(p, req, ctx)
   D.check(p, "policy.decide", 2)
   local r, why
-  if getmetatable(req) == Request then
+  if getmetatable(req) == Request or getmetatable(req) == view.View then
     r = req
+  elseif view.is(req) then
+    r, why = view.from(req)
   elseif type(req) == "table" then
     local err
     r, err = request.new(req)
@@ -57,7 +61,8 @@ end
 --- Record an allowed decision in `ctx` (for `unique` and `rate_limit`).
 -- Does nothing for a deny, or if this decision was recorded already.
 function M.commit(d, ctx)
-  if d.allow and not d.committed and type(ctx) == "table" then
+  -- Tickets are not pre-qualifications: `unique` and `rate_limit` count only those.
+  if d.allow and not d.committed and type(ctx) == "table" and getmetatable(d.request) ~= view.View then
     state.record(d.request, ctx)
     d.committed = true
   end
