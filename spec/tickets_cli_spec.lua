@@ -27,7 +27,8 @@ describe("prequalify tickets #emulator #nosan", function()
   before_each(function()
     emu:reset()
     dir = helpers.tmpdir()
-    env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", emu:token{ username = "approver" }) })
+    local token = emu:token{ username = "approver" }
+    env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token) })
   end)
   after_each(function() helpers.rm_rf(dir) end)
 
@@ -62,7 +63,8 @@ describe("prequalify tickets #emulator #nosan", function()
 
   it("approve and reject take several ids; an invalid id exits 1 and names it", function()
     local ids = flow.open(emu, 3)
-    local r = cli.run({ "tickets", "approve", ids[1], ids[2], "--comment", "release 4.2", "--uses", "1" }, { env = env })
+    local r = cli.run({ "tickets", "approve", ids[1], ids[2], "--comment", "release 4.2", "--uses", "1" },
+      { env = env })
     assert.equal(0, r.code, r.err)
     r = cli.run({ "tickets", "reject", ids[3], "{gone}", "--comment", "no", "--final" }, { env = env })
     assert.equal(1, r.code)
