@@ -38,11 +38,12 @@ local function unreadable(r, what, acts)
     { status = r.status, outcome = acts and "unknown" or "rejected" })
 end
 
-local function ids_of(v)
+-- The ids a reply lists, redacted like any text from outside.
+local function ids_of(v, secrets)
   v = wire.value(v)
   if type(v) ~= "table" or #v == 0 then return nil end
   local out = {}
-  for i, id in ipairs(v) do out[i] = tostring(wire.value(id)) end
+  for i, id in ipairs(v) do out[i] = errors.redact(tostring(wire.value(id)), secrets) end
   return out
 end
 
@@ -62,7 +63,7 @@ function M.flow(what, acts)
       return nil, errors.new("protocol", what .. " reply has no integer Result field",
         { status = r.status, outcome = acts and "unknown" or "rejected" })
     end
-    local invalid = ids_of(doc.InvalidTicketIds)
+    local invalid = ids_of(doc.InvalidTicketIds, secrets)
     local smsg = errors.redact(response.server_message(doc), secrets)
     local base = { status = r.status, elapsed = r.elapsed, result = code, result_name = M.name(code),
                    invalid_ids = invalid, server_error = smsg, outcome = "rejected" }
