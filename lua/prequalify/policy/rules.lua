@@ -177,14 +177,7 @@ local matching = text.memo(function(comment) return "comment " .. text.quote(com
 --- Allows a comment in which the Lua pattern is found (use `^`/`$` to anchor).
 -- @tparam string pattern e.g. `"%u+%-%d+"` for a ticket reference such as `OPS-1234`
 function M.comment_matches(pattern)
-  if type(pattern) ~= "string" or pattern == "" then
-    error("policy.comment_matches: expected a Lua pattern (string)", 2)
-  end
-  local ok, why = pcall(string.find, "", pattern)
-  if not ok then
-    error(string.format("policy.comment_matches: bad Lua pattern %q: %s", pattern,
-      tostring(why):gsub("^.-:%d+: ", "")), 2)
-  end
+  text.check_pattern("policy.comment_matches", pattern, "a Lua pattern (string)")
   -- a batch often repeats its comments: the pattern is tried once per comment
   local found = text.memo(function(comment) return comment:find(pattern) ~= nil end, 256)
   return leaf("comment_matches(" .. pattern .. ")", function(req)

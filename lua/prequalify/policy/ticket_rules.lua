@@ -8,6 +8,7 @@ local rules = require "prequalify.policy.rules"
 local clock = require "prequalify.policy.clock"
 local text = require "prequalify.policy.text"
 local view = require "prequalify.tickets.view"
+local wire = require "prequalify.tickets.wire"
 
 local M = {}
 
@@ -42,15 +43,11 @@ function M.requesters(t)
   end)
 end
 
--- The value of an environment key, compared without case or spaces when
--- the exact key is absent (the real key names are unconfirmed).
+-- The value of an environment key; when the exact key is absent, one that
+-- differs only in case or spaces (the real key names are unconfirmed).
 local function lookup(env, key)
   if env[key] ~= nil then return env[key] end
-  local want = key:lower():gsub("[%s_]", "")
-  for k, v in pairs(env) do
-    if k:lower():gsub("[%s_]", "") == want then return v end
-  end
-  return nil
+  return wire.find(env, { wire.fold(key) }, true)
 end
 
 --- Allows tickets whose environment `key` matches the Lua `pattern`, denies
@@ -61,14 +58,7 @@ function M.environment_value(key, pattern)
   if type(key) ~= "string" or key == "" then
     error("policy.environment_value: expected an environment key (string) as the first argument", 2)
   end
-  if type(pattern) ~= "string" or pattern == "" then
-    error("policy.environment_value: expected a Lua pattern (string) as the second argument", 2)
-  end
-  local ok, why = pcall(string.find, "", pattern)
-  if not ok then
-    error(string.format("policy.environment_value: bad Lua pattern %q: %s", pattern,
-      tostring(why):gsub("^.-:%d+: ", "")), 2)
-  end
+  text.check_pattern("policy.environment_value", pattern, "a Lua pattern (string) as the second argument")
   return D.leaf("environment_value(" .. key .. ", " .. pattern .. ")", function(req)
     if not view.is(req) then return "skip", NOT_A_TICKET end
     local v = lookup(req.environment, key)

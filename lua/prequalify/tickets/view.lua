@@ -12,6 +12,8 @@
 -- reason names the field, so a rule written for requests never crashes on
 -- a ticket and never decides it by accident. A policy may adjust `uses`.
 -- @module prequalify.tickets.view
+local wire = require "prequalify.tickets.wire"
+
 local M = {}
 
 --- Fields of a pre-qualification request that a ticket does not have.
@@ -50,22 +52,12 @@ M.View = View
 -- The justification, where the environment carries one under a likely name.
 local COMMENT_KEYS = { "justification", "comment", "reason" }
 
-local function comment_of(env)
-  for k, v in pairs(env) do
-    local folded = k:lower():gsub("[%s_]", "")
-    for _, want in ipairs(COMMENT_KEYS) do
-      if folded == want and type(v) == "string" then return v end
-    end
-  end
-  return nil
-end
-
 --- The view of a ticket table (see `prequalify.tickets.wire`).
 function M.of(ticket)
   local env = {}
   for k, v in pairs(ticket.environment or {}) do env[k] = v end
   return setmetatable({
-    kind = "ticket", id = ticket.id, dn = ticket.dn, user = ticket.user, comment = comment_of(env),
+    kind = "ticket", id = ticket.id, dn = ticket.dn, user = ticket.user, comment = wire.find(env, COMMENT_KEYS),
     created = ticket.created, identifier = ticket.identifier, required_approvals = ticket.required_approvals,
     approvals = ticket.approvals and #ticket.approvals or 0, environment = env,
   }, View)

@@ -93,16 +93,24 @@ local DN_KEYS = { "objectdn", "environmentdn", "dn", "environment" }
 local USER_KEYS = { "user", "keyuser", "requestinguser", "requester", "requestor", "authenticateduser",
                     "username" }
 
-local function find_key(env, wanted)
+--- A key name without case, spaces or underscores ("Object DN" -> "objectdn").
+function M.fold(k)
+  return (k:lower():gsub("[%s_]", ""))
+end
+
+--- The value of the first of `wanted` (folded key names) that `env` has
+-- under some spelling; string values only, unless `any`.
+function M.find(env, wanted, any)
   local folded = {}
   for k, v in pairs(env) do
-    if type(v) == "string" then folded[(k:lower():gsub("[%s_]", ""))] = v end
+    if any or type(v) == "string" then folded[M.fold(k)] = v end
   end
   for _, k in ipairs(wanted) do
-    if folded[k] then return folded[k] end
+    if folded[k] ~= nil then return folded[k] end
   end
   return nil
 end
+local find_key = M.find
 
 --- A ticket table from a wire `Ticket` object (see docs/TICKETS.md).
 function M.ticket(raw)
