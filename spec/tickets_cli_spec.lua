@@ -155,6 +155,26 @@ describe("prequalify tickets #emulator #nosan", function()
     assert.equal(1, emu:received("Flow/Tickets/Approve"))
   end)
 
+  it("decide --watch decides new tickets as they come, until SIGTERM; then exits 0", function()
+    flow.sign(emu, attempt(1))
+    local pipe, pid = cli.spawn({ cli.CLI, "tickets", "decide", "--policy", POLICY, "--watch", "1",
+                                  "--journal", dir .. "/j.jsonl" }, { env = env })
+    local function next_decision()
+      while true do
+        local line = assert(pipe:read("l"), "the run ended")
+        if line:find("^approved ") or line:find("^rejected ") then return line end
+      end
+    end
+    next_decision()
+    local second = flow.sign(emu, attempt(3)).ticket
+    assert.matches("^rejected +" .. second:gsub("%p", "%%%0"), next_decision())
+    os.execute("kill -TERM " .. pid)
+    local rest = pipe:read("a")
+    local _, _, code = pipe:close()
+    assert.equal(0, code, rest)
+    assert.matches("approved 1, rejected 1, failed 0, unknown 0, skipped 0", rest, 1, true)
+  end)
+
   it("decide without --policy is a usage error", function()
     local r = cli.run({ "tickets", "decide" }, { env = env })
     assert.equal(2, r.code)
