@@ -17,13 +17,12 @@ M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, UNKNOWN = 3, INTERRUPTED = 130 }
 
 local COMMANDS = {
   submit = "prequalify.cli.submit",
+  tickets = "prequalify.cli.tickets", audit = "prequalify.cli.audit",
   batch = "prequalify.cli.batch",
   plan = "prequalify.cli.plan",
   digest = "prequalify.cli.digest",
   token = "prequalify.cli.token",
   emulator = "prequalify.cli.emulator",
-  tickets = "prequalify.cli.tickets",
-  audit = "prequalify.cli.audit",
 }
 
 local TOKEN_COMMANDS = { get = true, refresh = true, info = true, revoke = true }
@@ -125,7 +124,7 @@ local function run(args, cx)
     return M.EXIT.OK
   end
   if not args.command then
-    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token, tickets, audit or emulator\n",
+    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token or emulator\n",
       "Run 'prequalify --help' for usage.\n")
     return M.EXIT.USAGE
   end

@@ -294,6 +294,9 @@ function M.build()
   credentials(revoke)
   json_flag(revoke)
 
+  -- tickets, audit: their grammar is in their own files ----------------------
+  for _, name in ipairs{ "tickets", "audit" } do require("prequalify.cli." .. name).define(p, M) end
+
   -- emulator ----------------------------------------------------------------
   local emu = new_command(p, "emulator", "Run the local TPP emulator in the foreground.",
     "Run emulator/tpp_emulator.py (python3) in the foreground until Ctrl-C. It prints "
@@ -310,7 +313,6 @@ function M.build()
   emu:option("--max-lifetime"):argname("<seconds>"):convert(number_of("--max-lifetime", 0))
     :description("Exit by itself after this long (a guard for scripts; default: never).")
 
-  for _, name in ipairs{ "tickets", "audit" } do require("prequalify.cli." .. name).define(p, M) end
   return p
 end
 
