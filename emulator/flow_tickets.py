@@ -1,6 +1,6 @@
 """Flow tickets and the signing archive for the TPP emulator.
 
-A signing attempt (the control surface's /__emulator__/sign) in an
+A signing attempt (the control surface's /__emulator__/sign calls `sign`) in an
 environment whose key use flow needs an approval, and that no
 pre-qualification or pre-approval covers, opens a pending Flow ticket; an
 approved ticket lets the same request through and consumes a use. Every
@@ -201,7 +201,8 @@ def archive_add(emu, obj, signed, reason, now, planted=False):
 
 
 def sign(emu, obj):
-    """The signing simulation with tickets and the archive around emu.sign."""
+    """The signing simulation (the control surface's /sign): emu.sign, then
+    Flow tickets where the environment needs approval; every attempt archived."""
     ok, reason = emu.sign(obj["dn"], obj["data"], obj["user"], obj.get("ip"), obj.get("executable"))
     ticket = None
     st = emu.state
@@ -485,18 +486,9 @@ def ctl_archive(emu, method, body, query):
     return 200, {"items": items, "count": len(items)}
 
 
-def ctl_sign(emu, method, body, query):
-    obj = M._ctl_obj(body)
-    for k in ("dn", "data", "user"):
-        if not isinstance(obj.get(k), str):
-            raise M.BadRequest("'%s' (a string) is required" % k)
-    return 200, sign(emu, obj)
-
-
 CONTROL_ROUTES = {
     "/__emulator__/tickets": {"GET": ctl_tickets, "POST": ctl_tickets},
     "/__emulator__/archive": {"GET": ctl_archive, "POST": ctl_archive},
-    "/__emulator__/sign": {"POST": ctl_sign},
 }
 
 

@@ -845,8 +845,7 @@ def ctl_sign(emu, method, body, query):
     for k in ("dn", "data", "user"):
         if not isinstance(obj.get(k), str):
             raise BadRequest("'%s' (a string) is required" % k)
-    ok, reason = emu.sign(obj["dn"], obj["data"], obj["user"], obj.get("ip"), obj.get("executable"))
-    return 200, {"allowed": ok, "reason": reason}
+    return 200, flow_tickets.sign(emu, obj)  # pre-qualifications, then Flow tickets; archived
 
 
 def ctl_prequals(emu, method, body, query):

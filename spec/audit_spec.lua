@@ -78,6 +78,18 @@ describe("prequalify audit #emulator #nosan", function()
     assert.matches("signings with no pre-qualification or ticket approval in our records: 0", r.out, 1, true)
   end)
 
+  it("--since leaves out earlier signings", function()
+    local report = dir .. "/report.json"
+    local rep = assert(client:batch({ item(H1) }, { report = report }))
+    rep:close()
+    signs(H1)
+    local later = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + 3600)
+    local r = cli.run({ "audit", "--report", report, "--since", later }, { env = env })
+    assert.equal(1, r.code)
+    assert.matches("pre-qualified and signed: 0", r.out, 1, true)
+    assert.matches("pre-qualified and never signed: 1", r.out, 1, true)
+  end)
+
   it("says so when the archive lacks the data hash, instead of guessing", function()
     flow.config(emu, { archive_hash_in_artifact = false })
     local report = dir .. "/report.json"
