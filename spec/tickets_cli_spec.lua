@@ -148,11 +148,29 @@ describe("prequalify tickets #emulator #nosan", function()
   end)
 
   it("decide exits 3 when a decision's outcome is unknown, and does not resend it", function()
-    flow.open(emu, 1)
-    emu:fault{ kind = "drop", path = "Flow/Tickets/Approve" }
-    local r = cli.run({ "tickets", "decide", "--policy", POLICY, "--journal", dir .. "/j.jsonl" }, { env = env })
+    local id = flow.open(emu, 1)[1]
+    emu:fault{ kind = "drop", path = "Flow/Tickets/Approve" }     -- the server acted, the reply was lost
+    local args = { "tickets", "decide", "--policy", POLICY, "--journal", dir .. "/j.jsonl" }
+    local r = cli.run(args, { env = env })
     assert.equal(3, r.code, r.out .. r.err)
     assert.equal(1, emu:received("Flow/Tickets/Approve"))
+    -- A rerun finds the ticket decided: nothing is sent.
+    r = cli.run(args, { env = env })
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.equal(1, emu:received("Flow/Tickets/Approve"))
+    assert.equal(1, #flow.state(emu)[id].actions)
+  end)
+
+  it("a rerun decides again a ticket whose call did not land (the server shows it unchanged)", function()
+    local id = flow.open(emu, 1)[1]
+    emu:fault{ kind = "status", status = 500, path = "Flow/Tickets/Approve" }   -- nothing done, outcome unknown
+    local args = { "tickets", "decide", "--policy", POLICY, "--journal", dir .. "/j.jsonl" }
+    assert.equal(3, cli.run(args, { env = env }).code)
+    local r = cli.run(args, { env = env })
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.matches("note: an earlier run's 'approve' had no usable reply; the ticket is unchanged", r.out, 1, true)
+    assert.equal(2, emu:received("Flow/Tickets/Approve"))
+    assert.same({ "approved", 1 }, { flow.state(emu)[id].status_name, #flow.state(emu)[id].actions })
   end)
 
   it("decide --watch decides new tickets as they come, until SIGTERM; then exits 0", function()

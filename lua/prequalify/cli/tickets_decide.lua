@@ -12,6 +12,7 @@ local STEP = 0.2
 local function print_entry(cx, e)
   local label = e.outcome == "dry_run" and ("would " .. tostring(e.decision)) or e.outcome
   cx:print(string.format("%-14s %s  %s  %s", label, tostring(e.id), e.user or "(user ?)", e.dn or "(environment ?)"))
+  if e.note then cx:print("    note: ", e.note) end
   local why = e.error and e.error.message or e.reason
   if why then cx:print("    ", why) end
   for _, t in ipairs(e.trail or {}) do

@@ -3,16 +3,19 @@
 -- the deciding rule's reason as the comment. The journal (the batch's
 -- JSON Lines journal, one key per ticket id) makes it safe across restarts:
 -- an intent is synced before the call leaves and the outcome written after
--- it, so a rerun never decides a ticket twice. A ticket whose intent has no
--- outcome (the process died mid-call) is decided again only when the server
--- shows the call did not land: the ticket is still pending with the same
--- number of approvals as when the intent was written. Otherwise it is
--- reported `unknown` and left alone.
+-- it, so a rerun never decides a ticket twice. A ticket whose call had no
+-- usable answer (the process died mid-call, or the outcome was unknown) is
+-- decided again on a rerun only when the server shows the call did not
+-- land: the ticket is still pending with as many approvals as before the
+-- call. Otherwise it is reported `unknown` and left alone. Within one run
+-- nothing is ever resent. A call that failed (the server did not act) is
+-- decided again on a rerun.
 -- @module prequalify.tickets.decide
 local core = require "prequalify.core"
 local journal_mod = require "prequalify.journal"
 local policy = require "prequalify.policy"
 local view_mod = require "prequalify.tickets.view"
+local wire = require "prequalify.tickets.wire"
 
 local M = {}
 
@@ -88,22 +91,32 @@ local function from_journal(self, ticket, entry)
     entry.outcome, entry.reason = "skipped", "decided earlier in this run"
     return entry
   end
-  if state == "done" then
+  local unanswered = state == "intent" or (state == "done" and rec.outcome == "unknown")
+  if state == "done" and not unanswered and rec.outcome ~= "failed" then
     entry.outcome, entry.reason = "skipped", "decided by an earlier run (" .. tostring(rec.outcome) .. ")"
     entry.decision = rec.action
     return entry
   end
-  if state == "intent" then
+  if unanswered then
+    -- Still pending (it is listed) with as many approvals as before the
+    -- call: the server shows the call did not land.
     if rec.approvals ~= #ticket.approvals then
       entry.outcome, entry.decision = "unknown", rec.action
-      entry.reason = "an earlier run sent '" .. tostring(rec.action) .. "' and saw no reply, and the ticket "
-        .. "has changed since: not resent; check the ticket"
+      entry.reason = "an earlier run sent '" .. tostring(rec.action) .. "' and saw no usable reply, and the "
+        .. "ticket has changed since: not resent; check the ticket"
       return entry
     end
-    entry.resumed = true
+    entry.note = "an earlier run's '" .. tostring(rec.action) .. "' had no usable reply; the ticket is "
+      .. "unchanged, so it did not land: decided again"
+  elseif state == "done" then
+    entry.note = "an earlier run's '" .. tostring(rec.action) .. "' failed (the server did not act): decided again"
   end
   return nil
 end
+
+-- The data hash the ticket's request would sign, where the environment
+-- names it (the key is unconfirmed; the emulator's is `Hash`).
+local HASH_KEYS = { "hash", "datahash", "digest", "signedhash" }
 
 -- Send the decision for one ticket, with its journal records around it.
 local function send(self, ticket, entry, d)
@@ -117,7 +130,8 @@ local function send(self, ticket, entry, d)
   if j then
     local ok, werr = j:write{ type = "intent", key = entry.key, ticket = ticket.id, action = action,
                               time = core.time(), dn = ticket.dn, user = ticket.user,
-                              hash = ticket.environment.Hash, uses = o.uses, approvals = #ticket.approvals }
+                              hash = wire.find(ticket.environment, HASH_KEYS), uses = o.uses,
+                              approvals = #ticket.approvals }
     if ok then ok, werr = j:sync() end
     if not ok then return nil, werr end
   end
@@ -132,8 +146,10 @@ local function send(self, ticket, entry, d)
   end
   if j then
     local ok, werr = j:done(entry.key, { ticket = ticket.id, action = action, outcome = entry.outcome,
-                                         dn = ticket.dn, user = ticket.user, hash = ticket.environment.Hash,
-                                         uses = o.uses, result = entry.result, error = entry.error })
+                                         dn = ticket.dn, user = ticket.user,
+                                         hash = wire.find(ticket.environment, HASH_KEYS), uses = o.uses,
+                                         approvals = #ticket.approvals, result = entry.result,
+                                         error = entry.error })
     if not ok then return nil, werr end
   end
   return true
@@ -142,7 +158,8 @@ end
 --- Decide every pending ticket once.
 -- @return the entries of this pass (`id`, `dn`, `user`, `decision`
 --   "approve"|"reject", `outcome` "approved"|"rejected"|"failed"|"unknown"|
---   "skipped"|"dry_run", `reason`, `trail`, `error`), or nil and an error
+--   "skipped"|"dry_run", `reason`, `trail`, `error`, `note`: why an
+--   earlier run's ticket is decided again), or nil and an error
 --   (listing failed, or the journal could not be written)
 function Decider:pass()
   local list, err = self.client:tickets{ product_code = self.opts.product_code }
