@@ -172,8 +172,8 @@ local function batch_inputs(cmd)
 end
 
 -- For the subcommands that define their own grammar (cli/tickets, cli/audit).
-M.new_command, M.connection, M.credentials, M.json_flag, M.number_of, M.integer_of, M.policy_option =
-  new_command, connection, credentials, json_flag, number_of, integer_of, policy_option
+M.new_command, M.connection, M.credentials, M.json_flag, M.number_of, M.integer_of =
+  new_command, connection, credentials, json_flag, number_of, integer_of
 
 --- Build the parser.
 -- @return the argparse parser
