@@ -36,6 +36,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import socketserver
 
 import signin
+try:
+    from . import flow_tickets
+except ImportError:
+    import flow_tickets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_STATE = os.path.join(HERE, "state.json")
@@ -212,6 +216,7 @@ class State:
             except (KeyError, ValueError) as e:
                 raise StateError("integration %r: %s" % (d, e))
         self.environments = {}
+        self.env_raw = {}
         for d in data.get("environments", []):
             if "dn" not in d:
                 raise StateError("environment lacks dn: %r" % d)
@@ -223,6 +228,7 @@ class State:
                 bool(d.get("preapproval_action", True)),
             )
             self.environments[d["dn"].lower()] = env
+            self.env_raw[d["dn"].lower()] = d
 
     def _persons(self, names, where):
         """Universals of the persons named, groups expanded (one level deep and nested)."""
@@ -305,6 +311,7 @@ class Emulator:
         self.next_id = 1
         self.log = collections.deque(maxlen=200000)
         self.faults = []
+        self.flow = flow_tickets.Flow(self.state.settings)
 
     def reset(self):
         with self.lock:
@@ -918,8 +925,7 @@ def ctl_sign(emu, method, body, query):
     for k in ("dn", "data", "user"):
         if not isinstance(obj.get(k), str):
             raise BadRequest("'%s' (a string) is required" % k)
-    ok, reason = emu.sign(obj["dn"], obj["data"], obj["user"], obj.get("ip"), obj.get("executable"))
-    return 200, {"allowed": ok, "reason": reason}
+    return 200, flow_tickets.sign(emu, obj)  # pre-qualifications, then Flow tickets; archived
 
 
 def ctl_prequals(emu, method, body, query):
@@ -1055,6 +1061,7 @@ CONTROL_ROUTES = {
     "/__emulator__/config": {"GET": ctl_config, "POST": ctl_config},
     "/__emulator__/faults": {"GET": ctl_faults, "POST": ctl_faults, "DELETE": ctl_faults},
 }
+flow_tickets.install(sys.modules[__name__])  # Flow tickets and the archive
 
 
 # ---------------------------------------------------------------------------

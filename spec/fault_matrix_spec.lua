@@ -486,3 +486,128 @@ describe("fault matrix: an expired token mid-batch #emulator", function()
     end)
   end)
 end)
+
+-- Flow tickets and the archive (helper tickets): every fault, met by the
+-- first call. An approve changes a ticket, so after an unknown outcome it is
+-- never resent, even with retry_unknown; a listing and an archive query
+-- change nothing, so an unknown outcome is tried again. Expected values
+-- written out from DESIGN.md's rules, as above.
+describe("fault matrix: Flow tickets and the archive #emulator", function()
+  local flow = require "fixtures.flow"
+  local APPROVE, LIST, ARCHIVE = "Flow/Tickets/Approve", "Flow/Tickets/Enumerate", "RetrieveArchiveEntries"
+  local emu, token, dir
+
+  setup(function() emu = helpers.start_emulator() end)
+  teardown(function() emu:stop() end)
+  before_each(function()
+    emu:reset()
+    token = emu:token{ username = "approver", scope = flow.MANAGE }
+    dir = helpers.tmpdir()
+  end)
+  after_each(function() helpers.rm_rf(dir) end)
+
+  -- received: requests the server saw; acted: the ticket ended approved.
+  local APPROVE_ROWS = {
+    { "a delay past the timeout", { kind = "delay", delay = 3 },
+      kind = "transport", outcome = "unknown", received = 1, acted = true, exit = 3 },
+    { "429 on every attempt", { kind = "status", status = 429, count = 3 },
+      kind = "http", outcome = "rejected", status = 429, received = 3, acted = false, exit = 1 },
+    { "429 once", { kind = "status", status = 429 }, received = 2, acted = true, exit = 0 },
+    { "500", { kind = "status", status = 500 },
+      kind = "http", outcome = "unknown", status = 500, received = 1, acted = false, exit = 3 },
+    { "503 without Retry-After", { kind = "status", status = 503 },
+      kind = "http", outcome = "rejected", status = 503, received = 1, acted = false, exit = 1 },
+    { "503 with Retry-After, once", { kind = "status", status = 503, retry_after = "1" },
+      received = 2, acted = true, exit = 0 },
+    { "a drop before the reply (the server acted)", { kind = "drop" },
+      kind = "transport", outcome = "unknown", received = 1, acted = true, exit = 3 },
+    { "a reset mid-body", { kind = "drop_mid_body" },
+      kind = "transport", outcome = "unknown", received = 1, acted = true, exit = 3 },
+    { "malformed JSON", { kind = "malformed" },
+      kind = "protocol", outcome = "unknown", status = 200, received = 1, acted = true, exit = 3 },
+  }
+
+  local READ_ROWS = {
+    { "500 once", { kind = "status", status = 500 }, received = 2 },
+    { "a drop once", { kind = "drop" }, received = 2 },
+    { "a drop on every attempt", { kind = "drop", count = 3 }, kind = "transport", outcome = "unknown", received = 3 },
+    { "429 on every attempt", { kind = "status", status = 429, count = 3 },
+      kind = "http", outcome = "rejected", status = 429, received = 3 },
+    { "malformed JSON", { kind = "malformed" }, kind = "protocol", outcome = "rejected", status = 200, received = 1 },
+  }
+
+  local function client()
+    return assert(prequalify.client{ url = emu.url, ca_file = emu.ca, token = token, timeout = TIMEOUT,
+                                     retry_unknown = true, retries = { max = 3, base_delay = 0.01, max_delay = 2 } })
+  end
+
+  local function queue(path, f)
+    local spec = { path = path }
+    for k, v in pairs(f) do spec[k] = v end
+    emu:fault(spec)
+  end
+
+  local function check(row, res, err)
+    if row.kind then
+      assert.is_nil(res)
+      assert.same({ row.kind, row.outcome }, { err.kind, err.outcome })
+      if row.status then assert.equal(row.status, err.status) end
+    else
+      assert.is_nil(err)
+      assert.truthy(res)
+    end
+  end
+
+  describe("client:approve_tickets", function()
+    for _, row in ipairs(APPROVE_ROWS) do
+      it("meets " .. row[1] .. "; never resent after an unknown outcome", function()
+        local id = flow.open(emu, 1)[1]
+        queue(APPROVE, row[2])
+        local c = client()
+        local res, err = c:approve_tickets(id, { comment = "fault matrix" })
+        c:close()
+        check(row, res, err)
+        assert.equal(row.received, emu:received(APPROVE))
+        assert.equal(row.acted and "approved" or "pending", flow.state(emu)[id].status_name)
+      end)
+    end
+  end)
+
+  describe("prequalify tickets approve #nosan", function()
+    for _, row in ipairs(APPROVE_ROWS) do
+      it("meets " .. row[1] .. " and exits " .. row.exit, function()
+        local id = flow.open(emu, 1)[1]
+        queue(APPROVE, row[2])
+        local env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token),
+                                       PREQUALIFY_TIMEOUT = tostring(TIMEOUT) })
+        local r = cli.run({ "tickets", "approve", id, "--comment", "fault matrix" }, { env = env })
+        assert.equal(row.exit, r.code, r.out .. r.err)
+        assert.equal(row.received, emu:received(APPROVE))
+      end)
+    end
+  end)
+
+  describe("client:tickets and client:archive", function()
+    for _, row in ipairs(READ_ROWS) do
+      it("client:tickets meets " .. row[1], function()
+        flow.open(emu, 1)
+        queue(LIST, row[2])
+        local c = client()
+        local res, err = c:tickets()
+        c:close()
+        check(row, res, err)
+        assert.equal(row.received, emu:received(LIST))
+      end)
+
+      it("client:archive meets " .. row[1], function()
+        flow.sign(emu, {})
+        queue(ARCHIVE, row[2])
+        local c = client()
+        local res, err = c:archive{}
+        c:close()
+        check(row, res, err)
+        assert.equal(row.received, emu:received(ARCHIVE))
+      end)
+    end
+  end)
+end)

@@ -468,6 +468,32 @@ describe("secrets audit #emulator", function()
       rep = batch(client{ token_file = file("token-batch", tok) }, "tokenfile")
       assert.equal(1, rep.counts.failed)
     end)
+
+    -- Flow tickets and the archive (tickets, audit) -------------------------
+    it("client:tickets, approve/reject/update and archive with a token; replies that echo it", function()
+      local tok = mint{ username = "approver", scope = "codesign:approve,manage" }
+      local c = client{ token = tok }
+      local release = [[\VED\Code Signing\Projects\Sample\Release Environment]]
+      local opened = emu:control("POST", "sign", { dn = release, data = request(90).data, user = USER })
+      call(c, "tickets")
+      call(c, "ticket", opened.ticket)
+      call(c, "archive", { environments = release })
+      local function echo(status, path, body)
+        emu:fault{ kind = "status", status = status, path = path, body = body }
+      end
+      echo(401, "Flow/Tickets/Enumerate", '{"error":"invalid_token","error_description":"token ' .. tok .. '"}')
+      call(c, "tickets")
+      echo(500, "Flow/Tickets/Approve", '{"Error":"failed for Bearer ' .. tok .. '"}')
+      call(c, "approve_tickets", opened.ticket, { comment = "x" })
+      echo(200, "Flow/Tickets/Reject",
+        '{"Result":5,"Message":"token ' .. tok .. '","InvalidTicketIds":["' .. tok .. '"]}')
+      local _, err = call(c, "reject_tickets", { opened.ticket }, { comment = "x" })
+      assert.same({ "server", 5 }, { err.kind, err.result })
+      echo(403, "Flow/Tickets/Update", '{"error":"insufficient_rights","error_description":"for ' .. tok .. '"}')
+      call(c, "update_tickets", opened.ticket, { comment = "x", uses = 1 })
+      echo(200, "RetrieveArchiveEntries", '{"Success":false,"Error":"no archive for ' .. tok .. '"}')
+      call(c, "archive", {})
+    end)
   end)
 
   -- ---------------------------------------------------------------------
@@ -687,6 +713,27 @@ describe("secrets audit #emulator", function()
       run({ "token", "revoke", "--json" }, { env = { PREQUALIFY_TOKEN = got }, code = 0 })
       run({ "token", "info", "--token-stdin", "--url", "https://127.0.0.1:1", "--timeout", "2" },
         { stdin = got .. "\n", code = 1 })
+    end)
+
+    -- Flow tickets and the archive (tickets, audit) -------------------------
+    it("tickets list, approve, decide and audit with a token; replies that echo it", function()
+      local tok = mint{ username = "approver", scope = "codesign:approve,manage" }
+      local tfile = file("cli-tickets-token", tok)
+      local release = [[\VED\Code Signing\Projects\Sample\Release Environment]]
+      local opened = emu:control("POST", "sign", { dn = release, data = request(91).data, user = USER })
+      run({ "tickets", "list", "--json", "--token-file", tfile }, { hold = "Flow/Tickets/Enumerate", code = 0 })
+      emu:fault{ kind = "status", status = 500, path = "Flow/Tickets/Approve",
+                 body = '{"Error":"failed for Bearer ' .. tok .. '"}' }
+      run({ "tickets", "approve", opened.ticket, "--comment", "x" }, { env = { PREQUALIFY_TOKEN = tok }, code = 3 })
+      local journal, report = dir .. "/tickets.journal", dir .. "/tickets-report.json"
+      run({ "tickets", "decide", "--policy", cli.ROOT .. "/examples/policies/tickets.lua", "--journal", journal,
+            "--report", report, "--token-file", tfile }, { code = 0 })
+      capture_file("CLI tickets journal", journal)
+      capture_file("CLI tickets report", report)
+      run({ "audit", "--report", journal, "--token-file", tfile }, { hold = "RetrieveArchiveEntries" })
+      emu:fault{ kind = "status", status = 403, path = "RetrieveArchiveEntries",
+                 body = '{"error":"insufficient_rights","error_description":"scope for ' .. tok .. '"}' }
+      run({ "audit", "--report", journal, "--json" }, { env = { PREQUALIFY_TOKEN = tok }, code = 1 })
     end)
   end)
 

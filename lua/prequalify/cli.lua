@@ -16,6 +16,7 @@ M.EXIT = common.EXIT
 
 local COMMANDS = {
   submit = "prequalify.cli.submit",
+  tickets = "prequalify.cli.tickets", audit = "prequalify.cli.audit",
   batch = "prequalify.cli.batch",
   plan = "prequalify.cli.plan",
   digest = "prequalify.cli.digest",

@@ -392,4 +392,13 @@ end
 --   the run cannot start
 function Client:batch(items, opts) return require("prequalify.batch").run(state(self), items, opts) end
 
+-- Flow tickets and the signing archive: thin delegations (prequalify.tickets).
+local tickets = require "prequalify.tickets"
+function Client:tickets(o) return tickets.list(state(self), o) end
+function Client:ticket(id) return tickets.get(state(self), id) end
+function Client:approve_tickets(ids, o) return tickets.approve(state(self), ids, o) end
+function Client:reject_tickets(ids, o) return tickets.reject(state(self), ids, o) end
+function Client:update_tickets(ids, o) return tickets.update(state(self), ids, o) end
+function Client:archive(filter) return tickets.archive(state(self), filter) end
+
 return M

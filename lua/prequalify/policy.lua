@@ -1,8 +1,10 @@
 --- Approval policies: composable rules that decide which hashes get
 -- pre-qualified, with a reason trail. See docs/POLICIES.md.
 --
--- A policy is a function `(request, ctx) -> decision`; a decision is
--- `{allow=, verdict=, request=, trail={ {rule=, verdict=, reason=}, ... }}`.
+-- A policy is a function `(request, ctx) -> decision`; a decision is a plain
+-- table `{allow=, verdict=, request=, trail={ {rule=, verdict=, reason=, depth=}, ... }}`
+-- (and `reason` for a deny). Each policy built here is compiled once, when it
+-- is built, and run by one evaluator (`prequalify.policy.decision`).
 -- Run policies through `evaluate` (one request) or `plan` (a list): they
 -- validate, catch errors, apply default deny and record approvals in `ctx`.
 --
@@ -29,6 +31,8 @@ local state = require "prequalify.policy.state"
 local evaluate = require "prequalify.policy.evaluate"
 local trail = require "prequalify.policy.trail"
 local sandbox = require "prequalify.policy.sandbox"
+local budget = require "prequalify.policy.budget"
+local ticket_rules = require "prequalify.policy.ticket_rules"
 
 local M = {}
 
@@ -67,6 +71,11 @@ M.time_window = clock.time_window
 M.unique = state.unique
 M.rate_limit = state.rate_limit
 
+-- Rules for Flow tickets (they skip on pre-qualification requests).
+M.ticket_age = ticket_rules.ticket_age
+M.requesters = ticket_rules.requesters
+M.environment_value = ticket_rules.environment_value
+
 --- The time a rule should use: `ctx.now` (number or function) or `os.time()`.
 M.now = clock.now
 
@@ -85,9 +94,14 @@ M.explain = trail.format
 
 --- Load a policy file in a restricted environment.
 -- @tparam string path
+-- @tparam[opt] table opts `budget`: the instructions its rules may run per
+--   evaluation (default `policy.BUDGET`, 10^7); past it a rule is an error
 -- @return the policy, or nil and an `invalid` error with `file` and `line`
-function M.load(path)
-  return sandbox.load(path, M)
+function M.load(path, opts)
+  return sandbox.load(path, M, opts)
 end
+
+--- The default instruction budget of a loaded policy, per evaluation.
+M.BUDGET = budget.DEFAULT
 
 return M

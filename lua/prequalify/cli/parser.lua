@@ -181,6 +181,10 @@ local function batch_inputs(cmd)
   )
 end
 
+-- For the subcommands that define their own grammar (cli/tickets, cli/audit).
+M.new_command, M.connection, M.credentials, M.json_flag, M.number_of, M.integer_of =
+  new_command, connection, credentials, json_flag, number_of, integer_of
+
 --- Build the parser.
 -- @return the argparse parser
 function M.build()
@@ -299,6 +303,9 @@ function M.build()
   connection(revoke)
   credentials(revoke)
   json_flag(revoke)
+
+  -- tickets, audit: their grammar is in their own files ----------------------
+  for _, name in ipairs{ "tickets", "audit" } do require("prequalify.cli." .. name).define(p, M) end
 
   -- emulator ----------------------------------------------------------------
   local emu = new_command(p, "emulator", "Run the local TPP emulator in the foreground.",

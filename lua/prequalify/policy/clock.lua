@@ -1,6 +1,6 @@
 --- Time: the injectable clock (`ctx.now`) and `time_window`.
 -- @module prequalify.policy.clock
-local rules = require "prequalify.policy.rules"
+local D = require "prequalify.policy.decision"
 local text = require "prequalify.policy.text"
 
 local M = {}
@@ -179,10 +179,6 @@ function M.time_window(t)
   -- are remembered by minute (`at // 60`) where worked out without os.date.
   local insides = text.memo(function(minute) return shown(minute * 60) .. " is inside " .. window end, 64)
   local outsides = text.memo(function(minute) return shown(minute * 60) .. " is outside " .. window end, 64)
-  local function inside(at)
-    if mtype(at) == "integer" and at >= 0 and at < LAST then return insides[at // 60] end
-    return shown(at) .. " is inside " .. window
-  end
   local function open(wday, mins)
     return (not days or days[wday]) and (not from or (from < to and mins >= from and mins < to)
       or (from > to and (mins >= from or mins < to)))
@@ -191,7 +187,7 @@ function M.time_window(t)
   local opens = text.memo(function(minute)
     return open((minute // 1440 + 4) % 7 + 1, minute % 1440) and true or false
   end, 64)
-  return rules.leaf("time_window(" .. window .. " " .. zone .. ")", function(_, ctx)
+  return D.leaf("time_window(" .. window .. " " .. zone .. ")", function(_, ctx)
     -- `ctx.now` is most often a whole number: then the only call is math.type
     -- (`off` is a whole number too, so `at` stays one).
     local at = ctx and ctx.now
@@ -203,12 +199,12 @@ function M.time_window(t)
     at = at + off
     if whole and at >= 0 and at < LAST then
       local minute = at // 60
-      if opens[minute] then return "allow", inside, at end
+      if opens[minute] then return "allow", insides[minute] end
       return "deny", outsides[minute]
     end
     -- what os.date makes of it, or its error
     local d = os.date("!*t", at)
-    if open(d.wday, d.hour * 60 + d.min) then return "allow", inside, at end
+    if open(d.wday, d.hour * 60 + d.min) then return "allow", shown(at) .. " is inside " .. window end
     return "deny", shown(at) .. " is outside " .. window
   end)
 end

@@ -1,33 +1,33 @@
---- Decisions: the one place that knows their shape, names rules, runs a rule
--- safely and turns whatever a user's rule returned into a decision.
+--- The one evaluator: how a policy runs, what its trail holds and how a
+-- user's rule is turned into a decision.
 --
--- A decision is `{allow=, verdict=, request=, trail=}`; `verdict` is one of
--- `allow`, `adjust`, `deny` or `skip` (the rule abstained, so `allow` is false).
--- A trail entry is `{rule=, verdict=, reason=, depth=}`; `depth` is 0 at the top
--- and grows under `any`, `negate` and named composite rules.
+-- Every policy built here is compiled once, when it is built, into a step
+-- `(req, ctx, trail, depth) -> verdict, request, deciding`: it appends its
+-- entries `{rule=, verdict=, reason=, depth=}` to `trail` (one plain array
+-- per evaluation), returns its verdict (`allow`, `adjust`, `deny` or
+-- `skip`), the request as it leaves it and the entry that decided. A
+-- combinator's step calls the steps of its parts; a user's rule gets a step
+-- when a combinator (or `run`) first meets it.
+--
+-- Errors are not caught rule by rule. A step opens its entry (verdict
+-- `false`) before it runs anything that may raise; `run` catches the error
+-- once and closes the open entries as denies: the innermost with the
+-- error, each around it with "a rule failed: ...". So a broken rule denies
+-- the whole request, whatever combinator it sits in.
 -- @module prequalify.policy.decision
 local request = require "prequalify.request"
+local budget = require "prequalify.policy.budget"
+local view = require "prequalify.tickets.view"
 
 local M = {}
 
--- Printable names of rules, and the rules this library built (which may be
--- handed the normalized request itself). Weak keys: naming never keeps a
--- rule alive.
+-- Printable names and steps of the policies built here, and the steps made
+-- for users' rules. Weak keys: compiling never keeps a rule alive.
 local names = setmetatable({}, { __mode = "k" })
-local internal = setmetatable({}, { __mode = "k" })
--- The fast form of a built-in policy, when it and all its parts are built
--- here: `(req, ctx, log, n, depth) -> verdict, request, deciding, n`. It
--- writes its trail into `log` (see `prequalify.policy.log`) after slot `n`
--- and returns the slot of the entry that decided and the new end of the
--- log. It does not catch errors: `evaluate` runs it under one `pcall` and
--- on an error decides again through `run`, which names the failing rule.
-local fast = setmetatable({}, { __mode = "k" })
--- The check of a built-in leaf rule (see `rules.leaf`), so that `all` can
--- call it without the leaf's own wrapper.
-local checks = setmetatable({}, { __mode = "k" })
+local steps = setmetatable({}, { __mode = "k" })
+local user_steps = setmetatable({}, { __mode = "k" })
 
 local VERDICTS = { allow = true, adjust = true, deny = true, skip = true }
-M.VERDICTS = VERDICTS
 
 --- The printable name of a rule: the one given by `rule`/the built-in, or
 -- `rule at <file>:<line>` for an anonymous function.
@@ -44,39 +44,12 @@ function M.name(p)
   return tostring(p)
 end
 
---- Mark `fn` as a rule built by this library and give it `name`;
--- `quick` is its fast form, if it has one, and `check` that of a leaf rule.
-function M.builtin(name, fn, quick, check)
-  names[fn] = name
-  internal[fn] = true
-  fast[fn] = quick
-  checks[fn] = check
-  return fn
-end
-
---- The checks and names of `list` if all are leaf rules, else nil.
-function M.leaf_checks(list)
-  local out, named = {}, {}
-  for i, p in ipairs(list) do
-    out[i], named[i] = checks[p], names[p]
-    if not out[i] then return nil end
+--- Check that `p` can be used as a policy (raises for a programming mistake).
+function M.check(p, who, level)
+  if type(p) ~= "function" then
+    error(string.format("%s: expected a policy (a function), got %s", who, type(p)), (level or 2) + 1)
   end
-  return out, named
-end
-
---- The fast form of `p`, or nil (a user's rule, or a combinator of one).
-function M.fast(p)
-  return fast[p]
-end
-
---- The fast forms of all of `list`, or nil if one of them has none.
-function M.fast_all(list)
-  local out = {}
-  for i, p in ipairs(list) do
-    out[i] = fast[p]
-    if not out[i] then return nil end
-  end
-  return out
+  return p
 end
 
 --- Give a user's rule a printable name: returns a new function that calls `fn`.
@@ -92,24 +65,23 @@ function M.rule(name, fn)
   return named
 end
 
---- A decision with a single trail entry.
-function M.single(name, verdict, reason, req)
-  local entry = { rule = name, verdict = verdict, reason = reason, depth = 0 }
-  return {
-    allow = verdict == "allow" or verdict == "adjust", verdict = verdict,
-    request = req, trail = { entry }, deciding = entry,
-  }
+--- Append an open entry (its verdict and reason are set when it decides).
+function M.open(trail, name, depth)
+  local e = { rule = name, verdict = false, reason = false, depth = depth }
+  trail[#trail + 1] = e
+  return e
 end
 
---- A deny for a rule that raised: it never allows, and combinators pass it up.
-function M.failed(name, err, req)
-  local d = M.single(name, "deny", "error: " .. tostring(err), req)
-  d.error = true
-  return d
+--- The entry that stands for a combinator none of whose parts left one.
+function M.undecided(name, verdict, depth)
+  return { rule = name, verdict = verdict, reason = "no rule decided", depth = depth }
 end
+
+local View = view.View
 
 --- True if two requests carry the same user fields.
 function M.same(a, b)
+  if getmetatable(a) == View then return rawget(a, "uses") == rawget(b, "uses") end
   return a.dn == b.dn and a.data == b.data and a.comment == b.comment and a.user == b.user
     and a.hours == b.hours and a.single_use == b.single_use
 end
@@ -117,6 +89,7 @@ end
 --- A new, validated request: `req` with `changes` applied. Never touches `req`.
 -- @return the request, or nil and the validation message
 function M.adjusted(req, changes)
+  if getmetatable(req) == View then return view.adjusted(req, changes) end
   local fields = request.fields(req)
   for k, v in pairs(changes or {}) do fields[k] = v end
   local new, err = request.new(fields)
@@ -124,49 +97,107 @@ function M.adjusted(req, changes)
   return new
 end
 
+local INVALID = "the adjusted request is invalid: "
+
+--- Close entry `e` with a verdict. An adjustment (`changes` applied to
+-- `base`, by default `req`) is validated here; one that changes nothing is
+-- an allow. Returns what a step returns.
+local function close(e, verdict, reason, req, changes, base)
+  if verdict == "adjust" then
+    local new, msg = M.adjusted(base or req, changes)
+    if not new then
+      verdict, reason = "deny", INVALID .. msg
+    elseif M.same(new, req) then
+      verdict = "allow"
+    else
+      req = new
+    end
+  end
+  e.verdict, e.reason = verdict, reason
+  return verdict, req, e
+end
+
+-- The policy whose compiled step is `step`: called directly, it runs the
+-- step as `run` does (no validation, no default deny).
+local function policy_of(name, step)
+  local function p(req, ctx) return M.run(p, req, ctx) end
+  names[p], steps[p] = name, step
+  return p
+end
+
+--- A policy built here from its step.
+M.builtin = policy_of
+
+-- On a ticket view, a rule that reads a field the ticket lacks skips, and
+-- says which field; any other error goes on to `run`.
+local function guarded(e, req, ok, ...)
+  if ok then return ... end
+  local err = ...
+  if view.is_missing(err) then
+    e.verdict, e.reason = "skip", tostring(err)
+    return "skip", req, e, true
+  end
+  error(err, 0)
+end
+
+--- A built-in rule from its check `(req, ctx) -> verdict, reason[, changes]`:
+-- `changes` (for `adjust`) are the fields to set, e.g. `{hours = 8}`.
+function M.leaf(name, check)
+  return policy_of(name, function(req, ctx, trail, depth)
+    local e = { rule = name, verdict = false, reason = false, depth = depth }
+    trail[#trail + 1] = e
+    local verdict, reason, changes
+    if getmetatable(req) == View then
+      local skipped
+      verdict, reason, changes, skipped = guarded(e, req, pcall(check, req, ctx))
+      if skipped then return verdict, reason, changes end
+    else
+      verdict, reason, changes = check(req, ctx)
+    end
+    if verdict == "adjust" then return close(e, verdict, reason, req, changes) end
+    e.verdict, e.reason = verdict, reason
+    return verdict, req, e
+  end)
+end
+
 -- What a user's rule sees: a plain copy, so that it cannot change the
 -- request that others hold, nor reach its metatable.
 local function copy(req)
+  if getmetatable(req) == View then return view.adjusted(req, nil) end
   local c = request.fields(req)
   c.digest_length, c.algorithm = req.digest_length, req.algorithm
   return c
 end
 
-local function shift(trail, by, into)
-  for _, e in ipairs(trail) do
-    into[#into + 1] = {
+-- The key of an error raised for a user's rule that returned a failed
+-- decision: its value is the reason.
+local FAILED = {}
+
+-- Append a returned decision's trail, indented under its rule's entry.
+local function nest(trail, sub, depth)
+  for _, e in ipairs(sub) do
+    trail[#trail + 1] = {
       rule = tostring(e.rule), verdict = VERDICTS[e.verdict] and e.verdict or "deny",
-      reason = tostring(e.reason or ""), depth = (tonumber(e.depth) or 0) + by,
+      reason = tostring(e.reason or ""), depth = (tonumber(e.depth) or 0) + depth,
     }
   end
-  return into
-end
-M.shift = shift
-
--- A result that carries its own trail (a policy's decision returned by a
--- user's rule): keep the trail, indented under an entry for the rule.
-local function with_header(name, verdict, reason, req, sub)
-  local d = M.single(name, verdict, reason, req)
-  if #sub > 0 then shift(sub, 1, d.trail) end
-  return d
 end
 
 local SHAPE = "expected true/false, \"allow\"/\"deny\"/\"skip\" or a decision table"
 
--- Turn what a user's rule returned into a decision.
-local function normalize(name, req, a, b)
+-- Close a user's rule's entry `e` with what it returned (see the module
+-- doc of `prequalify.policy`).
+local function normalize(e, req, trail, a, b)
   local ta = type(a)
   if ta == "boolean" then
-    return M.single(name, a and "allow" or "deny", b ~= nil and tostring(b) or (a and "allowed" or "denied"), req)
+    return close(e, a and "allow" or "deny", b ~= nil and tostring(b) or (a and "allowed" or "denied"), req)
   elseif a == nil then
-    return M.single(name, "deny", b ~= nil and tostring(b) or "returned no decision", req)
+    return close(e, "deny", b ~= nil and tostring(b) or "returned no decision", req)
   elseif ta == "string" then
-    if a == "allow" or a == "deny" or a == "skip" then
-      return M.single(name, a, b ~= nil and tostring(b) or a .. "ed", req)
-    end
-    return M.single(name, "deny", string.format("returned %q; %s", a, SHAPE), req)
+    if VERDICTS[a] and a ~= "adjust" then return close(e, a, b ~= nil and tostring(b) or a .. "ed", req) end
+    return close(e, "deny", string.format("returned %q; %s", a, SHAPE), req)
   elseif ta ~= "table" then
-    return M.single(name, "deny", "returned a " .. ta .. "; " .. SHAPE, req)
+    return close(e, "deny", "returned a " .. ta .. "; " .. SHAPE, req)
   end
   -- A table: a verdict from policy.allow/deny/skip/adjust, or a decision.
   local verdict = a.verdict
@@ -177,64 +208,87 @@ local function normalize(name, req, a, b)
     end
   end
   if not VERDICTS[verdict] then
-    return M.single(name, "deny", "returned a table that is not a decision; " .. SHAPE, req)
+    return close(e, "deny", "returned a table that is not a decision; " .. SHAPE, req)
   end
   local sub = type(a.trail) == "table" and a.trail or {}
   local reason = a.reason
   if reason == nil and type(a.deciding) == "table" then reason = a.deciding.reason end
   if reason == nil then
-    for _, e in ipairs(sub) do if e.verdict == verdict then reason = e.reason end end
+    for _, s in ipairs(sub) do if s.verdict == verdict then reason = s.reason end end
   end
   reason = reason ~= nil and tostring(reason) or verdict == "skip" and "skipped" or verdict .. "ed"
-  if a.error then
-    local d = with_header(name, "deny", reason, req, sub)
-    d.error = true
-    return d
+  if verdict == "adjust" and a.request ~= nil and type(a.request) ~= "table" then
+    return close(e, "deny", "returned a request that is not a table", req)
   end
-  if verdict == "adjust" then
-    local new, msg
-    if a.request ~= nil then
-      if type(a.request) ~= "table" then
-        return M.single(name, "deny", "returned a request that is not a table", req)
+  nest(trail, sub, e.depth + 1)
+  if a.error then error({ [FAILED] = reason }, 0) end
+  return close(e, verdict, reason, req, a.changes, a.request)
+end
+
+-- The step of a user's rule. One made while a policy file loads runs under
+-- that file's instruction budget.
+local function user_step(p)
+  local name, limit = M.name(p), budget.loading()
+  return function(req, ctx, trail, depth)
+    local e = M.open(trail, name, depth)
+    if getmetatable(req) == View then
+      local function call()
+        if limit then return budget.call(limit, trail, p, copy(req), ctx) end
+        return p(copy(req), ctx)
       end
-      new, msg = M.adjusted(a.request, a.changes)
-    else
-      new, msg = M.adjusted(req, a.changes)
+      local a, b, c, skipped = guarded(e, req, pcall(call))
+      if skipped then return a, b, c end
+      return normalize(e, req, trail, a, b)
     end
-    if not new then
-      return with_header(name, "deny", "the adjusted request is invalid: " .. msg, req, sub)
-    end
-    if M.same(new, req) then
-      return with_header(name, "allow", reason, req, sub)
-    end
-    return with_header(name, "adjust", reason, new, sub)
+    if limit then return normalize(e, req, trail, budget.call(limit, trail, p, copy(req), ctx)) end
+    return normalize(e, req, trail, p(copy(req), ctx))
   end
-  return with_header(name, verdict, reason, req, sub)
 end
 
---- Run policy `p` on `req`: never raises, always returns a decision.
--- Rules built here get the request itself; a user's rule gets a plain copy,
--- and what it returns is normalized (see the module doc of `prequalify.policy`).
+--- The step of policy `p`, compiled once.
+function M.step(p)
+  local s = steps[p] or user_steps[p]
+  if not s then
+    s = user_step(p)
+    user_steps[p] = s
+  end
+  return s
+end
+
+-- Close the entries left open by an error: the innermost is the rule that
+-- failed. Returns the outermost (the one that decided).
+local function failed(trail, err, name)
+  local reason
+  if type(err) == "table" and err[FAILED] then
+    reason = err[FAILED]
+  else
+    local ok, s = pcall(tostring, err)
+    reason = "error: " .. (ok and s or "(an error object that cannot be shown)")
+  end
+  local deciding
+  for i = #trail, 1, -1 do
+    local e = trail[i]
+    if e.verdict == false then
+      e.verdict, e.reason, deciding = "deny", reason, e
+      reason = "a rule failed: " .. reason
+    end
+  end
+  if not deciding then deciding = M.open(trail, name, 0); deciding.verdict, deciding.reason = "deny", reason end
+  return deciding
+end
+
+--- Run policy `p` on `req`: never raises, always returns a decision
+-- `{allow=, verdict=, request=, trail=, deciding=}` (and `error = true` if a
+-- rule failed). `verdict` may be `skip`: `evaluate` makes that a deny.
 function M.run(p, req, ctx)
-  local name = M.name(p)
-  if internal[p] then
-    local ok, d = pcall(p, req, ctx)
-    if not ok then return M.failed(name, d, req) end
-    return d
+  local trail = {}
+  local ok, verdict, out, deciding = pcall(M.step(p), req, ctx, trail, 0)
+  if not ok then
+    return { allow = false, verdict = "deny", request = req, trail = trail, error = true,
+             deciding = failed(trail, verdict, M.name(p)) }
   end
-  local ok, a, b = pcall(p, copy(req), ctx)
-  if not ok then return M.failed(name, a, req) end
-  local nok, d = pcall(normalize, name, req, a, b)
-  if not nok then return M.failed(name, d, req) end
-  return d
-end
-
---- Check that `p` can be used as a policy (raises for a programming mistake).
-function M.check(p, who, level)
-  if type(p) ~= "function" then
-    error(string.format("%s: expected a policy (a function), got %s", who, type(p)), (level or 2) + 1)
-  end
-  return p
+  return { allow = verdict == "allow" or verdict == "adjust", verdict = verdict, request = out, trail = trail,
+           deciding = deciding }
 end
 
 return M

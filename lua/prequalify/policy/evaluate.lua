@@ -1,105 +1,50 @@
---- Running a policy: the single entry point (`evaluate`) that validates,
--- catches errors, applies default deny and records approvals, and `plan`,
--- which runs a list through it.
+--- Running a policy on requests: validation, default deny, and recording
+-- approvals in the context.
 -- @module prequalify.policy.evaluate
 local request = require "prequalify.request"
 local errors = require "prequalify.errors"
 local D = require "prequalify.policy.decision"
-local L = require "prequalify.policy.log"
 local state = require "prequalify.policy.state"
+local view = require "prequalify.tickets.view"
 
 local M = {}
 
-local DEFAULT = { rule = "default", verdict = "deny", reason = "no rule decided (default deny)", depth = 0 }
-
 local Request = request.Request
 
--- An allowed decision from the fast path has its log as metatable until its
--- trail is read; then the trail is built once and it becomes a plain table.
-local function build_trail(d, key)
-  if key == "trail" then
-    local log = getmetatable(d)
-    local trail = L.trail(log, log.n)
-    setmetatable(d, nil)
-    d.trail = trail
-    return trail
-  end
-  return nil
-end
-
--- What the fast path keeps per policy: its fast form, the longest log it
--- has needed so far and the maker of logs that long; false for a policy
--- without a fast form (one that holds a user's rule).
-local runners = setmetatable({}, { __mode = "k" })
-
-local function runner(p)
-  local run = runners[p]
-  if run == nil then
-    local fast = D.fast(p)
-    run = fast and { fast = fast, slots = 0, make = L.maker(40) } or false
-    runners[p] = run
-  end
-  return run
-end
-
--- The decision through the policy's fast form, or nil if it raised (then
--- `slow_decide` decides again, with one `pcall` per rule, to name the rule). Every
--- part being built here, a second run decides the same; only a `ctx.now`
--- function is called again. With `commit`, an allowed request is recorded
--- in `ctx` as `commit` would.
-local function fast_decide(run, r, ctx, commit)
-  local log = run.make(build_trail)
-  local ok, verdict, sent, deciding, n = pcall(run.fast, r, ctx, log, 0, 0)
-  if not ok then return nil end
-  if n > run.slots then run.slots, run.make = n, L.maker(n) end
-  if verdict == "allow" or verdict == "adjust" then
-    if verdict == "adjust" and D.same(sent, r) then verdict = "allow" end
-    log.n = n
-    if commit and ctx ~= nil and type(ctx) == "table" then
-      state.record(sent, ctx)
-      return setmetatable({ allow = true, verdict = verdict, request = sent, committed = true }, log)
-    end
-    return setmetatable({ allow = true, verdict = verdict, request = sent }, log)
-  end
-  if verdict == "skip" then
-    n = L.put(log, n, DEFAULT.rule, DEFAULT.verdict, 0, DEFAULT.reason)
-    deciding = n - 4
-  end
-  return { allow = false, verdict = "deny", trail = L.trail(log, n), request = r,
-           reason = log[deciding] .. ": " .. L.reason(log, deciding) }
-end
-
--- The decision through `decision.run`, rule by rule.
-local function slow_decide(p, r, ctx)
+-- A validated request through policy `p`: skip becomes the default deny.
+local function decide(p, r, ctx)
   local d = D.run(p, r, ctx)
-  local trail, deciding = {}, d.deciding
-  for i, e in ipairs(d.trail or {}) do trail[i] = e end
-  local verdict = d.verdict
+  local verdict, deciding = d.verdict, d.deciding
   if verdict == "skip" then
-    deciding = { rule = DEFAULT.rule, verdict = DEFAULT.verdict, reason = DEFAULT.reason, depth = 0 }
-    trail[#trail + 1] = deciding
+    deciding = { rule = "default", verdict = "deny", reason = "no rule decided (default deny)", depth = 0 }
+    d.trail[#d.trail + 1] = deciding
     verdict = "deny"
   end
-  local out = { allow = verdict == "allow" or verdict == "adjust", verdict = verdict, trail = trail }
-  if out.allow then
-    out.request = d.request
-    if verdict == "adjust" and D.same(d.request, r) then out.verdict = "allow" end
-  else
-    out.request = r
-    out.reason = deciding and (deciding.rule .. ": " .. deciding.reason) or "denied"
+  d.deciding, d.error = nil, nil
+  if verdict == "deny" then
+    d.allow, d.verdict, d.request = false, "deny", r
+    d.reason = deciding.rule .. ": " .. deciding.reason
+  elseif verdict == "adjust" and D.same(d.request, r) then
+    d.verdict = "allow"
   end
-  return out
+  return d
 end
 
---- Decide on one request without recording anything in `ctx`.
--- @return the decision: `allow`, `verdict` (`allow`, `adjust` or `deny`),
---   `request` (what to send: the adjusted request, or the validated input
---   when denied; nil for an invalid input, which is kept in `input`), `trail`,
---   and for a deny `reason` (`"rule: reason"` of the entry that decided)
+--- Decide on one request (or ticket view, see `prequalify.tickets.view`)
+-- without recording anything in `ctx`.
+-- @return the decision, a plain table: `allow`, `verdict` (`allow`, `adjust`
+--   or `deny`), `request` (what to send: the adjusted request, or the
+--   validated input when denied; nil for an invalid input, which is kept in
+--   `input`), `trail` (a list of `{rule=, verdict=, reason=, depth=}`), and
+--   for a deny `reason` (`"rule: reason"` of the entry that decided)
 function M.decide(p, req, ctx)
   D.check(p, "policy.decide", 2)
   local r, why
-  if type(req) == "table" then
+  if getmetatable(req) == Request or getmetatable(req) == view.View then
+    r = req
+  elseif view.is(req) then
+    r, why = view.from(req)
+  elseif type(req) == "table" then
     local err
     r, err = request.new(req)
     why = err and err.message
@@ -110,18 +55,14 @@ function M.decide(p, req, ctx)
     local entry = { rule = "validate", verdict = "deny", reason = why, depth = 0 }
     return { allow = false, verdict = "deny", input = req, trail = { entry }, reason = "validate: " .. why }
   end
-  local run = runner(p)
-  if run then
-    local out = fast_decide(run, r, ctx, false)
-    if out then return out end
-  end
-  return slow_decide(p, r, ctx)
+  return decide(p, r, ctx)
 end
 
 --- Record an allowed decision in `ctx` (for `unique` and `rate_limit`).
 -- Does nothing for a deny, or if this decision was recorded already.
 function M.commit(d, ctx)
-  if d.allow and not d.committed and type(ctx) == "table" then
+  -- Tickets are not pre-qualifications: `unique` and `rate_limit` count only those.
+  if d.allow and not d.committed and type(ctx) == "table" and getmetatable(d.request) ~= view.View then
     state.record(d.request, ctx)
     d.committed = true
   end
@@ -138,14 +79,6 @@ end
 --   `policy.denial(decision)` makes the `policy` error)
 -- @raise when `p` is not a policy (a programming mistake)
 function M.evaluate(p, req, ctx)
-  -- The usual call (a policy built here, a validated request) goes
-  -- straight to the fast form: `decide` and `commit` in one.
-  local run = runners[p]
-  if run and getmetatable(req) == Request then
-    local d = fast_decide(run, req, ctx, true)
-    if d then return d end
-    return M.commit(slow_decide(p, req, ctx), ctx)
-  end
   D.check(p, "policy.evaluate", 2)
   return M.commit(M.decide(p, req, ctx), ctx)
 end

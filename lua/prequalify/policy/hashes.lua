@@ -7,7 +7,7 @@
 -- so a hex entry matches the same hash sent as Base64.
 -- @module prequalify.policy.hashes
 local core = require "prequalify.core"
-local rules = require "prequalify.policy.rules"
+local D = require "prequalify.policy.decision"
 local text = require "prequalify.policy.text"
 
 local M = {}
@@ -100,11 +100,23 @@ local function by_text(set)
   return out
 end
 
-local function not_on_deny_list(data) return text.digest(data, " is not on the deny list") end
-
 local function where(hit)
   if not hit.where then return "" end
   return " (" .. hit.where .. (hit.label and " " .. hit.label or "") .. ")"
+end
+
+-- A rule on a hash list: `listed(data, hit)` decides for a hash on it,
+-- `unlisted(data)` for one that is not. (The caller tail-calls this, so an
+-- error about the list is reported at the caller's caller.)
+local function list_rule(who, src, base, listed, unlisted)
+  local set, desc = load_set(who, src, base)
+  set = by_text(set)
+  return D.leaf(who .. "(" .. desc .. ")", function(req)
+    local data = req.data
+    local hit = set[data]
+    if hit then return listed(data, hit) end
+    return unlisted(data)
+  end)
 end
 
 --- Denies a hash that is on the list.
@@ -112,24 +124,16 @@ end
 --   a list of digests, or a set `{[digest] = true}`
 -- @param[opt] base directory for a relative file name
 function M.deny_hashes(src, base)
-  local set, desc = load_set("deny_hashes", src, base)
-  set = by_text(set)
-  return rules.leaf("deny_hashes(" .. desc .. ")", function(req)
-    local hit = set[req.data]
-    if hit then return "deny", text.digest(req.data) .. " is on the deny list" .. where(hit) end
-    return "allow", not_on_deny_list, req.data
-  end)
+  return list_rule("deny_hashes", src, base,
+    function(data, hit) return "deny", text.digest(data) .. " is on the deny list" .. where(hit) end,
+    function(data) return "allow", text.digest(data, " is not on the deny list") end)
 end
 
 --- Allows only a hash that is on the list (same sources as `deny_hashes`).
 function M.allow_hashes(src, base)
-  local set, desc = load_set("allow_hashes", src, base)
-  set = by_text(set)
-  return rules.leaf("allow_hashes(" .. desc .. ")", function(req)
-    local hit = set[req.data]
-    if hit then return "allow", text.digest(req.data) .. " is on the allow list" .. where(hit) end
-    return "deny", text.digest(req.data) .. " is not on the allow list"
-  end)
+  return list_rule("allow_hashes", src, base,
+    function(data, hit) return "allow", text.digest(data) .. " is on the allow list" .. where(hit) end,
+    function(data) return "deny", text.digest(data) .. " is not on the allow list" end)
 end
 
 return M

@@ -14,47 +14,11 @@ local mtype = math.type
 local lowered = text.lowered
 local DEFAULT_HOURS = text.DEFAULT_HOURS
 
-local HOURS_MAX = 8760
+local HOURS_MAX = core.HOURS_MAX
 -- DNs whose match a rule remembers (a batch sends few distinct ones).
 local SEEN_MAX = 256
 
--- A rule whose check returns `verdict, reason, x, changes`. `reason` is the
--- text, or a function that makes it from `x` (what the rule looked at: a
--- string or a number, never the request table): the fast form builds it
--- only if the trail is read, so a check should defer the reasons of the
--- common case (allow) and may spell out the rare ones.
-local function leaf(name, check)
-  local function quick(req, ctx, log, n, depth)
-    local verdict, reason, x, changes = check(req, ctx)
-    if verdict == "adjust" then
-      local new, msg = D.adjusted(req, changes)
-      if new then
-        req = new
-      else
-        verdict, reason, x = "deny", "the adjusted request is invalid: " .. msg, nil
-      end
-    end
-    log[n + 1] = name
-    log[n + 2] = verdict
-    log[n + 3] = depth
-    log[n + 4] = reason
-    log[n + 5] = x
-    return verdict, req, n + 1, n + 5
-  end
-  return D.builtin(name, function(req, ctx)
-    local verdict, reason, x, changes = check(req, ctx)
-    if type(reason) == "function" then reason = reason(x) end
-    if verdict == "adjust" then
-      local new, msg = D.adjusted(req, changes)
-      if not new then
-        return D.single(name, "deny", "the adjusted request is invalid: " .. msg, req)
-      end
-      return D.single(name, "adjust", reason, new)
-    end
-    return D.single(name, verdict, reason, req)
-  end, quick, check)
-end
-M.leaf = leaf
+local leaf = D.leaf
 
 -- `level` is where the caller's mistake is, counted from here.
 local function strings(who, v, what, level)
@@ -126,8 +90,6 @@ end
 
 local allowed_users = text.memo(function(user) return user .. " is on the allow list" end, 256)
 local undenied_users = text.memo(function(user) return user .. " is not on the deny list" end, 256)
-local function on_allow_list(user) return allowed_users[user] end
-local function not_on_deny_list(user) return undenied_users[user] end
 
 --- Allows the listed identities and denies the others; or denies the listed
 -- ones and allows the others; or both. Identities are PrefixedName
@@ -149,15 +111,15 @@ function M.users(t)
     local u = lowered[user]
     if deny and deny[u] then return "deny", user .. " is on the deny list" end
     if allow then
-      if allow[u] then return "allow", on_allow_list, user end
+      if allow[u] then return "allow", allowed_users[user] end
       return "deny", user .. " is not on the allow list"
     end
-    return "allow", not_on_deny_list, user
+    return "allow", undenied_users[user]
   end)
 end
 
--- A deferred reason `"<hours> requested<rest>"`, remembered per whole number
--- of hours (false for none); a float only comes from calling a rule directly.
+-- A reason `"<hours> requested<rest>"`, remembered per whole number of
+-- hours (false for none); a float only comes from calling a rule directly.
 local function hours_reason(rest)
   local texts = text.memo(function(hours) return text.hours_value(hours or nil) .. rest end, 64)
   return function(hours)
@@ -173,7 +135,7 @@ function M.max_hours(n)
   return leaf("max_hours(" .. n .. ")", function(req)
     local hours = req.hours
     if (hours or DEFAULT_HOURS) > n then return "deny", text.hours_value(hours) .. " exceeds " .. n end
-    return "allow", within, hours
+    return "allow", within(hours)
   end)
 end
 
@@ -184,8 +146,8 @@ function M.clamp_hours(n)
   local changes = { hours = n }
   return leaf("clamp_hours(" .. n .. ")", function(req)
     local hours = req.hours
-    if (hours or DEFAULT_HOURS) > n then return "adjust", clamped, hours, changes end
-    return "allow", within, hours
+    if (hours or DEFAULT_HOURS) > n then return "adjust", clamped(hours), changes end
+    return "allow", within(hours)
   end)
 end
 
@@ -206,29 +168,21 @@ function M.force_single_use()
   return leaf("force_single_use()", function(req)
     if req.single_use == true then return "allow", "single_use is already set" end
     return "adjust", req.single_use == false and "single_use set (was false)" or "single_use set (was not set)",
-      nil, SINGLE
+      SINGLE
   end)
 end
 
 local matching = text.memo(function(comment) return "comment " .. text.quote(comment) .. " matches" end, 256)
-local function comment_matches(comment) return matching[comment] end
 
 --- Allows a comment in which the Lua pattern is found (use `^`/`$` to anchor).
 -- @tparam string pattern e.g. `"%u+%-%d+"` for a ticket reference such as `OPS-1234`
 function M.comment_matches(pattern)
-  if type(pattern) ~= "string" or pattern == "" then
-    error("policy.comment_matches: expected a Lua pattern (string)", 2)
-  end
-  local ok, why = pcall(string.find, "", pattern)
-  if not ok then
-    error(string.format("policy.comment_matches: bad Lua pattern %q: %s", pattern,
-      tostring(why):gsub("^.-:%d+: ", "")), 2)
-  end
+  text.check_pattern("policy.comment_matches", pattern, "a Lua pattern (string)")
   -- a batch often repeats its comments: the pattern is tried once per comment
   local found = text.memo(function(comment) return comment:find(pattern) ~= nil end, 256)
   return leaf("comment_matches(" .. pattern .. ")", function(req)
     local comment = req.comment
-    if found[comment] then return "allow", comment_matches, comment end
+    if found[comment] then return "allow", matching[comment] end
     return "deny", "comment " .. text.quote(comment) .. " does not match " .. pattern
   end)
 end

@@ -11,6 +11,8 @@
 -- it. The sandbox limits what a policy can reach, not how long it runs.
 -- @module prequalify.policy.sandbox
 local errors = require "prequalify.errors"
+local D = require "prequalify.policy.decision"
+local budget = require "prequalify.policy.budget"
 
 local M = {}
 
@@ -45,6 +47,27 @@ local function guarded(lib, t)
   })
 end
 
+-- The coroutine library, whose threads run under the budget of the rule
+-- that resumes them.
+local function coroutines()
+  local co = copy(coroutine)
+  local resume, create = coroutine.resume, coroutine.create
+  co.resume = function(thread, ...)
+    if type(thread) == "thread" then budget.inherit(thread) end
+    return resume(thread, ...)
+  end
+  co.wrap = function(fn)
+    local thread = create(fn)
+    return function(...)
+      budget.inherit(thread)
+      local res = table.pack(resume(thread, ...))
+      if not res[1] then error(res[2], 0) end
+      return table.unpack(res, 2, res.n)
+    end
+  end
+  return co
+end
+
 local function environment(api, dir)
   local env = {}
   for _, k in ipairs(BASICS) do env[k] = _G[k] end
@@ -53,7 +76,7 @@ local function environment(api, dir)
   env.table = copy(table)
   env.math = copy(math)
   env.utf8 = copy(utf8)
-  env.coroutine = copy(coroutine)
+  env.coroutine = coroutines()
   env.os = guarded("os", { time = os.time, date = os.date, clock = os.clock, difftime = os.difftime })
 
   -- The policy library, as a copy (a policy file cannot change it for
@@ -129,8 +152,12 @@ end
 -- @tparam string path the file
 -- @tparam table api the `prequalify.policy` module
 -- @return the policy, or nil and an `invalid` error naming the file and line
-function M.load(path, api)
+function M.load(path, api, opts)
   if type(path) ~= "string" then error("policy.load: expected a file name, got " .. type(path), 3) end
+  local limit = opts and opts.budget or budget.DEFAULT
+  if math.type(limit) ~= "integer" or limit < 1 then
+    error("policy.load: budget must be a positive whole number of instructions, got " .. tostring(limit), 3)
+  end
   local dir = path:match("^(.*)[/\\][^/\\]*$") or "."
   local env = environment(api, dir)
   local chunk, why = loadfile(path, "t", env)
@@ -143,7 +170,7 @@ function M.load(path, api)
     local info = debug.getinfo(2, "Sl")
     if info and info.what == "main" and info.source == source then returned_at = info.currentline end
   end, "r")
-  local res = table.pack(coroutine.resume(co))
+  local res = table.pack(budget.compiling(limit, coroutine.resume, co))
   if not res[1] then
     local msg = res[2]
     msg = type(msg) == "string" and msg or "error object: " .. tostring(msg)
@@ -166,6 +193,7 @@ function M.load(path, api)
     return fail(path, string.format("%s: returned %s, not a policy (a function)%s", where, describe(p), hint),
       returned_at)
   end
+  budget.compiling(limit, D.step, p)
   return p
 end
 

@@ -14,7 +14,7 @@
 -- the approvals.
 -- @module prequalify.policy.state
 local clock = require "prequalify.policy.clock"
-local rules = require "prequalify.policy.rules"
+local D = require "prequalify.policy.decision"
 local text = require "prequalify.policy.text"
 
 local M = {}
@@ -97,8 +97,7 @@ function M.unique(t)
   local name = per_env and "unique(by environment)" or "unique()"
   local scope = per_env and "for this environment " or ""
   local not_before = " was not approved before " .. scope .. "in this batch"
-  local function new(data) return text.digest(data, not_before) end
-  return rules.leaf(name, function(req, ctx)
+  return D.leaf(name, function(req, ctx)
     local a = recorded(ctx)
     local data = req.data
     local envs = a and a.hashes[data]
@@ -110,7 +109,7 @@ function M.unique(t)
     if seen then
       return "deny", text.digest(data) .. " was already approved " .. scope .. "in this batch"
     end
-    return "allow", new, data
+    return "allow", text.digest(data, not_before)
   end)
 end
 
@@ -134,7 +133,7 @@ function M.rate_limit(t)
     error("policy.rate_limit: key must be \"user\", \"environment\" or \"all\", got " .. tostring(key), 2)
   end
   local window = text.duration(per)
-  return rules.leaf(string.format("rate_limit(%d per %s by %s)", max, window, key), function(req, ctx)
+  return D.leaf(string.format("rate_limit(%d per %s by %s)", max, window, key), function(req, ctx)
     local now = clock.now(ctx)
     local a = recorded(ctx)
     local list, who

@@ -35,6 +35,20 @@ function M.quote(s)
   return '"' .. s .. '"'
 end
 
+--- Check a rule's Lua pattern argument when the policy is built: raises,
+-- naming the rule (`who`, e.g. "policy.comment_matches"), for a mistake.
+-- @param what how the argument is described ("a Lua pattern (string)")
+-- @param level where the caller's mistake is, counted from the caller of this function
+function M.check_pattern(who, pattern, what, level)
+  level = (level or 2) + 1
+  if type(pattern) ~= "string" or pattern == "" then error(who .. ": expected " .. what, level) end
+  local ok, why = pcall(find, "", pattern)
+  if not ok then
+    error(string.format("%s: bad Lua pattern %q: %s", who, pattern, (gsub(tostring(why), "^.-:%d+: ", ""))), level)
+  end
+  return pattern
+end
+
 --- A duration in seconds as `90s`, `15m`, `1h` or `7d`.
 function M.duration(s)
   if s % 86400 == 0 then return string.format("%dd", s // 86400) end

@@ -14,7 +14,11 @@ local M = {}
 local function header(d)
   local r = d.request or d.input
   local head = { d.allow and "ALLOW" or "DENY" }
-  if type(r) ~= "table" then
+  if type(r) == "table" and rawget(r, "kind") == "ticket" then
+    for _, k in ipairs { "id", "user", "dn" } do
+      if type(rawget(r, k)) == "string" then head[#head + 1] = (k == "id" and "ticket " or "") .. rawget(r, k) end
+    end
+  elseif type(r) ~= "table" then
     head[#head + 1] = "(no request)"
   else
     if d.request == nil then head[#head + 1] = "(invalid request)" end

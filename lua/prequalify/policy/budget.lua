@@ -1,0 +1,81 @@
+--- The instruction budget of a loaded policy: a rule from a policy file
+-- that never returns must not hang the batch or the CLI.
+--
+-- The rules of a policy file run under a count hook, set only around them
+-- (built-in rules and the host's own rules run without one). Instructions
+-- are counted per evaluation, in steps of `STEP`, over all of that file's
+-- rules; past the budget the hook raises, so the rule is an error and the
+-- decision a deny. Once over, the hook raises at every instruction, so a
+-- rule cannot catch the error with `pcall` and go on.
+-- @module prequalify.policy.budget
+local M = {}
+
+--- The default budget: instructions per evaluation of a loaded policy.
+M.DEFAULT = 10000000
+
+--- Instructions between two calls of the hook.
+M.STEP = 10000
+
+local sethook, gethook, getinfo = debug.sethook, debug.gethook, debug.getinfo
+
+-- Instructions spent per evaluation (its trail), and the budget of the
+-- call running now.
+local spent = setmetatable({}, { __mode = "k" })
+local running = nil
+local call
+
+local function hook()
+  local r = running
+  -- `call` itself, between the rule's return and putting the hook back
+  if not r or getinfo(2, "f").func == call then return end
+  r.used = r.used + r.step
+  if r.used >= r.limit then
+    sethook(hook, "", 1)
+    error(string.format("the rule exceeded its instruction budget (%d instructions)", r.limit), 2)
+  end
+end
+
+--- The hook of the running thread, for a coroutine it resumes.
+function M.inherit(co)
+  local h, mask, count = gethook()
+  if h == hook then sethook(co, h, mask, count) end
+end
+
+-- The budget of rules compiled now (a policy file is loading), or nil.
+local loading = nil
+
+--- The budget for rules compiled now, or nil outside `policy.load`.
+function M.loading()
+  return loading
+end
+
+--- Run `fn(...)` with `limit` as the budget of users' rules compiled
+-- meanwhile; returns what `fn` returns (and raises what it raises).
+function M.compiling(limit, fn, ...)
+  local before = loading
+  loading = limit
+  local res = table.pack(pcall(fn, ...))
+  loading = before
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+--- Call `fn(...)` under the budget `limit` of the evaluation whose trail is
+-- `key`. Raises what `fn` raises, and once over the budget.
+function call(limit, key, fn, ...)
+  local outer = running
+  local oh, omask, ocount = gethook()
+  local r = { used = spent[key] or 0, limit = limit, step = math.min(M.STEP, limit) }
+  running = r
+  sethook(hook, "", r.step)
+  local res = table.pack(pcall(fn, ...))
+  -- what the hook did not see yet (under one step) is not counted
+  running = outer
+  if type(oh) == "function" then sethook(oh, omask, ocount) else sethook() end
+  spent[key] = r.used
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+M.call = call
+
+return M
