@@ -1,6 +1,8 @@
 /* prequalify.core digests: streaming file and string digests through OpenSSL
  * EVP (sha256/384/512), and the reader for signtool /dg .dig files. Files are
  * read in fixed chunks, never whole, and no Lua is called while reading. */
+#include "pq_prefix.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -4,6 +4,8 @@
  * crash (temp file in the same directory, fsync, rename, fsync of the
  * directory); lock_file takes a POSIX advisory lock so that processes sharing
  * a refresh token file take turns; file_mode reports permission bits. */
+#include "pq_prefix.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

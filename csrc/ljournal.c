@@ -7,6 +7,7 @@
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* flock(2) on glibc */
 #endif
+#include "pq_prefix.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

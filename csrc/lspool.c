@@ -13,6 +13,8 @@
  * string.pack("<BI4" .. "n"/"s4"/"B" ...) makes, so that Lua reads it back
  * with string.unpack. The layout is exported as core.SPOOL_LAYOUT so the
  * reader is generated from the same list. */
+#include "pq_prefix.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
