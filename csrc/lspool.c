@@ -45,6 +45,8 @@ static const lspool_field lspool_layout[] = {
     {"status", 'n'}, {"result", 'n'}, {"result_name", 's'},
 };
 #define LSPOOL_NFIELDS (sizeof lspool_layout / sizeof lspool_layout[0])
+/* Each field has one bit of the record's 32-bit mask. */
+PQ_STATIC_ASSERT(LSPOOL_NFIELDS <= 32, spool_fields_fit_the_mask);
 
 /* Entries with any of these go through JSON (they hold nested lists). */
 static const char *const lspool_never[] = {"error", "trail", "sent"};
