@@ -14,18 +14,9 @@
 
 #include "pq_engine.h"
 #include "test_server.h"
+#include "test_check.h"
 
-static int test_run, test_failed;
 static test_server srv;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        test_run++;                                                              \
-        if (!(cond)) {                                                           \
-            test_failed++;                                                       \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                        \
-    } while (0)
 
 static char err[PQ_ENGINE_ERR_MAX];
 
@@ -287,6 +278,5 @@ int main(void)
     test_drive_timeout_and_free();
     test_take_by_id();
     curl_global_cleanup();
-    printf("%d checks, %d failed\n", test_run, test_failed);
-    return test_failed ? 1 : 0;
+    return test_total();
 }

@@ -15,17 +15,8 @@
 
 #include "pq_clock.h"
 #include "pq_fs.h"
+#include "test_check.h"
 
-static int test_run, test_failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        test_run++;                                                              \
-        if (!(cond)) {                                                           \
-            test_failed++;                                                       \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                        \
-    } while (0)
 
 static void test_write_all(void)
 {
@@ -114,6 +105,5 @@ int main(void)
     test_write_all();
     test_sync_dir();
     test_sleep();
-    printf("%d checks, %d failed\n", test_run, test_failed);
-    return test_failed ? 1 : 0;
+    return test_total();
 }
