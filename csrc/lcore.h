@@ -18,9 +18,9 @@ void lfile_register(lua_State *L);
 void lspool_register(lua_State *L);
 void lclock_register(lua_State *L);
 
-/* SIGINT and SIGTERM caught since the process started (lsignal.c), for
- * waits that a signal should cut short. */
-unsigned long lsignal_caught(void);
+/* 1 while the handlers of signals_install are in place and have caught
+ * SIGINT or SIGTERM (lsignal.c): a wait should end, the run is stopping. */
+int lsignal_stop_requested(void);
 
 PQ_EXPORT int luaopen_prequalify_core(lua_State *L);
 
