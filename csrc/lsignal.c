@@ -7,6 +7,8 @@
  * The counter is process-wide state by nature (a handler has no way to find a
  * Lua state or a userdata), which is why it is a static here and not in a
  * userdata as STYLE.md asks for configuration. */
+#include "pq_prefix.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -91,6 +93,11 @@ static int lsignal_restore(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+int lsignal_stop_requested(void)
+{
+    return lsignal_installed && lsignal_count > 0;
 }
 
 void lsignal_register(lua_State *L)

@@ -13,6 +13,8 @@
  * string.pack("<BI4" .. "n"/"s4"/"B" ...) makes, so that Lua reads it back
  * with string.unpack. The layout is exported as core.SPOOL_LAYOUT so the
  * reader is generated from the same list. */
+#include "pq_prefix.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +45,8 @@ static const lspool_field lspool_layout[] = {
     {"status", 'n'}, {"result", 'n'}, {"result_name", 's'},
 };
 #define LSPOOL_NFIELDS (sizeof lspool_layout / sizeof lspool_layout[0])
+/* Each field has one bit of the record's 32-bit mask. */
+PQ_STATIC_ASSERT(LSPOOL_NFIELDS <= 32, spool_fields_fit_the_mask);
 
 /* Entries with any of these go through JSON (they hold nested lists). */
 static const char *const lspool_never[] = {"error", "trail", "sent"};
