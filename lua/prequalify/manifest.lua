@@ -92,7 +92,6 @@ local function chunked_lines(f, maxlen)
     end
   end
 end
-M._chunked_lines = chunked_lines
 
 local function line_error(name, lineno, message, fields)
   local e = { line = lineno, source = name }
@@ -319,7 +318,6 @@ local function segment_pattern(seg)
   out[#out + 1] = "$"
   return table.concat(out)
 end
-M._segment_pattern = segment_pattern
 
 local function list_dir(lfs, dir)
   local names = {}
