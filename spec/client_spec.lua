@@ -436,3 +436,37 @@ describe("client options", function()
     assert.has_error(function() outer:prequalify{} end, "attempt to use a closed client")
   end)
 end)
+
+describe("the retry decision (retry.next)", function()
+  local retry = require "prequalify.retry"
+  local errors = require "prequalify.errors"
+  local settings = assert(retry.settings{ max = 3, base_delay = 1, max_delay = 10 })
+  local function half() return 0.5 end
+
+  it("asks for one re-authentication after a 401, and gives up on the next", function()
+    local err = errors.new("auth", "HTTP 401", { status = 401, outcome = "rejected" })
+    assert.equal("reauth", retry.next(err, 1, settings, { reauths = 0 }))
+    assert.is_nil(retry.next(err, 1, settings, { reauths = 1 }))
+    assert.equal("reauth", retry.next(err, 1, settings, { reauths = 1, max_reauths = 2 }))
+  end)
+
+  it("repeats a not-sent failure with backoff until retries.max attempts were made", function()
+    local err = errors.new("transport", "connect refused", { outcome = "not_sent", retryable = true })
+    assert.same({ "retry", 0.5 }, { retry.next(err, 1, settings, { random = half }) })
+    assert.same({ "retry", 1.0 }, { retry.next(err, 2, settings, { random = half }) })
+    assert.is_nil(retry.next(err, 3, settings, { random = half }))
+  end)
+
+  it("repeats an unknown outcome only when the caller opted in", function()
+    local err = errors.new("transport", "reset after send", { outcome = "unknown" })
+    assert.is_nil(retry.next(err, 1, settings))
+    assert.equal("retry", (retry.next(err, 1, settings, { retry_unknown = true })))
+  end)
+
+  it("waits for a server's Retry-After, and gives up when it is longer than max_delay", function()
+    local soon = errors.new("http", "busy", { status = 503, retryable = true, retry_after = 4 })
+    assert.same({ "retry", 4 }, { retry.next(soon, 1, settings, { random = half }) })
+    local late = errors.new("http", "busy", { status = 503, retryable = true, retry_after = 60 })
+    assert.is_nil(retry.next(late, 1, settings))
+  end)
+end)

@@ -10,12 +10,12 @@
 -- None of it may hold a secret, raw or Base64- or URL-encoded.
 --
 -- Tokens cannot be chosen, so they are collected as they are issued: from
--- the control surface, from a spy on `Client._vedauth` in this process, and
+-- the control surface, from a spy on `vedauth.post` (prequalify.transport.vedauth) in this process, and
 -- from spec/fixtures/secret_spy.lua (through LUA_INIT) in CLI processes. A
 -- final check proves the collection complete: one access token per token
 -- reply the emulator logged.
 local prequalify = require "prequalify"
-local client_mod = require "prequalify.client"
+local vedauth = require "prequalify.transport.vedauth"
 local helpers = require "helpers"
 local cli = require "fixtures.cli"
 local cjson = require "cjson"
@@ -187,16 +187,16 @@ describe("secrets audit #emulator", function()
     emu = helpers.start_emulator{ state = state_file }
     secret(PASSWORD, "the password")
     secret(WRONG_PASSWORD, "a wrong password")
-    orig_vedauth = client_mod.Client._vedauth
-    client_mod.Client._vedauth = function(self, ...)
-      local doc, status, r = orig_vedauth(self, ...)
+    orig_vedauth = vedauth.post
+    vedauth.post = function(...)
+      local doc, status, r = orig_vedauth(...)
       note_reply(doc, "in-process")
       return doc, status, r
     end
   end)
 
   teardown(function()
-    client_mod.Client._vedauth = orig_vedauth
+    vedauth.post = orig_vedauth
     emu:stop()
     helpers.rm_rf(dir)
   end)

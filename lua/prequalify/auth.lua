@@ -3,37 +3,11 @@
 -- `prequalify.grant`.) Secrets are kept in closures, never in fields that a
 -- table dump would show.
 -- @module prequalify.auth
-local core = require "prequalify.core"
 local errors = require "prequalify.errors"
+local secret_file = require "prequalify.transport.secret_file"
+local grant = require "prequalify.grant"
 
 local M = {}
-
-local function read_secret_file(path, what)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, errors.new("auth", what .. " could not be read: " .. tostring(err), { outcome = "not_sent" })
-  end
-  local s = f:read("a") or ""
-  f:close()
-  s = s:gsub("^%s+", ""):gsub("%s+$", "")
-  if s == "" then
-    return nil, errors.new("auth", what .. " " .. path .. " is empty", { outcome = "not_sent" })
-  end
-  return s
-end
-M.read_secret_file = read_secret_file
-
---- Warns (through `warn`) when a secret file is readable by group or others.
--- @return true when it warned
-function M.check_file_mode(path, warn)
-  local mode = core.file_mode(path)
-  if mode and mode & 0x3F ~= 0 and warn then -- 0077: any group or other bit
-    warn(string.format("secret file %s is accessible by group or others (mode %03o); chmod 600 it",
-      path, mode & 0x1FF))
-    return true
-  end
-  return false
-end
 
 local function static(token)
   local self = { kind = "token" }
@@ -44,16 +18,16 @@ local function static(token)
 end
 
 local function from_file(path, warn)
-  local token, err = read_secret_file(path, "token_file")
+  local token, err = secret_file.read(path, "token_file")
   if not token then return nil, err end
-  M.check_file_mode(path, warn)
+  secret_file.check_mode(path, warn)
   local self = { kind = "token_file" }
   function self.header() return "Bearer " .. token end
   local old = {}
   -- Another process may have rotated the file: re-read it once per 401.
   function self.unauthorized(rejected)
     if rejected and rejected ~= "Bearer " .. token then return true end
-    local fresh, rerr = read_secret_file(path, "token_file")
+    local fresh, rerr = secret_file.read(path, "token_file")
     if not fresh then return false, rerr end
     if fresh ~= token then
       table.insert(old, 1, token)
@@ -78,7 +52,7 @@ end
 -- several 401s for one old token cost one refresh) and `secrets()`; grants
 -- also have `info()` and `revoked()`.
 -- @param opts client options (`token`, `token_file` or `auth`)
--- @param ctx `{vedauth = function(method, path, body, bearer), warn = function(msg)}`
+-- @param ctx `{transport = <prequalify.transport>, warn = function(msg)}`
 function M.new(opts, ctx)
   local n = (opts.token and 1 or 0) + (opts.token_file and 1 or 0) + (opts.auth and 1 or 0)
   if n > 1 then
@@ -95,10 +69,6 @@ function M.new(opts, ctx)
     end
     return from_file(opts.token_file, ctx.warn)
   elseif opts.auth ~= nil then
-    local ok, grant = pcall(require, "prequalify.grant")
-    if not ok then
-      return nil, errors.new("invalid", "auth grants are not available in this build", { field = "auth" })
-    end
     return grant.new(opts.auth, ctx)
   end
   -- No credentials: requests go out without Authorization and get a 401.

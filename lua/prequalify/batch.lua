@@ -153,7 +153,7 @@ local function denial(policy, d)
 end
 
 --- Run a batch.
--- @param client a `prequalify.client`
+-- @param t the client's transport (`prequalify.transport`)
 -- @param items an array of request tables, an iterator function returning
 --   `req[, meta]` (or `false, err` for a bad input) and nil at the end, or a
 --   reader from `prequalify.manifest`
@@ -165,9 +165,7 @@ end
 --   keeps the trails of denied and adjusted items only)
 -- @return the report; or nil and an `invalid` error when the run could not
 --   start (bad option, journal locked)
-function M.run(client, items, opts)
-  local client_mod = require "prequalify.client"
-  local p = client_mod.private(client)
+function M.run(t, items, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("client:batch: expected an options table as second argument, got " .. type(opts), 2)
   end
@@ -185,8 +183,8 @@ function M.run(client, items, opts)
   local on_result = opts.on_result
   local keep_trails = opts.trails
   local use_signals = opts.signals ~= false
-  local engine = p.engine
-  local url = p.base .. p.path
+  local engine = t.engine
+  local url = t:url(t.prequalify_path)
 
   -- Without a policy, a journal or an audit log nothing reads the
   -- normalized request of an item, only its summary and body.
@@ -211,7 +209,7 @@ function M.run(client, items, opts)
     end
   end
   if jr and jr.torn > 0 then
-    p.warn(string.format("journal %s: %d unreadable line(s) ignored (last at line %d; a crash while writing "
+    t:warn(string.format("journal %s: %d unreadable line(s) ignored (last at line %d; a crash while writing "
       .. "leaves one at the end)", opts.journal, jr.torn, jr.torn_line))
   end
   local keep = opts.keep_items
@@ -233,13 +231,8 @@ function M.run(client, items, opts)
   local last_sync, last_wave = t0, t0
   local group_min = math.max(1, concurrency // 4)
 
-  local function warn(msg)
-    p.warn(errors.redact(msg, p.auth.secrets()))
-  end
-
-  local function emit(event)
-    if p.on_event then client_mod.emit(p, event) end
-  end
+  local function warn(msg) t:warn(msg) end
+  local function emit(event) t:emit(event) end
 
   local function stop(why, reason)
     if not stopping then
@@ -253,7 +246,7 @@ function M.run(client, items, opts)
     entry.outcome = outcome
     entry.reason = reason or entry.reason
     if err then
-      entry.error = error_summary(err, p.auth.secrets())
+      entry.error = error_summary(err, t:secrets())
       if err.result or (err.status and outcome ~= "denied") then
         entry.server = { status = err.status, result = err.result, result_name = err.result_name }
       end
@@ -276,7 +269,7 @@ function M.run(client, items, opts)
     elseif err then
       rec.kind, rec.sent_outcome, rec.status = err.kind, err.outcome, err.status
       rec.result, rec.result_name = err.result, err.result_name
-      rec.message = errors.redact(err.message, p.auth.secrets())
+      rec.message = errors.redact(err.message, t:secrets())
     end
     local wok, werr = jr:done(job.key, rec)
     if not wok then stop("stopped", "journal write failed: " .. werr.message) end
@@ -430,18 +423,8 @@ function M.run(client, items, opts)
   -- The engine copies what it needs at submit: one request table serves
   -- every submit, and one headers table every request with the same token.
   local sub = { method = "POST", url = url }
-  local hdr, hdr_bearer
-  local function headers_now()
-    local bearer, err = p.auth.header()
-    if err then return nil, err end
-    if hdr == nil or bearer ~= hdr_bearer then
-      hdr, hdr_bearer = client_mod.headers_for(bearer, true), bearer
-    end
-    return hdr
-  end
-
   local function submit(job)
-    local headers, herr = headers_now()
+    local headers, herr = t:headers(true)
     if not headers then
       -- No credentials at all: every other item would fail the same way.
       if jr then jr:attempt(job.key, job.attempts + 1, herr) end
@@ -456,7 +439,7 @@ function M.run(client, items, opts)
     local id, msg = engine:submit(sub)
     sub.body = nil
     if not id then
-      local err = errors.new("invalid", errors.redact(msg, p.auth.secrets()), { field = "headers" })
+      local err = errors.new("invalid", errors.redact(msg, t:secrets()), { field = "headers" })
       journal_done(job, "failed", nil, err)
       finish_job(job, "failed", nil, err)
       return
@@ -465,7 +448,7 @@ function M.run(client, items, opts)
     inflight[id] = job
     n_inflight = n_inflight + 1
     rep.requests = rep.requests + 1
-    if p.on_event then
+    if t.on_event then
       emit{ event = "request", what = "batch", method = "POST", url = url, attempt = job.attempts,
             index = job.entry.index, body_bytes = #job.body }
     end
@@ -485,7 +468,7 @@ function M.run(client, items, opts)
   end
 
   local function on_reply(job, r)
-    if not on_result and not p.on_event then
+    if not on_result and not t.on_event then
       -- Nothing asks for the success table: a common success goes straight
       -- to the entry (what finalize would copy from the table).
       local code, name = common_code(r)
@@ -499,9 +482,9 @@ function M.run(client, items, opts)
       end
     end
     local res, err = response.common_success(r)
-    if not res then res, err = response.classify(r, p.auth.secrets()) end
+    if not res then res, err = response.classify(r, t:secrets()) end
     job.server_time = r.elapsed
-    if p.on_event then
+    if t.on_event then
       emit{ event = "response", what = "batch", index = job.entry.index, attempt = job.attempts,
             status = r.status, elapsed = r.elapsed, ok = res ~= nil, kind = err and err.kind,
             outcome = err and err.outcome, new_connections = r.new_connections }
@@ -518,7 +501,7 @@ function M.run(client, items, opts)
       -- A 401 means the server did nothing. One re-authentication serves
       -- every request that carried the old token.
       local again = job.epoch < auth_epoch
-      if not again and p.auth.unauthorized() then
+      if not again and t:unauthorized() then
         auth_epoch = auth_epoch + 1
         again = true
         emit{ event = "reauth", what = "batch", epoch = auth_epoch }
@@ -537,7 +520,7 @@ function M.run(client, items, opts)
     end
     local now = core.monotonic()
     local delay
-    if not stopping then delay = retry.delay(err, job.attempts, p.settings, retry_unknown) end
+    if not stopping then delay = retry.delay(err, job.attempts, t.settings, retry_unknown) end
     if delay and deadline_at and now + delay >= deadline_at then delay = nil end
     if delay then
       if jr and err.outcome ~= "unknown" then jr:attempt(job.key, job.attempts, err) end

@@ -8,7 +8,10 @@ local errors = require "prequalify.errors"
 local options = require "prequalify.options"
 local response = require "prequalify.response"
 local retry = require "prequalify.retry"
-local auth = require "prequalify.auth"
+local transport = require "prequalify.transport"
+local secret_file = require "prequalify.transport.secret_file"
+local vedauth = require "prequalify.transport.vedauth"
+local scope = require "prequalify.scope"
 
 local M = {}
 
@@ -22,8 +25,8 @@ Client.__index = Client
 Client.__name = "prequalify.client"
 M.Client = Client
 
--- Engine, token source and settings live here, keyed by the client, so that
--- no secret is reachable from the client table itself.
+-- Each client's transport (engine, token source, settings) lives here, keyed
+-- by the client, so that nothing of it is reachable from the client table.
 local private = setmetatable({}, { __mode = "k" })
 
 -- Option name -> accepted Lua type(s).
@@ -83,8 +86,19 @@ end
 --   `max_connections` (16), `max_response` (bytes, 1 MiB).
 -- @return client, or nil and an `invalid` error
 function M.new(opts)
+  local t, err = M.transport(opts)
+  if not t then return nil, err end
+  local self = setmetatable({ url = t.base, prequalify_path = t.prequalify_path }, Client)
+  private[self] = t
+  return self
+end
+
+--- Check client options and make only the transport: for `prequalify
+-- token`, which runs a grant by hand. Same options and errors as `M.new`.
+-- @local
+function M.transport(opts)
   if type(opts) ~= "table" then
-    error("prequalify.client: expected a table of options, got " .. type(opts), 2)
+    error("prequalify.client: expected a table of options, got " .. type(opts), 3)
   end
   local ok, err = options.check(opts, OPTIONS, "client")
   if not ok then return nil, err end
@@ -111,44 +125,30 @@ function M.new(opts)
   end
   local key_password
   if opts.key_password_file then
-    local kp, kerr = auth.read_secret_file(opts.key_password_file, "key_password_file")
+    local kp, kerr = secret_file.read(opts.key_password_file, "key_password_file")
     if not kp then return invalid("key_password_file", kerr.message) end
     key_password = kp
   end
 
-  local warn = opts.warn or function(msg) io.stderr:write("prequalify: warning: ", msg, "\n") end
-  local self = setmetatable({ url = base, prequalify_path = path }, Client)
-  local p = {
-    base = base, path = path, settings = settings, retry_unknown = opts.retry_unknown or false,
-    on_event = opts.on_event, warn = warn, timeout = timeout,
+  return transport.new{
+    base = base, prequalify_path = path, settings = settings, retry_unknown = opts.retry_unknown,
+    on_event = opts.on_event, credentials = opts,
+    warn = opts.warn or function(msg) io.stderr:write("prequalify: warning: ", msg, "\n") end,
+    engine = {
+      timeout = timeout, connect_timeout = connect_timeout,
+      ca_file = opts.ca_file, ca_path = opts.ca_path, ca_replace = opts.ca_replace,
+      client_cert = opts.client_cert, client_key = opts.client_key, key_password = key_password,
+      pinned_pubkey = opts.pinned_pubkey, proxy = opts.proxy, noproxy = opts.noproxy,
+      user_agent = opts.user_agent or ("prequalify/" .. core._VERSION),
+      http2 = opts.http2, max_connections = opts.max_connections, max_response = opts.max_response,
+    },
   }
-  local eok, engine = pcall(core.engine, {
-    timeout = timeout, connect_timeout = connect_timeout,
-    ca_file = opts.ca_file, ca_path = opts.ca_path, ca_replace = opts.ca_replace,
-    client_cert = opts.client_cert, client_key = opts.client_key, key_password = key_password,
-    pinned_pubkey = opts.pinned_pubkey, proxy = opts.proxy, noproxy = opts.noproxy,
-    user_agent = opts.user_agent or ("prequalify/" .. core._VERSION),
-    http2 = opts.http2, max_connections = opts.max_connections, max_response = opts.max_response,
-  })
-  if not eok then return invalid("engine", tostring(engine)) end
-  p.engine = engine
-  private[self] = p
-  local source, aerr = auth.new(opts, {
-    vedauth = function(method, vpath, body, bearer) return self:_vedauth(method, vpath, body, bearer) end,
-    warn = warn,
-  })
-  if not source then
-    engine:close()
-    return nil, aerr
-  end
-  p.auth = source
-  return self
 end
 
 function Client:__tostring()
-  local p = private[self]
-  return string.format("prequalify.client(%s, auth=%s%s)", self.url, p and p.auth and p.auth.kind or "?",
-    p and p.closed and ", closed" or "")
+  local t = private[self]
+  return string.format("prequalify.client(%s, auth=%s%s)", self.url, t and t.auth_kind or "?",
+    t and t.closed and ", closed" or "")
 end
 
 function Client:__close()
@@ -157,93 +157,16 @@ end
 
 --- Release the connections. Idempotent.
 function Client:close()
-  local p = private[self]
-  if p and not p.closed then
-    p.closed = true
-    p.engine:close()
-  end
+  local t = private[self]
+  if t then t:close() end
 end
 
+-- The client's transport; raises for a misuse (client.method, closed client).
 local function state(self)
-  local p = private[self]
-  if not p then error("prequalify.client: expected a client object (use client:method, not client.method)", 3) end
-  if p.closed then error("attempt to use a closed client", 3) end
-  return p
-end
-M.state = state
-
-local function emit(p, event)
-  if not p.on_event then return end
-  local ok, err = pcall(p.on_event, event)
-  if not ok then p.warn("on_event hook failed: " .. errors.redact(tostring(err), p.auth.secrets())) end
-end
-M.emit = emit
-
---- The headers table for a given Authorization value (nil: none).
-function M.headers_for(bearer, with_body)
-  local h = { Accept = "application/json" }
-  if with_body then h["Content-Type"] = "application/json" end
-  h.Authorization = bearer
-  return h
-end
-
---- Headers for one call; obtains or refreshes a grant when needed.
-function M.headers(p, with_body)
-  local bearer, err = p.auth.header()
-  if err then return nil, err end
-  return M.headers_for(bearer, with_body)
-end
-
--- One attempt through the engine; returns the classified result.
-local function attempt_once(p, method, url, body, attempt, what, classify)
-  local headers, herr = M.headers(p, body ~= nil)
-  if not headers then return nil, herr end
-  emit(p, { event = "request", what = what, method = method, url = url, attempt = attempt,
-            body_bytes = body and #body or 0 })
-  local r, msg = p.engine:perform{ method = method, url = url, headers = headers, body = body }
-  if not r then
-    return nil, errors.new("invalid", errors.redact(msg, p.auth.secrets()) .. " (check the token and header values)",
-      { field = "headers" })
-  end
-  local res, err = (classify or response.classify)(r, p.auth.secrets())
-  emit(p, { event = "response", what = what, method = method, url = url, attempt = attempt,
-            status = r.status, elapsed = r.elapsed, ok = res ~= nil,
-            kind = err and err.kind, outcome = err and err.outcome,
-            result = (res or err).result, new_connections = r.new_connections })
-  return res, err
-end
-
---- Send one call with the retry rules and one re-authentication on 401.
--- `opts`: `what` (event label), `retry_unknown`, `classify` (reply reader,
--- default `response.classify`).
--- @local
-function M.call(p, method, path, body, opts)
-  local url = p.base .. path
-  local retry_unknown = p.retry_unknown
-  if opts and opts.retry_unknown ~= nil then retry_unknown = opts.retry_unknown end
-  local attempt, reauthed = 0, false
-  while true do
-    attempt = attempt + 1
-    local res, err = attempt_once(p, method, url, body, attempt, opts and opts.what, opts and opts.classify)
-    if res then
-      res.attempts = attempt
-      return res
-    end
-    if err.kind == "auth" and err.status == 401 and M.reauth(p, err, reauthed) then
-      -- A 401 means the server did nothing: safe to repeat with a new token.
-      reauthed = true
-      attempt = attempt - 1
-    else
-      local delay = retry.delay(err, attempt, p.settings, retry_unknown)
-      if not delay then
-        err.attempts = attempt
-        return nil, err
-      end
-      emit(p, { event = "retry", what = opts and opts.what, attempt = attempt, delay = delay,
-                kind = err.kind, outcome = err.outcome, status = err.status })
-      core.sleep(delay)
-    end
-  end
+  local t = private[self]
+  if not t then error("prequalify.client: expected a client object (use client:method, not client.method)", 3) end
+  if t.closed then error("attempt to use a closed client", 3) end
+  return t
 end
 
 --- Pre-qualify one hash.
@@ -271,8 +194,8 @@ function Client:prequalify(t, opts)
   end
   local body, eerr = request.encode(req)
   if not body then return nil, eerr end
-  local res, cerr = M.call(p, "POST", p.path, body, { retry_unknown = opts and opts.retry_unknown,
-                                                       what = "prequalify" })
+  local res, cerr = p:call("POST", p.prequalify_path, body, { retry_unknown = opts and opts.retry_unknown,
+                                                             what = "prequalify" })
   if cerr then
     cerr.request = req
     cerr.trail = decision and decision.trail
@@ -348,7 +271,7 @@ function Client:add_pre_approval(t)
   local p = state(self)
   local wire, err = check_pre_approval(t)
   if not wire then return nil, err end
-  local res, cerr = M.call(p, "POST", M.ADD_PRE_APPROVAL_PATH, request.json.encode(wire),
+  local res, cerr = p:call("POST", M.ADD_PRE_APPROVAL_PATH, request.json.encode(wire),
     { what = "add_pre_approval" })
   if res then res.body = nil end
   return res, cerr
@@ -360,20 +283,8 @@ local IDENTITY_FIELDS = {
   Universal = "universal",
 }
 
--- Identity/Browse replies are not {Success=...}: a 200 is the document
--- itself; other replies are classified as usual. Nothing is changed by a
--- browse, so an undecodable reply is `rejected`, not `unknown`.
-local function classify_document(r, secrets)
-  if r.curl_code == 0 and r.status == 200 then
-    local doc = response.decode(r.body)
-    if doc then return doc end
-    return nil, errors.new("protocol", "Identity/Browse reply is not a JSON object",
-      { status = 200, outcome = "rejected" })
-  end
-  local _, err = response.classify(r, secrets)
-  if err.kind == "protocol" then err.outcome = "rejected" end
-  return nil, err
-end
+-- Identity/Browse changes nothing: it may be repeated after an `unknown`.
+local browse_reply = response.document("Identity/Browse")
 
 --- Look up identities (`Identity/Browse`, scope `configuration`).
 -- @tparam table q `filter` (required), `limit` (default 10), `identity_type`
@@ -398,9 +309,9 @@ function Client:browse_identities(q)
     return invalid("identity_type",
       "identity_type must be 1 (user), 2 (security group), 8 (distribution group) or a sum")
   end
-  local doc, err = M.call(p, "POST", M.BROWSE_PATH,
+  local doc, err = p:call("POST", M.BROWSE_PATH,
     request.json.encode{ Filter = q.filter, Limit = limit, IdentityType = itype },
-    { what = "browse", retry_unknown = true, classify = classify_document })
+    { what = "browse", retry_unknown = true, classify = browse_reply })
   if not doc then return nil, err end
   local out = {}
   for _, ident in ipairs(type(doc.Identities) == "table" and doc.Identities or {}) do
@@ -432,91 +343,6 @@ function Client:resolve_user(prefixed_name)
     { outcome = "rejected", field = "user" })
 end
 
---- One vedauth call (`/vedauth/...`): returns the decoded reply or nil, err.
--- Used by the grant logic; no retries beyond not-sent failures.
--- @local
-function Client:_vedauth(method, path, body, bearer)
-  local p = private[self]
-  local headers = { Accept = "application/json" }
-  local payload
-  if body then
-    headers["Content-Type"] = "application/json"
-    payload = request.json.encode(body)
-  end
-  if bearer then headers.Authorization = "Bearer " .. bearer end
-  local secrets = p.auth and p.auth.secrets() or {}
-  for _, k in ipairs{ "password", "refresh_token" } do
-    if body and body[k] then secrets[#secrets + 1] = body[k] end
-  end
-  if bearer then secrets[#secrets + 1] = bearer end
-  local attempt = 0
-  while true do
-    attempt = attempt + 1
-    local r, msg = p.engine:perform{ method = method, url = p.base .. path, headers = headers, body = payload }
-    if not r then return nil, errors.new("invalid", errors.redact(msg, secrets), { field = "token" }) end
-    emit(p, { event = "response", what = "vedauth", path = path, status = r.status, elapsed = r.elapsed })
-    if r.curl_code ~= 0 then
-      local _, err = response.classify(r, secrets)
-      local delay = retry.delay(err, attempt, p.settings, false)
-      if not delay then return nil, err end
-      core.sleep(delay)
-    else
-      local doc = response.decode(r.body)
-      return doc, r.status, r
-    end
-  end
-end
-
--- Tokens: re-authentication on 401, token_info and revoke ------------------
-
-local scope = require "prequalify.scope"
-
-M.VERIFY_PATH = "/vedauth/authorize/verify"
-M.REVOKE_PATH = "/vedauth/revoke/token"
-
---- After a 401: asks the token source once for a fresh token. Returns true
--- when the call should be repeated; otherwise `err.message` says why not.
--- @local
-function M.reauth(p, err, already)
-  if already then
-    err.message = err.message .. "; a fresh token was obtained once and the server still answered 401"
-    err.reauthenticated = true
-    return false
-  end
-  local ok, why = p.auth.unauthorized()
-  if ok then return true end
-  if why then
-    local text = type(why) == "table" and why.message or tostring(why)
-    err.message = err.message .. "; no fresh token: " .. errors.redact(text, p.auth.secrets())
-    if type(why) == "table" then err.cause = why end
-  end
-  return false
-end
-
--- A bearer GET to /vedauth, repeated once with a fresh token after a 401.
-local function vedauth_get(self, p, path, what)
-  local reauthed = false
-  while true do
-    local bearer, herr = p.auth.header()
-    if not bearer then
-      return nil, herr or errors.new("auth", what .. " needs a token: give token, token_file or auth",
-        { outcome = "not_sent" })
-    end
-    local doc, status, r = self:_vedauth("GET", path, nil, (bearer:gsub("^Bearer ", "")))
-    if type(status) ~= "number" then return nil, status end
-    if status == 200 then
-      if type(doc) ~= "table" then
-        return nil, errors.new("protocol", "GET " .. path .. " answered 200 without a JSON object",
-          { status = 200, outcome = "rejected" })
-      end
-      return doc
-    end
-    local _, err = response.classify(r, p.auth.secrets())
-    if not (status == 401 and M.reauth(p, err, reauthed)) then return nil, err end
-    reauthed = true
-  end
-end
-
 -- Unix seconds from a number, a numeric string or "/Date(ms)/".
 local function unix(v)
   if type(v) == "number" then return v end
@@ -534,11 +360,11 @@ end
 --   server says>}` (all times numbers), or nil and an error
 function Client:token_info()
   local p = state(self)
-  local doc, err = vedauth_get(self, p, M.VERIFY_PATH, "token_info")
+  local doc, err = vedauth.get(p, vedauth.VERIFY_PATH, "token_info")
   if not doc then return nil, err end
   local granted = type(doc.scope) == "string" and doc.scope or nil
   local valid_for = tonumber(doc.valid_for)
-  local known = p.auth.info and p.auth.info() or {}
+  local known = p:auth_info() or {}
   return {
     identity = doc.identity,
     application = doc.application,
@@ -561,21 +387,23 @@ end
 -- @return `{ok=true, revoked=true, already=<boolean>, status=n}` or nil, err
 function Client:revoke()
   local p = state(self)
-  local doc, err = vedauth_get(self, p, M.REVOKE_PATH, "revoke")
+  local doc, err = vedauth.get(p, vedauth.REVOKE_PATH, "revoke")
   local gone = not doc and err.kind == "auth"
     and (err.status == 401 or err.error_code == "revoked" or err.error_code == "invalid_grant")
   if not doc and not gone then return nil, err end
-  if p.auth.revoked then p.auth.revoked() end
+  p:revoked()
   return { ok = true, revoked = true, already = gone, status = doc and 200 or err.status }
 end
 
---- Pre-qualify many hashes concurrently; see `prequalify.batch.run`.
-function Client:batch(items, opts) return require("prequalify.batch").run(self, items, opts) end
-
---- Events and internals for the batch runner.
--- @local
-function M.private(client)
-  return state(client)
+--- What this client knows locally about its grant, without a request and
+-- without secrets: `identity`, `scope`, `expires`, `grant_expires`,
+-- `refreshes`, `adopted` (refresh tokens taken over from another process
+-- sharing `refresh_token_file`), `revoked`; nil for a static token.
+function Client:auth_info()
+  return state(self):auth_info()
 end
+
+--- Pre-qualify many hashes concurrently; see `prequalify.batch.run`.
+function Client:batch(items, opts) return require("prequalify.batch").run(state(self), items, opts) end
 
 return M

@@ -9,12 +9,13 @@ local core = require "prequalify.core"
 local errors = require "prequalify.errors"
 local response = require "prequalify.response"
 local scope = require "prequalify.scope"
-local auth = require "prequalify.auth"
+local secret_file = require "prequalify.transport.secret_file"
+local vedauth = require "prequalify.transport.vedauth"
 
 local M = {}
 
-M.OAUTH_PATH = "/vedauth/authorize/oauth"
-M.TOKEN_PATH = "/vedauth/authorize/token"
+M.OAUTH_PATH = vedauth.OAUTH_PATH
+M.TOKEN_PATH = vedauth.TOKEN_PATH
 M.DEFAULT_SCOPE = scope.APPROVE
 --- Seconds to wait for another process's refresh before giving up.
 M.LOCK_TIMEOUT = 120
@@ -99,9 +100,9 @@ end
 
 -- Reads a secret file named by auth field `field`; nil and an invalid error.
 local function read_field_file(c, field, warn)
-  local s, err = auth.read_secret_file(c[field], "auth." .. field)
+  local s, err = secret_file.read(c[field], "auth." .. field)
   if not s then return invalid(field, err.message) end
-  auth.check_file_mode(c[field], warn)
+  secret_file.check_mode(c[field], warn)
   return s
 end
 
@@ -118,7 +119,9 @@ end
 --   (seconds before expiry to refresh; default max(30 s, 10% of the
 --   lifetime), at most half of it), `lock_timeout` (seconds, 120), `clock`
 --   (a function returning Unix seconds; default the system clock).
--- @param ctx `{vedauth = function(method, path, body, bearer), warn = function(msg)}`
+-- @param ctx `{transport = <prequalify.transport>, warn = function(msg),
+--   on_reply = function(doc)}` (`on_reply`, for `prequalify token` only,
+--   receives each accepted grant reply)
 -- @return the source, or nil and an `invalid` error
 function M.new(t, ctx)
   if type(t) ~= "table" then
@@ -227,11 +230,12 @@ function M.new(t, ctx)
     if type(doc.scope) == "string" then s.scope = doc.scope end
     if type(doc.identity) == "string" then s.identity = doc.identity end
     check_scope(s.scope, "the granted scope")
+    if ctx.on_reply then ctx.on_reply(doc) end
     return true
   end
 
   local function login()
-    local doc, status = ctx.vedauth("POST", M.OAUTH_PATH, {
+    local doc, status = vedauth.post(ctx.transport, M.OAUTH_PATH, {
       client_id = c.client_id, username = c.username, password = password, scope = c.scope,
     })
     if type(status) ~= "number" then
@@ -291,7 +295,7 @@ function M.new(t, ctx)
       return nil, errors.new("auth", "the server gave this grant no refresh token; it cannot be refreshed",
         { outcome = "not_sent" })
     end
-    local doc, status = ctx.vedauth("POST", M.TOKEN_PATH, { client_id = c.client_id, refresh_token = refresh })
+    local doc, status = vedauth.post(ctx.transport, M.TOKEN_PATH, { client_id = c.client_id, refresh_token = refresh })
     if type(status) ~= "number" then
       local err = status
       local msg = "could not refresh the token (POST " .. M.TOKEN_PATH .. "): " .. err.message
@@ -312,7 +316,7 @@ function M.new(t, ctx)
   end
 
   local function read_file()
-    local v, err = auth.read_secret_file(file, "auth.refresh_token_file")
+    local v, err = secret_file.read(file, "auth.refresh_token_file")
     if not v then return nil, err end
     return v
   end

@@ -210,4 +210,23 @@ function M.classify(r, secrets)
   return nil, errors.new("http", "HTTP " .. status .. suffix, base)
 end
 
+--- A reader for replies whose 200 is a JSON document, not `{Success=...}`
+-- (Identity/Browse, vedauth verify). They change nothing on the server, so
+-- an undecodable reply is `rejected`, not `unknown`.
+-- @tparam string what names the call in the error ("Identity/Browse")
+-- @return function(r, secrets) -> doc, or nil and an error
+function M.document(what)
+  return function(r, secrets)
+    if r.curl_code == 0 and r.status == 200 then
+      local doc = M.decode(r.body)
+      if doc then return doc end
+      return nil, errors.new("protocol", what .. " answered 200 without a JSON object",
+        { status = 200, outcome = "rejected" })
+    end
+    local _, err = M.classify(r, secrets)
+    if err.kind == "protocol" then err.outcome = "rejected" end
+    return nil, err
+  end
+end
+
 return M

@@ -56,4 +56,24 @@ function M.delay(err, attempt, s, retry_unknown, random)
   return d
 end
 
+--- The one retry and re-authentication decision, used by every call loop.
+-- A 401 means the server did nothing, so it asks for one re-authentication
+-- (`opts.max_reauths`, default 1, per call); other failures follow `M.delay`.
+-- @param err the failure
+-- @param attempt attempts made so far (1 after the first)
+-- @param s settings from `M.settings`
+-- @tparam[opt] table opts `retry_unknown`, `reauths` (re-authentications
+--   already made for this call), `max_reauths`, `random` (tests)
+-- @return `"retry", delay` | `"reauth"` | nil (give up)
+function M.next(err, attempt, s, opts)
+  opts = opts or {}
+  if err.kind == "auth" and err.status == 401 then
+    if (opts.reauths or 0) < (opts.max_reauths or 1) then return "reauth" end
+    return nil
+  end
+  local d = M.delay(err, attempt, s, opts.retry_unknown, opts.random)
+  if d then return "retry", d end
+  return nil
+end
+
 return M

@@ -68,26 +68,22 @@ local function obtain(args, cx, sub)
   end
   local opts, oerr = s:client_options(function(msg) cx:warn(msg) end)
   if not opts then return cx:usage(name, oerr) end
-  local prequalify = require "prequalify"
-  local client, cerr = prequalify.client(opts)
-  if not client then return cx:usage(name, cerr.message) end
+  local transport, terr = require("prequalify.client").transport(opts)
+  if not transport then return cx:usage(name, terr.message) end
 
   local grant = require "prequalify.grant"
   local reply
   local source, gerr = grant.new(creds.auth, {
-    vedauth = function(method, path, body, bearer)
-      local doc, status, r = client:_vedauth(method, path, body, bearer)
-      if status == 200 and type(doc) == "table" then reply = doc end
-      return doc, status, r
-    end,
+    transport = transport,
     warn = function(msg) cx:warn(msg) end,
+    on_reply = function(doc) reply = doc end,
   })
   if not source then
-    client:close()
+    transport:close()
     return cx:usage(name, gerr.message)
   end
   local bearer, err = source.header()
-  client:close()
+  transport:close()
   if not bearer or not reply then
     return cx:fail(tostring(err or "the server gave no token"))
   end
