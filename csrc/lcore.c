@@ -1,6 +1,8 @@
 /* prequalify.core: the module entry point. It builds the module table from
  * each part's register function; it is safe to call more than once (the
  * engine guards curl_global_init itself). */
+#include "pq_prefix.h"
+
 #include "lcore.h"
 
 #include <lauxlib.h>
@@ -17,5 +19,6 @@ int luaopen_prequalify_core(lua_State *L)
     lsignal_register(L);
     lfile_register(L);
     lspool_register(L);
+    lclock_register(L);
     return 1;
 }

@@ -3,6 +3,8 @@
 #ifndef LCORE_H
 #define LCORE_H
 
+#include "pq_prefix.h"
+
 #include <lua.h>
 
 #include "pq_common.h"
@@ -14,6 +16,11 @@ void ljournal_register(lua_State *L);
 void lsignal_register(lua_State *L);
 void lfile_register(lua_State *L);
 void lspool_register(lua_State *L);
+void lclock_register(lua_State *L);
+
+/* SIGINT and SIGTERM caught since the process started (lsignal.c), for
+ * waits that a signal should cut short. */
+unsigned long lsignal_caught(void);
 
 PQ_EXPORT int luaopen_prequalify_core(lua_State *L);
 

@@ -1,11 +1,15 @@
 /* prequalify.core digests: streaming file and string digests through OpenSSL
  * EVP (sha256/384/512), and the reader for signtool /dg .dig files. Files are
  * read in fixed chunks, never whole, and no Lua is called while reading. */
+#include "pq_prefix.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -91,21 +95,37 @@ static int ldigest_fail(lua_State *L, const char *path, const char *why)
     return 2;
 }
 
-/* Opens path for reading, refusing directories; NULL plus a pushed error. */
+/* Opens path for reading; NULL plus a pushed error. Only regular files: a
+ * directory, a device such as /dev/zero or a FIFO would block or never end.
+ * O_NONBLOCK keeps the open itself from waiting for a FIFO's writer; the
+ * type is read from the descriptor, so a swap after a check cannot slip in. */
 static FILE *ldigest_open(lua_State *L, const char *path, int *nret)
 {
     struct stat st;
     FILE *f;
-    if (stat(path, &st) != 0) {
-        *nret = ldigest_fail(L, path, errno == ENOENT ? "no such file" : strerror(errno));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), flags;
+    if (fd < 0) {
+        *nret = ldigest_fail(L, path, errno == ENOENT ? "no such file"
+                                      : errno == EACCES ? "permission denied (cannot read)" : strerror(errno));
         return NULL;
     }
-    if (S_ISDIR(st.st_mode)) {
-        *nret = ldigest_fail(L, path, "is a directory, not a file");
+    if (fstat(fd, &st) != 0) {
+        *nret = ldigest_fail(L, path, strerror(errno));
+        close(fd);
         return NULL;
     }
-    f = fopen(path, "rb");
-    if (!f) *nret = ldigest_fail(L, path, errno == EACCES ? "permission denied (cannot read)" : strerror(errno));
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        *nret = ldigest_fail(L, path, S_ISDIR(st.st_mode) ? "is a directory, not a file"
+                                      : "is not a regular file (a device, FIFO or socket); refused");
+        return NULL;
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 || (f = fdopen(fd, "rb")) == NULL) {
+        *nret = ldigest_fail(L, path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
     return f;
 }
 
@@ -223,13 +243,19 @@ static int ldigest_request_key(lua_State *L)
 static int ldigest_dig_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    char text[PQ_DIG_MAX + 1], msg[320];
-    unsigned char raw[PQ_DIG_MAX];
+    char msg[320];
+    char *text;
+    unsigned char *raw;
     size_t n, start = 0, len = 0, rawlen = 0;
     int nret = 0;
-    FILE *f = ldigest_open(L, path, &nret);
+    FILE *f;
+    /* Scratch space owned by Lua (tens of KB: not for the C stack), taken
+     * before the open so that a raise cannot leak the FILE. */
+    text = (char *)lua_newuserdatauv(L, (PQ_DIG_MAX + 1) + PQ_DIG_MAX, 0);
+    raw = (unsigned char *)text + PQ_DIG_MAX + 1;
+    f = ldigest_open(L, path, &nret);
     if (!f) return nret;
-    n = fread(text, 1, sizeof text, f);
+    n = fread(text, 1, PQ_DIG_MAX + 1, f);
     if (ferror(f)) {
         fclose(f);
         return ldigest_fail(L, path, "read error");

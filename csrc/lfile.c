@@ -4,6 +4,8 @@
  * crash (temp file in the same directory, fsync, rename, fsync of the
  * directory); lock_file takes a POSIX advisory lock so that processes sharing
  * a refresh token file take turns; file_mode reports permission bits. */
+#include "pq_prefix.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <lua.h>
 
 #include "lcore.h"
+#include "pq_fs.h"
 
 #define LFILE_LOCK_MT "prequalify.filelock"
 
@@ -35,49 +38,6 @@ static int lfile_fail(lua_State *L, const char *path, const char *step, int err)
     return 2;
 }
 
-static int lfile_write_all(int fd, const char *data, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Makes the rename durable. Some file systems refuse fsync on a directory
- * (EINVAL); the rename has happened anyway, so that is not a failure. */
-static int lfile_sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    int fd, rc, saved;
-    if (slash == NULL) {
-        fd = open(".", O_RDONLY);
-    } else if (slash == path) {
-        fd = open("/", O_RDONLY);
-    } else {
-        size_t n = (size_t)(slash - path);
-        char dir[4096];
-        if (n >= sizeof dir) return 0;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-        fd = open(dir, O_RDONLY);
-    }
-    if (fd < 0) return 0;
-    rc = fsync(fd);
-    saved = errno;
-    close(fd);
-    if (rc != 0 && saved != EINVAL && saved != EBADF) {
-        errno = saved;
-        return -1;
-    }
-    return 0;
-}
-
 /* core.write_file_atomic(path, data [, mode = 0600]) -> true | nil, message
  * The temp file is made by mkstemp (O_CREAT|O_EXCL, 0600) beside path, so
  * the secret is never readable by others, not even for a moment. */
@@ -88,7 +48,7 @@ static int lfile_write_atomic(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &dlen);
     lua_Integer mode = luaL_optinteger(L, 3, 0600);
     char *tmp;
-    int fd;
+    int fd, err;
     luaL_argcheck(L, mode >= 0 && mode <= 07777, 3, "expected a file mode such as 384 (0600)");
     luaL_argcheck(L, plen > 0 && strlen(path) == plen, 1, "expected a file path");
     /* Scratch space owned by Lua, so an error cannot leak it. */
@@ -98,24 +58,24 @@ static int lfile_write_atomic(lua_State *L)
 
     fd = mkstemp(tmp);
     if (fd < 0) return lfile_fail(L, path, "cannot create a temporary file beside it", errno);
-    if ((mode != 0600 && fchmod(fd, (mode_t)mode) != 0) || lfile_write_all(fd, data, dlen) != 0
-        || fsync(fd) != 0) {
-        int err = errno;
+    err = mode != 0600 && fchmod(fd, (mode_t)mode) != 0 ? errno : pq_fs_write_all(fd, data, dlen, NULL);
+    if (err == 0 && fsync(fd) != 0) err = errno;
+    if (err != 0) {
         close(fd);
         unlink(tmp);
         return lfile_fail(L, path, "cannot write the temporary file", err);
     }
     if (close(fd) != 0) {
-        int err = errno;
+        err = errno;
         unlink(tmp);
         return lfile_fail(L, path, "cannot write the temporary file", err);
     }
     if (rename(tmp, path) != 0) {
-        int err = errno;
+        err = errno;
         unlink(tmp);
         return lfile_fail(L, path, "cannot replace the file", err);
     }
-    if (lfile_sync_dir(path) != 0) return lfile_fail(L, path, "cannot sync its directory", errno);
+    if ((err = pq_fs_sync_dir(path)) != 0) return lfile_fail(L, path, "replaced, but cannot sync its directory", err);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -7,6 +7,7 @@
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* flock(2) on glibc */
 #endif
+#include "pq_prefix.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <lualib.h>
 
 #include "lcore.h"
+#include "pq_fs.h"
 
 #define LJOURNAL_MT "prequalify.journal"
 
@@ -50,47 +52,15 @@ static int ljournal_fail(lua_State *L, const char *path, const char *what, int e
     return 2;
 }
 
-/* Writes the whole buffer; 0 or an errno value. */
+/* Writes the whole buffer; 0 or an errno value. What was not written stays
+ * buffered, so a retry does not lose it. */
 static int ljournal_drain(ljournal *j)
 {
     size_t off = 0;
-    while (off < j->len) {
-        ssize_t n = write(j->fd, j->buf + off, j->len - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            /* Keep what was not written, so a retry does not lose it. */
-            memmove(j->buf, j->buf + off, j->len - off);
-            j->len -= off;
-            return errno;
-        }
-        off += (size_t)n;
-    }
-    j->len = 0;
-    return 0;
-}
-
-/* fsync of the directory holding path, so a new file's entry is durable. */
-static int ljournal_sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd, rc = 0;
-    if (!slash) dir = strdup(".");
-    else if (slash == path) dir = strdup("/");
-    else {
-        dir = (char *)malloc((size_t)(slash - path) + 1);
-        if (dir) {
-            memcpy(dir, path, (size_t)(slash - path));
-            dir[slash - path] = '\0';
-        }
-    }
-    if (!dir) return ENOMEM;
-    fd = open(dir, O_RDONLY);
-    free(dir);
-    if (fd < 0) return errno;
-    if (fsync(fd) != 0 && errno != EINVAL) rc = errno;
-    close(fd);
-    return rc;
+    int err = pq_fs_write_all(j->fd, j->buf, j->len, &off);
+    memmove(j->buf, j->buf + off, j->len - off);
+    j->len -= off;
+    return err;
 }
 
 static void ljournal_release(ljournal *j)
@@ -151,7 +121,7 @@ static int ljournal_open(lua_State *L)
         }
         return ljournal_fail(L, path, "cannot lock", err);
     }
-    if (created && (err = ljournal_sync_dir(path)) != 0) {
+    if (created && (err = pq_fs_sync_dir(path)) != 0) {
         close(fd);
         return ljournal_fail(L, path, "cannot sync its directory", err);
     }
@@ -179,15 +149,7 @@ static int ljournal_write(lua_State *L)
     }
     if (n > j->cap) {
         /* A record larger than the buffer goes straight out. */
-        size_t off = 0;
-        while (off < n) {
-            ssize_t w = write(j->fd, s + off, n - off);
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                return ljournal_fail(L, j->path, "write failed", errno);
-            }
-            off += (size_t)w;
-        }
+        if ((err = pq_fs_write_all(j->fd, s, n, NULL)) != 0) return ljournal_fail(L, j->path, "write failed", err);
     } else {
         memcpy(j->buf + j->len, s, n);
         j->len += n;

@@ -7,6 +7,8 @@
  * The counter is process-wide state by nature (a handler has no way to find a
  * Lua state or a userdata), which is why it is a static here and not in a
  * userdata as STYLE.md asks for configuration. */
+#include "pq_prefix.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -18,12 +20,15 @@
 
 static volatile sig_atomic_t lsignal_count = 0;
 static volatile sig_atomic_t lsignal_last = 0;
+/* Every signal the handler saw (never reset), for lsignal_caught. */
+static volatile sig_atomic_t lsignal_total = 0;
 static int lsignal_installed = 0;
 static struct sigaction lsignal_old_int, lsignal_old_term;
 
 static void lsignal_handler(int sig)
 {
     lsignal_last = sig;
+    lsignal_total = lsignal_total + 1;
     if (lsignal_count >= 1) {
         /* Second signal: give up at once, the way an unhandled one would. */
         struct sigaction dfl;
@@ -91,6 +96,11 @@ static int lsignal_restore(lua_State *L)
     }
     lua_pushboolean(L, 1);
     return 1;
+}
+
+unsigned long lsignal_caught(void)
+{
+    return (unsigned long)lsignal_total;
 }
 
 void lsignal_register(lua_State *L)

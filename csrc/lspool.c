@@ -2,6 +2,8 @@
  * (a Lua table) into the compact record of pq_spool.h, and core.SPOOL_LAYOUT
  * names the layout so that report.lua reads records back. lspool_read_entry
  * is also what the pipeline binding uses to read an item's report fields. */
+#include "pq_prefix.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

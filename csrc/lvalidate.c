@@ -1,6 +1,8 @@
 /* Lua binding of the request rules: walks a Lua table, rejects unknown or
  * mistyped fields, runs the plain-C checkers and builds the normalized
  * request. Also exposes Base64 for the Lua layer. */
+#include "pq_prefix.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>

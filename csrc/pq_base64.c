@@ -1,6 +1,8 @@
 /* Strict standard Base64: the alphabet of RFC 4648 section 4, '=' padding to a
  * multiple of four, and zero pad bits, so that each digest has exactly one
  * accepted spelling. Rejections say what was wrong and where. */
+#include "pq_prefix.h"
+
 #include "pq_base64.h"
 
 #include <stdio.h>

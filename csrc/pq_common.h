@@ -36,6 +36,10 @@
 #define PQ_HOURS_MAX 8760
 #endif
 
+/* A compile-time check in C99 (no _Static_assert): the array size is -1,
+ * an error, when cond is false. */
+#define PQ_STATIC_ASSERT(cond, name) typedef char pq_static_assert_##name[(cond) ? 1 : -1]
+
 /* Size of an error message buffer filled by the validators. */
 #define PQ_MSG_MAX 256
 

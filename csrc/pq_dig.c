@@ -1,6 +1,8 @@
 /* The .dig reader's parsing half: strips a UTF-8 BOM and surrounding
  * whitespace, then insists on strict Base64 for what is left. The file I/O
  * stays in ldigest.c; this part only sees bytes, so it can be fuzzed. */
+#include "pq_prefix.h"
+
 #include "pq_dig.h"
 #include "pq_base64.h"
 

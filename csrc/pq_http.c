@@ -2,6 +2,8 @@
  * line ending, hold control bytes or invalid UTF-8. This file owns turning
  * one such line into a short printable value that an error message may
  * quote, and never reads or writes outside the buffers it is given. */
+#include "pq_prefix.h"
+
 #include "pq_http.h"
 
 #include <string.h>
@@ -44,5 +46,24 @@ int pq_http_header_match(const char *line, size_t n, const char *name, char *out
         out[o] = (char)(c == '\t' ? ' ' : c < 0x20 || c == 0x7f ? '?' : c);
     }
     out[len] = '\0';
+    return 1;
+}
+
+int pq_http_valid_header_name(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0) return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 32 || c >= 127 || c == ':') return 0;
+    }
+    return 1;
+}
+
+int pq_http_valid_header_value(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 0;
     return 1;
 }

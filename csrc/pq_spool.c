@@ -1,8 +1,14 @@
 /* pq_spool: packing of compact report records (layout in pq_spool.h). */
+#include "pq_prefix.h"
+
 #include <stdint.h>
 #include <string.h>
 
+#include "pq_common.h"
 #include "pq_spool.h"
+
+/* Each field has one bit of the record's 32-bit mask. */
+PQ_STATIC_ASSERT(PQ_SP_NFIELDS <= 32, spool_fields_fit_the_mask);
 
 const pq_spool_field pq_spool_layout[PQ_SP_NFIELDS] = {
     {"index", 'n'}, {"line", 'n'}, {"file", 's'}, {"source", 's'}, {"key", 's'},

@@ -1,5 +1,7 @@
 /* The rules for each field of a pre-qualification request. Messages name the
  * rule and, where it helps, the offset and a hint; callers add the field. */
+#include "pq_prefix.h"
+
 #include "pq_validate.h"
 #include "pq_common.h"
 

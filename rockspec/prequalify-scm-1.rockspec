@@ -32,6 +32,13 @@ build = {
     LIBDIR = "$(LIBDIR)",
     LUADIR = "$(LUADIR)",
     BINDIR = "$(BINDIR)",
+    -- The prefixes where LuaRocks found libcurl and OpenSSL (give CURL_DIR=
+    -- and OPENSSL_DIR= on its command line for a non-standard one): CMake's
+    -- FindCURL and FindOpenSSL search them first (<Pkg>_ROOT, CMP0074).
+    -- (CMAKE_INCLUDE_PATH would not do: LuaRocks overwrites it from the
+    -- environment.)
+    CURL_ROOT = "$(CURL_DIR)",
+    OPENSSL_ROOT_DIR = "$(OPENSSL_DIR)",
     PREQUALIFY_EXAMPLES = "OFF",
   },
 }

@@ -3,6 +3,8 @@
 -- BOM, CRLF or whitespace; errors that name the path.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local cjson = require "cjson"
+local cli = require "fixtures.cli"
 
 local digest = prequalify.digest
 local q = helpers.shell_quote
@@ -104,17 +106,55 @@ describe("digests", function()
     assert.matches(dir .. ": is a directory", err.message, 1, true)
   end)
 
-  if IS_ROOT then
-    pending("names the path of an unreadable file (skipped: running as root, chmod 000 does not stop reads)")
-  else
-    it("names the path of an unreadable file", function()
-      local path = helpers.write_file(dir .. "/secret.bin", "x", "000")
-      local _, err = digest.file(path)
-      assert.matches(path .. ": permission denied", err.message, 1, true)
-      _, err = digest.dig_file(path)
-      assert.matches(path .. ": permission denied", err.message, 1, true)
-    end)
-  end
+  it("refuses a device or a FIFO instead of reading it forever", function()
+    local fifo = dir .. "/fifo"
+    assert(os.execute("mkfifo " .. q(fifo)))
+    for _, path in ipairs{ "/dev/zero", "/dev/null", fifo } do
+      local b64, err = digest.file(path)
+      assert.is_nil(b64)
+      assert.same({ "invalid", "file" }, { err.kind, err.field })
+      assert.equal(path .. ": is not a regular file (a device, FIFO or socket); refused", err.message)
+      b64, err = digest.dig_file(path)
+      assert.is_nil(b64)
+      assert.equal(path .. ": is not a regular file (a device, FIFO or socket); refused", err.message)
+    end
+  end)
+
+  it("reports a manifest line whose file is a device, and reads on", function()
+    local path = helpers.write_file(dir .. "/m.jsonl", table.concat({
+      cjson.encode{ dn = helpers.DN_PROD, user = helpers.USER, comment = "zero", file = "/dev/zero" },
+      cjson.encode{ dn = helpers.DN_PROD, user = helpers.USER, comment = "ok", data = helpers.SHA256_B64 },
+    }, "\n") .. "\n")
+    local good, bad = {}, {}
+    for req, meta in assert(prequalify.manifest.read(path)) do
+      if req then good[#good + 1] = req else bad[#bad + 1] = meta end
+    end
+    assert.equal(1, #good)
+    assert.equal("ok", good[1].comment)
+    assert.equal(1, #bad)
+    assert.same({ "invalid", 1 }, { bad[1].kind, bad[1].line })
+    assert.matches("/dev/zero: is not a regular file", bad[1].message, 1, true)
+  end)
+
+  it("names the path of an unreadable file", function()
+    local path = helpers.write_file(dir .. "/secret.bin", "x", "000")
+    local chunk = string.format([[
+      local digest = require("prequalify").digest
+      print(select(2, digest.file(%q)).message)
+      print(select(2, digest.dig_file(%q)).message)]], path, path)
+    local out
+    if IS_ROOT then
+      -- Root reads any file: run the check as nobody (the directory must
+      -- then be searchable by others).
+      assert(os.execute("chmod 0755 " .. q(dir)))
+      out = sh("setpriv --reuid=65534 --regid=65534 --clear-groups env LUA_CPATH=" .. q(helpers.core_cpath() .. ";;") ..
+               " LUA_PATH=" .. q(helpers.ROOT .. "/lua/?.lua;" .. helpers.ROOT .. "/lua/?/init.lua;;") ..
+               " lua5.4 -e " .. q(chunk) .. " 2>&1")
+    else
+      out = sh("lua5.4 -e " .. q(chunk) .. " 2>&1")
+    end
+    assert.equal((path .. ": permission denied (cannot read)\n"):rep(2), out)
+  end)
 
   describe("of signtool .dig files", function()
     local FIXTURES = helpers.ROOT .. "/spec/fixtures/"
@@ -161,8 +201,31 @@ describe("digests", function()
   end)
 
   it("raises for a path that is not a string (a programming mistake)", function()
-    assert.has_error(function() digest.file(42) end)
-    assert.has_error(function() digest.dig_file(nil) end)
-    assert.has_error(function() digest.data({}) end)
+    for _, case in ipairs{
+      { digest.file, 42, "prequalify.digest.file: expected a path string, got number" },
+      { digest.dig_file, nil, "prequalify.digest.dig_file: expected a path string, got nil" },
+      { digest.data, {}, "prequalify.digest.data: expected a string of bytes, got table" },
+    } do
+      local ok, err = pcall(case[1], case[2])
+      assert.is_false(ok)
+      assert.matches(case[3], err, 1, true)
+    end
+  end)
+end)
+
+describe("prequalify digest on what is not a regular file #nosan", function()
+  it("exits 1 naming a device or a FIFO, and still prints the other files", function()
+    local dir = helpers.tmpdir()
+    helpers.write_file(dir .. "/a.bin", "hello")
+    assert(os.execute("mkfifo " .. q(dir .. "/fifo")))
+    -- timeout(1) turns a regression (a read that never ends) into a failure.
+    local r = cli.exec({ "timeout", "30", cli.CLI, "digest", "/dev/zero", "fifo", "a.bin" }, { cwd = dir })
+    local want = cli.sha256_b64(dir .. "/a.bin") .. "  a.bin\n"
+    helpers.rm_rf(dir)
+    assert.equal(1, r.code)
+    assert.matches("/dev/zero: is not a regular file (a device, FIFO or socket); refused", r.err, 1, true)
+    assert.matches("fifo: is not a regular file", r.err, 1, true)
+    assert.is_nil(r.err:find("traceback", 1, true))
+    assert.equal(want, r.out)
   end)
 end)

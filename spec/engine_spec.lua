@@ -31,25 +31,81 @@ describe("engine lifecycle", function()
 
   it("names its class in type errors", function()
     local e = core.engine{}
-    assert.has_error(function() e.poll({}, 0) end)
     local ok, msg = pcall(e.poll, {}, 0)
     assert.is_false(ok)
     assert.matches("prequalify.engine expected", msg, 1, true)
   end)
 
-  it("checks option and argument types", function()
-    assert.has_error(function() core.engine{ timeout = "30" } end)
-    assert.has_error(function() core.engine{ timeout = -1 } end)
+  -- The message of the error fn raises, or fails when it does not raise.
+  local function raised(fn, ...)
+    local ok, msg = pcall(fn, ...)
+    assert.is_false(ok, "expected an error")
+    return tostring(msg)
+  end
+
+  it("takes core.engine() and core.engine(nil) as no options, and names a wrong argument", function()
+    assert.matches("^prequalify.engine %(", tostring(core.engine()))
+    assert.matches("^prequalify.engine %(", tostring(core.engine(nil)))
+    assert.matches("bad argument #1 to '[%w.]*engine' %(an options table expected, got boolean%)",
+                   raised(core.engine, true))
+  end)
+
+  it("reads seconds, counts and sizes as numbers in range, naming the option", function()
+    for _, case in ipairs{
+      { { timeout = "30" }, "'timeout': expected seconds from 0.001 to 86400" },
+      { { timeout = -1 }, "'timeout': expected seconds from 0.001 to 86400" },
+      { { timeout = 0 / 0 }, "'timeout': expected seconds" },
+      { { connect_timeout = 1e12 }, "'connect_timeout': expected seconds" },
+      { { max_connections = 2.5 }, "'max_connections': expected an integer from 1 to 4096" },
+      { { max_connections = 0 }, "'max_connections': expected an integer from 1 to 4096" },
+      { { max_host_connections = 5000 }, "'max_host_connections': expected an integer from 1 to 4096" },
+      { { max_response = 10 }, "'max_response': expected an integer from 1024 to 1073741824" },
+      { { max_response = "1m" }, "'max_response': expected an integer" },
+      { { ca_file = 1 }, "'ca_file': expected a string" },
+    } do
+      assert.matches("engine option " .. case[2], raised(core.engine, case[1]), 1, true)
+    end
+  end)
+
+  it("takes only true or false for boolean options", function()
+    assert.matches("engine option 'http2': expected true or false", raised(core.engine, { http2 = "no" }), 1, true)
+    assert.matches("engine option 'ca_replace': expected true or false", raised(core.engine, { ca_replace = 0 }),
+                   1, true)
+    assert.is_truthy(core.engine{ http2 = false, ca_replace = true })
+  end)
+
+  it("checks the request's method, url and timeout", function()
     local e = core.engine{}
-    assert.has_error(function() e:submit{ method = "DELETE", url = "https://x" } end)
-    assert.has_error(function() e:submit{} end)
-    assert.has_error(function() e:poll(-1) end)
+    assert.matches("expected method POST or GET", raised(e.submit, e, { method = "DELETE", url = "https://x" }),
+                   1, true)
+    assert.matches("expected a url string", raised(e.submit, e, {}), 1, true)
+    for _, t in ipairs{ 0 / 0, -1, 1e300, "5" } do
+      assert.matches("field 'timeout': expected seconds from 0 (no limit) to 86400",
+                     raised(e.submit, e, { url = "https://127.0.0.1:1/", timeout = t }), 1, true)
+    end
+    assert.matches("expected a timeout in seconds (0 to 86400)", raised(e.poll, e, -1), 1, true)
+    assert.same({ 0, 0, 0 }, { e:pending() })
+  end)
+
+  it("takes no transfer for a request whose fields raise while read", function()
+    local e = core.engine{ connect_timeout = 0.5 }
+    for _, field in ipairs{ "headers", "body", "timeout", "url", "method" } do
+      local req = setmetatable({ url = "http://127.0.0.1:1/" }, { __index = function(_, k)
+        if k == field then error("boom in " .. k) end
+      end })
+      if field == "url" then req.url = nil end
+      assert.matches("boom in " .. field, raised(e.submit, e, req), 1, true)
+    end
+    assert.same({ 0, 0, 0 }, { e:pending() })
+    local r = e:perform{ method = "GET", url = "http://127.0.0.1:1/" }
+    assert.same({ 0, 7 }, { r.status, r.curl_code })
+    assert.same({ 0, 0, 1 }, { e:pending() })
   end)
 
   it("returns nothing from poll when nothing is in flight", function()
     local e = core.engine{}
     assert.same({}, e:poll(0))
-    assert.same({ 0, 0 }, { e:pending() })
+    assert.same({ 0, 0, 0 }, { e:pending() })
   end)
 
   it("refuses CR, LF and NUL in headers without sending", function()
@@ -60,7 +116,7 @@ describe("engine lifecycle", function()
       assert.matches("CR, LF, NUL", msg, 1, true)
       assert.is_nil(msg:find("Bearer a", 1, true))
     end
-    assert.same({ 0, 0 }, { e:pending() })
+    assert.same({ 0, 0, 0 }, { e:pending() })
   end)
 
   it("reports libcurl's version and HTTP/2 support", function()

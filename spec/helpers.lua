@@ -81,6 +81,14 @@ function helpers.write_file(path, text, mode)
   return path
 end
 
+--- The absolute LUA_CPATH template of the prequalify.core this run loaded
+-- (build/ or build-asan/), for Lua child processes.
+function helpers.core_cpath()
+  local so = assert(package.searchpath("prequalify.core", package.cpath))
+  if so:sub(1, 1) ~= "/" then so = helpers.ROOT .. "/" .. so end
+  return (so:gsub("prequalify/core%.so$", "?.so"))
+end
+
 --- A fresh temporary directory (mktemp -d).
 function helpers.tmpdir()
   local p = assert(io.popen("mktemp -d 2>/dev/null"))

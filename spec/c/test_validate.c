@@ -3,6 +3,8 @@
  * edge cases next to each rule. Prints one line per failed check and a
  * total; exits non-zero on any failure. Built by spec/fuzz/CMakeLists.txt
  * under ASan+UBSan; the fuzz seed corpus is made from the same vectors. */
+#include "pq_prefix.h"
+
 #include <stdio.h>
 #include <string.h>
 

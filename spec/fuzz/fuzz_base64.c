@@ -2,6 +2,8 @@
  * an independent lenient decoder's result re-encodes to the same text (strict
  * means canonical), and then encode(decode(s)) == s. For any input bytes:
  * decode(encode(x)) == x. Output buffers have exactly the documented size. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_base64.h"
 #include "pq_common.h"

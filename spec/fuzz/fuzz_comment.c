@@ -1,5 +1,7 @@
 /* Fuzzes the Comment rule (pq_check_comment): printable UTF-8 where tab, CR
  * and LF are allowed, not empty and not only whitespace, within the limit. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_common.h"
 #include "pq_validate.h"

@@ -1,6 +1,8 @@
 /* Fuzzes the .dig reader's parser (pq_dig_parse): only an optional BOM and
  * whitespace may surround the digest, the reported span is inside the input
  * and is exactly what strict Base64 accepted, and failures say why. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_base64.h"
 #include "pq_common.h"

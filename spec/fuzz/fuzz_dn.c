@@ -2,6 +2,8 @@
  * rules: accepted exactly when it is a \VED\ path with non-empty components
  * of printable UTF-8; a rejection always carries a message, even in a
  * message buffer too small for it. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_common.h"
 #include "pq_validate.h"

@@ -1,6 +1,8 @@
 /* Fuzzes the GUID parser (pq_is_guid) against a positional restatement of
  * {8-4-4-4-12}, and checks that every accepted GUID also makes a valid
  * PrefixedUniversal identity. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_common.h"
 #include "pq_validate.h"

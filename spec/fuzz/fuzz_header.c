@@ -3,11 +3,11 @@
  * by ':', the value never overruns its buffer, is NUL-terminated, has no
  * control bytes or surrounding whitespace, is the trimmed value when it fits
  * and otherwise a prefix cut on a UTF-8 boundary. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_http.h"
 
-/* The engine's value buffer size (PQ_HEADER_VALUE_MAX in lengine.c). */
-#define FUZZ_HEADER_CAP 128
 
 static int fuzz_header_ows(unsigned char c)
 {
@@ -57,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *line = fuzz_dup(data, size);
     FUZZ_CHECK(pq_http_is_status_line(line, size) == (size >= 5 && memcmp(data, "HTTP/", 5) == 0));
     free(line);
-    fuzz_header_one(data, size, "content-type", FUZZ_HEADER_CAP);
-    fuzz_header_one(data, size, "retry-after", FUZZ_HEADER_CAP);
+    fuzz_header_one(data, size, "content-type", PQ_HEADER_VALUE_MAX);
+    fuzz_header_one(data, size, "retry-after", PQ_HEADER_VALUE_MAX);
     fuzz_header_one(data, size, "content-type", 1 + size % 11);
     fuzz_header_one(data, size, "retry-after", size % 7);
     return 0;

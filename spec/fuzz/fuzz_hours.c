@@ -1,6 +1,8 @@
 /* Fuzzes the Hours rule (pq_check_hours) with integers parsed from the input
  * as decimal text and, for inputs of 8 bytes or more, as raw bits, so that
  * both ends of long long are reached. */
+#include "pq_prefix.h"
+
 #include <errno.h>
 #include <limits.h>
 

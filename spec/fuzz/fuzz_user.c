@@ -1,6 +1,8 @@
 /* Fuzzes the identity rule (pq_check_user): PrefixedName (prefix:name) or
  * PrefixedUniversal (prefix:{guid}), checked against a restatement, and the
  * GUID parser through it. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_common.h"
 #include "pq_validate.h"

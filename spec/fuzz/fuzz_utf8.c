@@ -1,5 +1,7 @@
 /* Fuzzes pq_utf8_check against an independent reading of the Unicode
  * standard's table of well-formed sequences: same verdict, same offset. */
+#include "pq_prefix.h"
+
 #include "fuzz_common.h"
 #include "pq_validate.h"
 

@@ -1,0 +1,319 @@
+/* The Lua-free engine (see pq_engine.h for the contract): the engine's
+ * lifetime, submitting a request on a pooled transfer (pq_transfer.c), the
+ * one loop that drives the multi handle, and the list of finished transfers. */
+#include "pq_prefix.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pq_common.h"
+#include "pq_engine_impl.h"
+
+/* ---- process-wide init --------------------------------------------------- */
+
+static pthread_once_t pq_engine_once = PTHREAD_ONCE_INIT;
+static CURLcode pq_engine_init_rc = CURLE_OK;
+
+static void pq_engine_init_once(void)
+{
+    pq_engine_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int pq_engine_global_init(void)
+{
+    pthread_once(&pq_engine_once, pq_engine_init_once);
+    return (int)pq_engine_init_rc;
+}
+
+void pq_engine_release(pq_engine *e, pq_xfer *x)
+{
+    pq_transfer_reset(x);
+    x->next = e->free_list;
+    e->free_list = x;
+}
+
+/* Refuses a request before it is sent: the transfer goes back to the pool. */
+static long long pq_engine_refuse(pq_engine *e, pq_xfer *x, const char *msg, char *err, size_t errcap)
+{
+    if (x) pq_engine_release(e, x);
+    snprintf(err, errcap, "%s", msg);
+    return 0;
+}
+
+long long pq_engine_submit(pq_engine *e, const pq_request *r, char *err, size_t errcap)
+{
+    pq_xfer *x = pq_transfer_get(e);
+    CURLcode rc = CURLE_OK;
+    CURLMcode mc;
+    if (!x) return pq_engine_refuse(e, NULL, "out of memory (engine transfer)", err, errcap);
+    x->resp_max = e->max_response;
+    x->user = r->user;
+    x->headers = r->headers ? r->headers : e->no_headers;
+    pq_headers_ref(x->headers);
+    if (r->body_len + 1 > x->body_cap) {
+        char *p = realloc(x->body, r->body_len + 1);
+        if (!p) return pq_engine_refuse(e, x, "out of memory (body)", err, errcap);
+        x->body = p;
+        x->body_cap = r->body_len + 1;
+    }
+    if (r->body_len) memcpy(x->body, r->body, r->body_len);
+    x->body[r->body_len] = '\0';
+
+    rc = curl_easy_setopt(x->easy, CURLOPT_URL, r->url);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers->list);
+    if (r->is_post) {
+        x->is_post = 1;
+        if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        /* Never NULL: a POST without POSTFIELDS would read a callback. */
+        if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
+    } else {
+        if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, (char *)NULL);
+        if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
+    }
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, r->timeout_ms < 0 ? e->timeout_ms : r->timeout_ms);
+    if (rc != CURLE_OK) return pq_engine_refuse(e, x, curl_easy_strerror(rc), err, errcap);
+
+    x->id = ++e->next_id;
+    mc = curl_multi_add_handle(e->multi, x->easy);
+    if (mc != CURLM_OK) return pq_engine_refuse(e, x, curl_multi_strerror(mc), err, errcap);
+    e->running++;
+    return x->id;
+}
+
+/* ---- driving ------------------------------------------------------------- */
+
+void pq_engine_collect(pq_engine *e)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(e->multi, &left)) != NULL) {
+        pq_xfer *x = NULL;
+        if (msg->msg != CURLMSG_DONE) continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        x->result = msg->data.result;
+        if (x->resend_refused) {
+            /* Reported as a refused rewind: sent once, not resent. */
+            x->result = CURLE_SEND_FAIL_REWIND;
+            snprintf(x->errbuf, sizeof x->errbuf, "%s",
+                     "the reused connection closed before a reply; libcurl's resend was refused");
+        }
+        curl_multi_remove_handle(e->multi, x->easy);
+        e->running--;
+        e->ndone++;
+        e->finished++;
+        x->next = NULL;
+        if (e->done_tail) e->done_tail->next = x;
+        else e->done_head = x;
+        e->done_tail = x;
+    }
+}
+
+static long pq_engine_ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (long)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+int pq_engine_drive(pq_engine *e, long timeout_ms, long long want_id, char *err, size_t errcap)
+{
+    unsigned long start = e->finished;
+    struct timespec t0;
+    CURLMcode mc;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int still;
+        long waited;
+        mc = curl_multi_perform(e->multi, &still);
+        if (mc != CURLM_OK) break;
+        pq_engine_collect(e);
+        if (want_id > 0 ? pq_engine_find_done(e, want_id) != NULL : e->finished != start) return 0;
+        if (e->running == 0) return 0;
+        waited = pq_engine_ms_since(&t0);
+        if (waited >= timeout_ms) return 0;
+        mc = curl_multi_poll(e->multi, NULL, 0, (int)(timeout_ms - waited), NULL);
+        if (mc != CURLM_OK) break;
+    }
+    snprintf(err, errcap, "libcurl multi error: %s", curl_multi_strerror(mc));
+    return -1;
+}
+
+int pq_engine_running(const pq_engine *e)
+{
+    return e->running;
+}
+
+int pq_engine_done(const pq_engine *e)
+{
+    return e->ndone;
+}
+
+int pq_engine_transfers(const pq_engine *e)
+{
+    const pq_xfer *x;
+    int n = 0;
+    for (x = e->all; x; x = x->all_next) n++;
+    return n;
+}
+
+pq_xfer *pq_engine_find_done(pq_engine *e, long long id)
+{
+    pq_xfer *x;
+    for (x = e->done_head; x; x = x->next)
+        if (id <= 0 || x->id == id) return x;
+    return NULL;
+}
+
+pq_xfer *pq_engine_take_done(pq_engine *e, long long id)
+{
+    pq_xfer *prev = NULL, *x;
+    for (x = e->done_head; x; prev = x, x = x->next) {
+        if (id > 0 && x->id != id) continue;
+        if (prev) prev->next = x->next;
+        else e->done_head = x->next;
+        if (e->done_tail == x) e->done_tail = prev;
+        x->next = NULL;
+        e->ndone--;
+        return x;
+    }
+    return NULL;
+}
+
+pq_xfer *pq_engine_next_done(pq_engine *e)
+{
+    return pq_engine_take_done(e, 0);
+}
+
+void pq_engine_result(pq_xfer *x, pq_result *out)
+{
+    long reqsize = 0;
+    curl_off_t total = 0, connect = 0, appconnect = 0, starttransfer = 0;
+    CURL *h = x->easy;
+    memset(out, 0, sizeof *out);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &out->new_connections);
+    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total);
+    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect);
+    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+    curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+    out->id = x->id;
+    out->user = x->user;
+    if (x->resp) x->resp[x->resp_len] = '\0';
+    out->body = x->resp ? x->resp : "";
+    out->body_len = x->resp_len;
+    out->content_type = x->content_type[0] ? x->content_type : NULL;
+    out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
+    out->curl_code = (int)x->result;
+    if (x->result != CURLE_OK) out->curl_error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result);
+    /* Any request bytes on the wire means the server may have acted. */
+    out->sent = reqsize > 0 || out->status > 0 || x->resend_refused;
+    out->oversized = x->oversized || x->result == CURLE_FILESIZE_EXCEEDED;
+    out->elapsed = (double)total / 1e6;
+    out->connect_time = (double)connect / 1e6;
+    out->tls_time = (double)appconnect / 1e6;
+    out->first_byte_time = (double)starttransfer / 1e6;
+}
+
+/* ---- the engine ------------------------------------------------------------ */
+
+void pq_engine_opts_default(pq_engine_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->timeout_ms = 30000;
+    o->connect_timeout_ms = 10000;
+    o->max_response = PQ_MAX_RESPONSE;
+    o->max_connections = 16;
+    o->max_host_connections = 16;
+}
+
+static int pq_engine_dup(char **dst, const char *s)
+{
+    size_t n;
+    if (!s) return 0;
+    n = strlen(s) + 1;
+    *dst = malloc(n);
+    if (!*dst) return -1;
+    memcpy(*dst, s, n);
+    return 0;
+}
+
+void pq_engine_free(pq_engine *e)
+{
+    pq_xfer *x, *next;
+    if (!e) return;
+    /* Each easy handle leaves the multi before it is cleaned up. */
+    for (x = e->all; x; x = next) {
+        next = x->all_next;
+        if (e->multi) curl_multi_remove_handle(e->multi, x->easy);
+        pq_transfer_free(x);
+    }
+    pq_headers_unref(e->no_headers);
+    if (e->multi) curl_multi_cleanup(e->multi);
+    if (e->share) curl_share_cleanup(e->share);
+    free(e->ca_file); free(e->ca_path); free(e->client_cert); free(e->client_key);
+    if (e->key_password) {
+        memset(e->key_password, 0, strlen(e->key_password));
+        free(e->key_password);
+    }
+    free(e->pinned_pubkey); free(e->proxy); free(e->noproxy); free(e->user_agent);
+    free(e);
+}
+
+CURLM *pq_engine_multi(pq_engine *e)
+{
+    return e->multi;
+}
+
+pq_engine *pq_engine_new(const pq_engine_opts *o, char *err, size_t errcap)
+{
+    pq_engine *e;
+    CURLMcode mc = CURLM_OK;
+    CURLSHcode sc = CURLSHE_OK;
+    int rc = pq_engine_global_init();
+    if (rc != 0) {
+        snprintf(err, errcap, "curl_global_init failed: %s", curl_easy_strerror((CURLcode)rc));
+        return NULL;
+    }
+    e = calloc(1, sizeof *e);
+    if (!e || !(e->multi = curl_multi_init()) || !(e->share = curl_share_init()) ||
+        !(e->no_headers = pq_headers_new(NULL, 0, err, errcap)) ||
+        pq_engine_dup(&e->ca_file, o->ca_file) || pq_engine_dup(&e->ca_path, o->ca_path) ||
+        pq_engine_dup(&e->client_cert, o->client_cert) || pq_engine_dup(&e->client_key, o->client_key) ||
+        pq_engine_dup(&e->key_password, o->key_password) || pq_engine_dup(&e->pinned_pubkey, o->pinned_pubkey) ||
+        pq_engine_dup(&e->proxy, o->proxy) || pq_engine_dup(&e->noproxy, o->noproxy) ||
+        pq_engine_dup(&e->user_agent, o->user_agent ? o->user_agent : "prequalify/" PREQUALIFY_VERSION)) {
+        pq_engine_free(e);
+        snprintf(err, errcap, "out of memory (engine)");
+        return NULL;
+    }
+    e->timeout_ms = o->timeout_ms;
+    e->connect_timeout_ms = o->connect_timeout_ms;
+    e->max_response = o->max_response;
+    e->http2 = o->http2;
+    e->ca_replace = o->ca_replace;
+
+    sc = curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    if (sc == CURLSHE_OK) sc = curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    if (sc == CURLSHE_OK) sc = curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    if (sc != CURLSHE_OK) {
+        snprintf(err, errcap, "libcurl share setup failed: %s", curl_share_strerror(sc));
+        pq_engine_free(e);
+        return NULL;
+    }
+    mc = curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, o->max_connections);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, o->max_connections);
+    if (mc == CURLM_OK)
+        mc = curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, e->http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
+    if (mc != CURLM_OK) {
+        snprintf(err, errcap, "libcurl multi setup failed: %s", curl_multi_strerror(mc));
+        pq_engine_free(e);
+        return NULL;
+    }
+    return e;
+}

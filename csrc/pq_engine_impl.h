@@ -1,0 +1,57 @@
+/* Internal to the engine (pq_engine.c, pq_transfer.c, pq_headers.c): the
+ * structures behind the opaque types of pq_engine.h. No other file includes
+ * this one. */
+#ifndef PQ_ENGINE_IMPL_H
+#define PQ_ENGINE_IMPL_H
+
+#include "pq_engine.h"
+#include "pq_http.h"
+
+struct pq_headers {
+    struct curl_slist *list;
+    size_t n;  /* lines before the final "Expect:" */
+    int refs;
+};
+
+struct pq_xfer {
+    CURL *easy;
+    pq_xfer *next;     /* free list or done list */
+    pq_xfer *all_next; /* every transfer the engine owns */
+    long long id;
+    void *user;
+    pq_headers *headers;
+    char *body;
+    size_t body_cap;
+    char *resp;
+    size_t resp_len, resp_cap, resp_max;
+    char content_type[PQ_HEADER_VALUE_MAX];
+    char retry_after[PQ_HEADER_VALUE_MAX];
+    char errbuf[CURL_ERROR_SIZE];
+    int oversized;
+    int is_post;
+    int attempts;       /* times libcurl was about to send this request */
+    int resend_refused; /* libcurl's silent resend of a POST was stopped */
+    CURLcode result;
+};
+
+struct pq_engine {
+    CURLM *multi;
+    CURLSH *share;
+    pq_xfer *all, *free_list, *done_head, *done_tail;
+    pq_headers *no_headers; /* "Expect:" alone */
+    int running, ndone;
+    unsigned long finished; /* transfers ever finished, for drive() */
+    long long next_id;
+    char *ca_file, *ca_path, *client_cert, *client_key, *key_password;
+    char *pinned_pubkey, *proxy, *noproxy, *user_agent;
+    int ca_replace, http2;
+    long timeout_ms, connect_timeout_ms;
+    size_t max_response;
+};
+
+/* pq_transfer.c: the pool of transfers and their easy handles. */
+pq_xfer *pq_transfer_get(pq_engine *e);
+void pq_transfer_reset(pq_xfer *x);
+void pq_transfer_free(pq_xfer *x);
+
+#endif

@@ -1,0 +1,182 @@
+/* The engine's transfers: one easy handle each, set up once with the options
+ * every request shares, and reused from a free list. The libcurl callbacks
+ * here only fill the transfer's C buffers. */
+#include "pq_prefix.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "pq_engine_impl.h"
+
+/* Response and body buffers larger than this are freed after use. */
+#ifndef PQ_KEEP_BUFFER
+#define PQ_KEEP_BUFFER (64 * 1024)
+#endif
+
+/* ---- libcurl callbacks: C buffers only ------------------------------------ */
+
+static size_t pq_transfer_on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    pq_xfer *x = (pq_xfer *)ud;
+    size_t n = size * nmemb;
+    if (x->resp_len + n > x->resp_max) {
+        x->oversized = 1;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (x->resp_len + n + 1 > x->resp_cap) {
+        size_t cap = x->resp_cap ? x->resp_cap : 1024;
+        char *p;
+        while (cap < x->resp_len + n + 1) cap *= 2;
+        p = realloc(x->resp, cap);
+        if (!p) return 0;
+        x->resp = p;
+        x->resp_cap = cap;
+    }
+    memcpy(x->resp + x->resp_len, ptr, n);
+    x->resp_len += n;
+    return n;
+}
+
+/* Parsing lives in pq_http.c (plain C, fuzzed); this only routes the line. */
+static size_t pq_transfer_on_header(char *line, size_t size, size_t nmemb, void *ud)
+{
+    pq_xfer *x = (pq_xfer *)ud;
+    size_t n = size * nmemb;
+    if (pq_http_is_status_line(line, n)) {
+        /* A new response (after a 1xx): forget the previous headers. */
+        x->content_type[0] = x->retry_after[0] = '\0';
+    } else if (!pq_http_header_match(line, n, "content-type", x->content_type, sizeof x->content_type)) {
+        pq_http_header_match(line, n, "retry-after", x->retry_after, sizeof x->retry_after);
+    }
+    return n;
+}
+
+/* libcurl silently resends a request on a reused connection that died before
+ * any reply byte. For a non-idempotent POST that may duplicate an approval.
+ * The body goes out as POSTFIELDS (with the headers, in one send()), which
+ * libcurl resends without asking; it calls this before every attempt, so a
+ * POST's second attempt is stopped before it is sent and reported "unknown". */
+static int pq_transfer_on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    pq_xfer *x = (pq_xfer *)ud;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (!x->is_post || x->attempts++ == 0) return CURL_PREREQFUNC_OK;
+    x->resend_refused = 1;
+    return CURL_PREREQFUNC_ABORT;
+}
+
+/* Adds ca_file / ca_path to the store libcurl already loaded (the system
+ * roots), so that a corporate CA extends trust instead of replacing it. */
+static CURLcode pq_transfer_on_ssl_ctx(CURL *easy, void *sslctx, void *ud)
+{
+    pq_engine *e = (pq_engine *)ud;
+    X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)sslctx);
+    (void)easy;
+    if (!store) return CURLE_SSL_CACERT_BADFILE;
+    if ((e->ca_file || e->ca_path) &&
+        X509_STORE_load_locations(store, e->ca_file, e->ca_path) != 1)
+        return CURLE_SSL_CACERT_BADFILE;
+    return CURLE_OK;
+}
+
+/* ---- transfers ------------------------------------------------------------ */
+
+void pq_transfer_reset(pq_xfer *x)
+{
+    pq_headers_unref(x->headers);
+    x->headers = NULL;
+    if (x->body_cap > PQ_KEEP_BUFFER) {
+        free(x->body);
+        x->body = NULL;
+        x->body_cap = 0;
+    }
+    if (x->resp_cap > PQ_KEEP_BUFFER) {
+        free(x->resp);
+        x->resp = NULL;
+        x->resp_cap = 0;
+    }
+    x->resp_len = 0;
+    x->user = NULL;
+    x->content_type[0] = x->retry_after[0] = x->errbuf[0] = '\0';
+    x->oversized = x->is_post = x->attempts = x->resend_refused = 0;
+    x->result = CURLE_OK;
+}
+
+void pq_transfer_free(pq_xfer *x)
+{
+    pq_transfer_reset(x);
+    if (x->easy) curl_easy_cleanup(x->easy);
+    free(x->body);
+    free(x->resp);
+    free(x);
+}
+
+/* Settings that stay the same for every request of this engine. */
+static int pq_transfer_setup(pq_engine *e, pq_xfer *x)
+{
+    CURL *h = x->easy;
+    CURLcode rc = CURLE_OK;
+#define PQ_SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val)
+    PQ_SET(CURLOPT_SHARE, e->share);
+    PQ_SET(CURLOPT_NOSIGNAL, 1L);
+    PQ_SET(CURLOPT_PRIVATE, (void *)x);
+    PQ_SET(CURLOPT_ERRORBUFFER, x->errbuf);
+    PQ_SET(CURLOPT_WRITEFUNCTION, pq_transfer_on_write);
+    PQ_SET(CURLOPT_WRITEDATA, (void *)x);
+    PQ_SET(CURLOPT_HEADERFUNCTION, pq_transfer_on_header);
+    PQ_SET(CURLOPT_HEADERDATA, (void *)x);
+    PQ_SET(CURLOPT_PREREQFUNCTION, pq_transfer_on_prereq);
+    PQ_SET(CURLOPT_PREREQDATA, (void *)x);
+    PQ_SET(CURLOPT_PROTOCOLS_STR, "http,https");
+    PQ_SET(CURLOPT_FOLLOWLOCATION, 0L);
+    PQ_SET(CURLOPT_TCP_NODELAY, 1L);
+    PQ_SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    PQ_SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    PQ_SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    PQ_SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    PQ_SET(CURLOPT_CONNECTTIMEOUT_MS, e->connect_timeout_ms);
+    PQ_SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)e->max_response);
+    PQ_SET(CURLOPT_USERAGENT, e->user_agent);
+    PQ_SET(CURLOPT_HTTP_VERSION, e->http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    if (e->ca_replace) {
+        if (e->ca_file) PQ_SET(CURLOPT_CAINFO, e->ca_file);
+        if (e->ca_path) PQ_SET(CURLOPT_CAPATH, e->ca_path);
+    } else if (e->ca_file || e->ca_path) {
+        PQ_SET(CURLOPT_SSL_CTX_FUNCTION, pq_transfer_on_ssl_ctx);
+        PQ_SET(CURLOPT_SSL_CTX_DATA, (void *)e);
+    }
+    if (e->client_cert) PQ_SET(CURLOPT_SSLCERT, e->client_cert);
+    if (e->client_key) PQ_SET(CURLOPT_SSLKEY, e->client_key);
+    if (e->key_password) PQ_SET(CURLOPT_KEYPASSWD, e->key_password);
+    if (e->pinned_pubkey) PQ_SET(CURLOPT_PINNEDPUBLICKEY, e->pinned_pubkey);
+    if (e->proxy) PQ_SET(CURLOPT_PROXY, e->proxy);
+    if (e->noproxy) PQ_SET(CURLOPT_NOPROXY, e->noproxy);
+#undef PQ_SET
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+pq_xfer *pq_transfer_get(pq_engine *e)
+{
+    pq_xfer *x = e->free_list;
+    if (x) {
+        e->free_list = x->next;
+        x->next = NULL;
+        return x;
+    }
+    x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->easy = curl_easy_init();
+    if (!x->easy || pq_transfer_setup(e, x) != 0) {
+        pq_transfer_free(x);
+        return NULL;
+    }
+    x->all_next = e->all;
+    e->all = x;
+    return x;
+}
