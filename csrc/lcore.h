@@ -17,10 +17,17 @@ void lsignal_register(lua_State *L);
 void lfile_register(lua_State *L);
 void lspool_register(lua_State *L);
 void lclock_register(lua_State *L);
+void lpipeline_register(lua_State *L);
 
 /* SIGINT and SIGTERM caught since the process started (lsignal.c), for
  * waits that a signal should cut short. */
 unsigned long lsignal_caught(void);
+
+/* The engine binding's parts the batch pipeline binding uses (lengine.c). */
+struct pq_engine;
+struct pq_result;
+struct pq_engine *lengine_get(lua_State *L, int idx);
+void lengine_push_res(lua_State *L, const struct pq_result *res);
 
 PQ_EXPORT int luaopen_prequalify_core(lua_State *L);
 

@@ -14,6 +14,8 @@
 #include "pq_base64.h"
 #include "pq_validate.h"
 
+#define LVALIDATE_REQUEST_MT "prequalify.request"
+
 static const char *const lvalidate_fields[] = {
     "dn", "data", "digest", "comment", "user", "hours", "single_use", NULL
 };
@@ -409,7 +411,8 @@ static int lvalidate_wire(lua_State *L)
  * summary is a plain table of the fields a report shows (single_use false
  * when absent); the body is core.wire of the normalized table. With `lite`
  * the normalized table is not returned (false in its place): a batch with no
- * policy, journal or audit log has no use for it. */
+ * policy, journal or audit log has no use for it. Otherwise the normalized
+ * table carries core.Request, the metatable of normalized requests. */
 static int lvalidate_prepare(lua_State *L)
 {
     static const char *const fields[] = {
@@ -431,6 +434,7 @@ static int lvalidate_prepare(lua_State *L)
         lua_pop(L, 1);
         return 3;
     }
+    luaL_setmetatable(L, LVALIDATE_REQUEST_MT);
     lua_createtable(L, 0, 8);
     for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         lua_getfield(L, req, fields[i]);
@@ -527,4 +531,8 @@ void lvalidate_register(lua_State *L)
     lua_setfield(L, -2, "USER_MAX");
     lua_pushinteger(L, PQ_HOURS_MAX);
     lua_setfield(L, -2, "HOURS_MAX");
+    /* core.Request: the metatable of normalized requests, which prepare
+     * sets (request.lua adds the methods). */
+    luaL_newmetatable(L, LVALIDATE_REQUEST_MT);
+    lua_setfield(L, -2, "Request");
 }
