@@ -1,7 +1,8 @@
 /* Header lines from the server are hostile input: they may be long, lack a
  * line ending, hold control bytes or invalid UTF-8. This file owns turning
  * one such line into a short printable value that an error message may
- * quote, and never reads or writes outside the buffers it is given. */
+ * quote, and never reads or writes outside the buffers it is given. It also
+ * owns the check of the request headers a caller supplies (no injection). */
 #include "pq_prefix.h"
 
 #include "pq_http.h"

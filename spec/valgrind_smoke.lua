@@ -57,6 +57,15 @@ local function engine_lifecycle()
   raises(function() core.engine{ timeout = "30" } end, "a string timeout")
   raises(function() core.engine():submit{} end, "submit without url")
   raises(function() core.engine():poll(-1) end, "a negative poll timeout")
+  raises(function() core.engine{ http2 = "no" } end, "a string for a boolean option")
+  raises(function() core.engine{ max_connections = 2.5 } end, "a fraction for a count")
+  raises(function() core.engine():submit{ url = "https://x", timeout = 0 / 0 } end, "a NaN request timeout")
+  -- A request whose field raises while read takes no transfer.
+  local e2 = core.engine{}
+  raises(function()
+    e2:submit(setmetatable({ url = "https://127.0.0.1:1/" }, { __index = function() error("boom") end }))
+  end, "a raising __index")
+  check(select(3, e2:pending()) == 0, "no transfer taken by a raising request")
   collectgarbage()
 end
 
@@ -78,6 +87,14 @@ local function engine_transfers(emu, token)
   end
   local r = e:perform{ method = "GET", url = emu.url .. "/vedauth/authorize/verify", headers = headers }
   check(r.status == 200, "perform GET")
+  -- A new header list (a rotated token) while the old one is still in use.
+  local first = assert(e:submit{ url = url, headers = headers, body = body(13) })
+  local rotated = { Authorization = "Bearer " .. token, ["Content-Type"] = "application/json", ["X-Rotated"] = "1" }
+  r = e:perform{ url = url, headers = rotated, body = body(14) }
+  check(r.status == 200, "perform with a new header list")
+  local polled = {}
+  while #polled == 0 do polled = e:poll(10) end
+  check(polled[1].id == first and polled[1].status == 200, "request with the old header list")
 
   local id, msg = e:submit{ url = url, headers = { Authorization = "Bearer a\r\nX: y" } }
   check(id == nil and msg:find("CR, LF", 1, true), "CR/LF header refused")
@@ -173,6 +190,11 @@ local function digests_and_validation(dir)
   end
   check(core.digest_file(dir .. "/missing") == nil, "missing file")
   check(core.digest_file(dir) == nil, "directory")
+  check(core.digest_file("/dev/zero") == nil and core.dig_file("/dev/null") == nil, "devices refused")
+  check(core.sleep(0.001) == true, "sleep")
+  check(core.write_file_atomic(dir .. "/token", "t\n"), "write_file_atomic")
+  local j = assert(core.journal_open(dir .. "/journal"))
+  check(j:write(("x"):rep(70000)) and j:sync() and j:close(), "journal write, sync and close")
   helpers.write_file(dir .. "/good.dig", "\xEF\xBB\xBF " .. helpers.SHA256_B64 .. "\r\n")
   helpers.write_file(dir .. "/bad.dig", "q2rF Z7Tq")
   helpers.write_file(dir .. "/big.dig", ("A"):rep(20000))

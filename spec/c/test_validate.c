@@ -13,17 +13,8 @@
 #include "pq_dig.h"
 #include "pq_http.h"
 #include "pq_validate.h"
+#include "test_check.h"
 
-static int test_run, test_failed;
-
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        test_run++;                                                              \
-        if (!(cond)) {                                                           \
-            test_failed++;                                                       \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-        }                                                                        \
-    } while (0)
 
 #define S(lit) lit, sizeof lit - 1
 
@@ -208,6 +199,5 @@ int main(void)
     test_base64();
     test_dig();
     test_header();
-    printf("%d checks, %d failed\n", test_run, test_failed);
-    return test_failed ? 1 : 0;
+    return test_total();
 }
