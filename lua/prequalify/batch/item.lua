@@ -71,6 +71,15 @@ local function policy_allows(run, e, req)
   return send
 end
 
+-- An entry for an item that does not take the pipeline's fast path.
+local function new_entry(seq, meta)
+  local e = { index = seq }
+  if type(meta) == "table" and not errors.is(meta) then
+    e.line, e.file, e.source = meta.line, meta.file, meta.source
+  end
+  return e
+end
+
 --- Pull one item from the source into the run.
 -- @return false when the source is exhausted, else true
 function M.pull(run)
@@ -78,11 +87,17 @@ function M.pull(run)
   if v == nil then return false end
   local seq = run.seq + 1
   run.seq = seq
-  local e = { index = seq }
-  if type(meta) == "table" and not errors.is(meta) then
-    e.line, e.file, e.source = meta.line, meta.file, meta.source
-  end
   local req, summ, body = prepared(v, meta, seq, run.lite)
+  if req == false and run.fast then
+    -- Nothing to look up or decide: straight to the pipeline, no entry.
+    if meta == nil then
+      run.pipe:add(seq, body, nil, summ, false)
+    else
+      run.pipe:add(seq, body, nil, summ, false, meta.line, meta.file, meta.source)
+    end
+    return true
+  end
+  local e = new_entry(seq, meta)
   if req == nil then
     local err = summ
     if errors.is(meta) then e.line, e.source, e.file = err.line, err.source, err.file or err.path end

@@ -215,10 +215,13 @@ function Run:fill(now)
     pipe:resend(job.slot, job.attempts)
     job = tq:pop_due(now)
   end
-  local pulls = 0
-  while not self.exhausted and pulls < M.PULL_MAX and pipe:room() > 0 and tq:size() < self.concurrency do
+  -- Each pull queues at most one item.
+  local pulls, room = 0, pipe:room()
+  if tq:size() >= self.concurrency then room = 0 end
+  local pull = item.pull
+  while pulls < room and pulls < M.PULL_MAX and not self.exhausted do
     pulls = pulls + 1
-    if not item.pull(self) then self.exhausted = true end
+    if not pull(self) then self.exhausted = true end
   end
   return pulls
 end
