@@ -248,6 +248,8 @@ int pq_pipeline_resend(pq_pipeline *p, int s, int attempts)
     pq_slot *x = pq_slot_at(p, s, SLOT_DECIDED);
     if (!x) return -1;
     x->attempts = attempts;
+    /* The caller holds the item's state now: its replies all come back. */
+    x->keep = 1;
     pq_ready_push(p, s);
     return 0;
 }

@@ -127,7 +127,8 @@ void pq_pipeline_set_headers(pq_pipeline *p, pq_headers *h, int epoch);
  * (out of memory). */
 int pq_pipeline_add(pq_pipeline *p, const pq_pipeline_item *it);
 /* Queues a decided item again (a retry, or the repeat after a 401) with the
- * attempts it has made so far; 0, or -1 when the slot holds no decided item. */
+ * attempts it has made so far; 0, or -1 when the slot holds no decided item.
+ * From then on the caller keeps the item: every reply is a decision. */
 int pq_pipeline_resend(pq_pipeline *p, int slot, int attempts);
 /* Forgets an item the caller has finished; 0 or -1 (no such item). */
 int pq_pipeline_drop(pq_pipeline *p, int slot);

@@ -233,6 +233,13 @@ static void test_decisions(void)
     d = pq_pipeline_decision_at(p, 0);
     CHECK(n == 1 && d && d->slot == b && strcmp(d->result.body, OK_BODY) == 0);
     CHECK(pq_pipeline_drop(p, b) == 0);
+    /* Once handed back and resent, an item's success comes back too. */
+    a = add(p, 3, OK_BODY, "c", 0);
+    CHECK(pq_pipeline_unqueue(p) == a && pq_pipeline_resend(p, a, 0) == 0);
+    n = run(p);
+    d = pq_pipeline_decision_at(p, 0);
+    CHECK(n == 1 && d && d->slot == a && d->attempts == 1);
+    CHECK(pq_pipeline_drop(p, a) == 0);
     CHECK(pq_pipeline_decision_at(p, 1) == NULL);
     pq_pipeline_free(p);
     pq_engine_free(e);

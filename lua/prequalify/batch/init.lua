@@ -134,9 +134,9 @@ function M.run(t, items, opts)
   local ok, lerr = xpcall(function()
     while run:step(M.TICK) do end
   end, debug.traceback)
-  run:close()
+  local rep = run:close(not ok)
   if not ok then error(lerr, 0) end
-  return run:conclude()
+  return rep
 end
 
 return M

@@ -287,10 +287,12 @@ end
 --- The report (complete once `step` has returned false and `close` ran).
 function Run:report() return self.rep end
 
---- End the run: status, journal summary, audit log, progress, JSON report.
--- Idempotent. Items still in flight are not waited for.
+--- End the run: status, journal summary, audit log; then (unless
+-- `failed`, when the loop raised) the progress line's last word and the JSON
+-- report. Idempotent. Items still in flight are not waited for.
+-- @tparam[opt] boolean failed the run ended with an error
 -- @return the report
-function Run:close()
+function Run:close(failed)
   if self.closed then return self.rep end
   self.closed = true
   if self.use_signals then core.signals_restore() end
@@ -309,12 +311,7 @@ function Run:close()
     end
   end
   if self.audit then self.audit:close() end
-  return rep
-end
-
---- After a clean end: the progress line's last word and the JSON report.
-function Run:conclude()
-  local rep = self.rep
+  if failed then return rep end
   self.prog.finish(rep.counts, { in_flight = 0, stopping = self.stopping })
   if self.opts.report then
     local ok, err = rep:write_json(self.opts.report)
