@@ -31,10 +31,14 @@ static void pq_spool_put_u32(char *p, uint32_t v)
 
 static void pq_spool_put_double(char *p, double d)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &d, 8); /* already the record's byte order */
+#else
     uint64_t u;
     int i;
     memcpy(&u, &d, sizeof u);
     for (i = 0; i < 8; i++) p[i] = (char)((u >> (8 * i)) & 0xff);
+#endif
 }
 
 size_t pq_spool_size(const pq_spool_value v[PQ_SP_NFIELDS])
