@@ -238,7 +238,8 @@ end
 
 -- Counts of what the pipeline finished alone.
 function Run:count_fast()
-  local approved, requests = self.pipe:counts()
+  local approved, requests, fsyncs = self.pipe:counts()
+  if self.jr then self.rep.journal_fsyncs = fsyncs end
   local n = approved - self.approved_seen
   local c = self.rep.counts
   if n > 0 then
