@@ -71,7 +71,7 @@ end
 -- the item's last record (read back, decoded and checked against the full
 -- key only when the item comes up), so that the index costs a few dozen
 -- bytes an item: integers only, no string per item.
-local function load(self)
+local function read_index(self)
   local f = io.open(self.path, "rb")
   if not f then return true end
   local lineno, torn, pos = 0, 0, 0
@@ -115,7 +115,7 @@ function M.open(path)
     path = path, handle = handle, created = created, index = {},
     known = 0, records = 0, torn = 0,
   }, Journal)
-  load(self)
+  read_index(self)
   -- After a torn last line, start on a fresh line.
   if self.unterminated then handle:write("\n") end
   self:write{ type = "run", v = M.VERSION, event = "start", time = core.time(),
