@@ -5,6 +5,7 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
+ *   p:add_input(index, t, line, file, source) -> slot | nil, message, field
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
@@ -23,6 +24,7 @@
 
 #include "lcore.h"
 #include "ljournal.h"
+#include "lvalidate.h"
 #include "pq_pipeline.h"
 
 #define LPIPELINE_MT "prequalify.pipeline"
@@ -167,6 +169,29 @@ static int lpipeline_add(lua_State *L)
     it.hours = lpipeline_field_num(L, 5, "hours");
     lua_getfield(L, 5, "single_use");
     it.single_use = lua_toboolean(L, -1);
+    slot = pq_pipeline_add(lp->p, &it);
+    if (slot < 0) return luaL_error(L, "out of memory (pipeline item)");
+    lua_pushinteger(L, slot);
+    return 1;
+}
+
+/* p:add_input(index, t, line, file, source): an input request table that
+ * nothing else looks at (no policy, journal or audit log), validated and
+ * queued in one call with no Lua table made; a bad one gives core.validate's
+ * nil, message, field. */
+static int lpipeline_add_input(lua_State *L)
+{
+    lpipeline *lp = lpipeline_check(L);
+    pq_pipeline_item it;
+    int slot, rc;
+    memset(&it, 0, sizeof it);
+    it.index = (long long)luaL_checkinteger(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    it.line = lua_type(L, 4) == LUA_TNUMBER ? (double)lua_tonumber(L, 4) : -1;
+    it.file = lpipeline_text(L, 5);
+    it.source = lpipeline_text(L, 6);
+    lua_settop(L, 6);
+    if ((rc = lvalidate_item(L, 3, &it)) != 0) return rc;
     slot = pq_pipeline_add(lp->p, &it);
     if (slot < 0) return luaL_error(L, "out of memory (pipeline item)");
     lua_pushinteger(L, slot);
@@ -321,7 +346,8 @@ static int lpipeline_tostring(lua_State *L)
 void lpipeline_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"headers", lpipeline_headers}, {"add", lpipeline_add}, {"step", lpipeline_step},
+        {"headers", lpipeline_headers}, {"add", lpipeline_add}, {"add_input", lpipeline_add_input},
+        {"step", lpipeline_step},
         {"resend", lpipeline_resend}, {"drop", lpipeline_drop}, {"unqueue", lpipeline_unqueue},
         {"entry", lpipeline_entry}, {"room", lpipeline_room}, {"counts", lpipeline_counts},
         {"close", lpipeline_close}, {NULL, NULL}

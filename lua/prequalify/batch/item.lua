@@ -87,16 +87,21 @@ function M.pull(run)
   if v == nil then return false end
   local seq = run.seq + 1
   run.seq = seq
-  local req, summ, body = prepared(v, meta, seq, run.lite)
-  if req == false and run.fast then
-    -- Nothing to look up or decide: straight to the pipeline, no entry.
+  if run.lite and run.fast and type(v) == "table" and getmetatable(v) == nil then
+    -- Nothing to look up or decide: validated and queued in one C call,
+    -- with no Lua table for the item.
+    local slot, msg, field
     if meta == nil then
-      run.pipe:add(seq, body, nil, summ, false)
+      slot, msg, field = run.pipe:add_input(seq, v)
     else
-      run.pipe:add(seq, body, nil, summ, false, meta.line, meta.file, meta.source)
+      slot, msg, field = run.pipe:add_input(seq, v, meta.line, meta.file, meta.source)
+    end
+    if not slot then
+      run:finalize(new_entry(seq, meta), "failed", nil, errors.new("invalid", msg, { field = field }))
     end
     return true
   end
+  local req, summ, body = prepared(v, meta, seq, run.lite)
   local e = new_entry(seq, meta)
   if req == nil then
     local err = summ
