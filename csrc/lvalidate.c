@@ -133,6 +133,7 @@ typedef int (*lvalidate_checker)(const char *, size_t, char *, size_t);
 typedef struct lvalidate_req {
     const char *str[4]; /* dn, data (Base64), comment, user */
     size_t len[4];
+    int at[4];          /* their stack index: tables reuse the strings */
     lua_Integer digest_length, hours;
     const char *algorithm; /* NULL for an unusual length */
     int has_hours, has_single, single_use;
@@ -156,6 +157,7 @@ static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_ch
         return rc;
     }
     r->str[i] = lua_tolstring(L, -1, &r->len[i]);
+    r->at[i] = lua_gettop(L);
     if (check(r->str[i], r->len[i], msg, sizeof msg) != 0) {
         lua_pop(L, 1);
         return lvalidate_failf(L, field, msg);
@@ -220,6 +222,7 @@ static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
         lua_pop(L, 1);
     }
     r->str[LV_DATA] = lua_tolstring(L, -1, &r->len[LV_DATA]);
+    r->at[LV_DATA] = lua_gettop(L);
     r->digest_length = (lua_Integer)dlen;
     r->algorithm = pq_algorithm_for_length(dlen);
     return 0;
@@ -298,7 +301,7 @@ static void lvalidate_push_table(lua_State *L, const lvalidate_req *r, int summa
     int i;
     lua_createtable(L, 0, 8);
     for (i = 0; i < 4; i++) {
-        lua_pushlstring(L, r->str[i], r->len[i]);
+        lua_pushvalue(L, r->at[i]);
         lua_setfield(L, -2, names[i]);
     }
     lua_pushinteger(L, r->digest_length);
