@@ -19,9 +19,9 @@ void lspool_register(lua_State *L);
 void lclock_register(lua_State *L);
 void lpipeline_register(lua_State *L);
 
-/* SIGINT and SIGTERM caught since the process started (lsignal.c), for
- * waits that a signal should cut short. */
-unsigned long lsignal_caught(void);
+/* 1 while the handlers of signals_install are in place and have caught
+ * SIGINT or SIGTERM (lsignal.c): a wait should end, the run is stopping. */
+int lsignal_stop_requested(void);
 
 /* The engine binding's parts the batch pipeline binding uses (lengine.c). */
 struct pq_engine;

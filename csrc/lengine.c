@@ -135,6 +135,7 @@ static int lengine_read_request(lua_State *L, lengine *le, pq_request *r)
         if (lua_type(L, 6) != LUA_TNUMBER || !(t >= 0 && t <= LENGINE_SECONDS_MAX))
             luaL_argerror(L, 2, "field 'timeout': expected seconds from 0 (no limit) to 86400");
         r->timeout_ms = (long)(t * 1000.0 + 0.5);
+        if (t > 0 && r->timeout_ms == 0) r->timeout_ms = 1; /* 0 would mean no limit */
     }
     lua_getfield(L, 2, "headers");
     n = lengine_read_headers(L, 7, hs);

@@ -20,15 +20,12 @@
 
 static volatile sig_atomic_t lsignal_count = 0;
 static volatile sig_atomic_t lsignal_last = 0;
-/* Every signal the handler saw (never reset), for lsignal_caught. */
-static volatile sig_atomic_t lsignal_total = 0;
 static int lsignal_installed = 0;
 static struct sigaction lsignal_old_int, lsignal_old_term;
 
 static void lsignal_handler(int sig)
 {
     lsignal_last = sig;
-    lsignal_total = lsignal_total + 1;
     if (lsignal_count >= 1) {
         /* Second signal: give up at once, the way an unhandled one would. */
         struct sigaction dfl;
@@ -98,9 +95,9 @@ static int lsignal_restore(lua_State *L)
     return 1;
 }
 
-unsigned long lsignal_caught(void)
+int lsignal_stop_requested(void)
 {
-    return (unsigned long)lsignal_total;
+    return lsignal_installed && lsignal_count > 0;
 }
 
 void lsignal_register(lua_State *L)

@@ -1,6 +1,6 @@
 /* Clocks and the sleep that a signal can cut short (see pq_clock.h). A retry
  * wait must not outlast Ctrl-C: nanosleep returns EINTR when a handler ran,
- * and the caller's counter says whether that handler was one of ours. */
+ * and the caller's stop() says whether that handler asked to stop. */
 #include "pq_prefix.h"
 
 #include <errno.h>
@@ -25,15 +25,15 @@ double pq_clock_realtime(void)
     return pq_clock_read(CLOCK_REALTIME);
 }
 
-int pq_clock_sleep(double s, unsigned long (*caught)(void))
+int pq_clock_sleep(double s, int (*stop)(void))
 {
-    unsigned long before = caught ? caught() : 0;
     struct timespec ts;
     ts.tv_sec = (time_t)s;
     ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    if (stop && stop()) return 0;
     while (nanosleep(&ts, &ts) != 0) {
         if (errno != EINTR) return 1;
-        if (caught && caught() != before) return 0;
+        if (stop && stop()) return 0;
     }
     return 1;
 }

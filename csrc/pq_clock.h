@@ -7,10 +7,10 @@ double pq_clock_monotonic(void);
 /* Unix time in seconds, with a fraction. */
 double pq_clock_realtime(void);
 
-/* Sleeps for s seconds (0 <= s). When a signal handler interrupts the sleep
- * and caught() then differs from its value at the start, stops early:
- * returns 1 after the full sleep, 0 when cut short. caught may be NULL (never
- * cut short). */
-int pq_clock_sleep(double s, unsigned long (*caught)(void));
+/* Sleeps for s seconds (0 <= s) unless stop() says to stop: it is asked
+ * first, and again whenever a signal handler interrupts the sleep, so a
+ * signal that came just before the sleep cuts it as well as one during it.
+ * Returns 1 after the full sleep, 0 when cut short. stop may be NULL. */
+int pq_clock_sleep(double s, int (*stop)(void));
 
 #endif

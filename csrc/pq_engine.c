@@ -3,6 +3,7 @@
  * one loop that drives the multi handle, and the list of finished transfers. */
 #include "pq_prefix.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +136,8 @@ int pq_engine_drive(pq_engine *e, long timeout_ms, long long want_id, char *err,
         if (e->running == 0) return 0;
         waited = pq_engine_ms_since(&t0);
         if (waited >= timeout_ms) return 0;
-        mc = curl_multi_poll(e->multi, NULL, 0, (int)(timeout_ms - waited), NULL);
+        mc = curl_multi_poll(e->multi, NULL, 0, timeout_ms - waited > INT_MAX ? INT_MAX : (int)(timeout_ms - waited),
+                             NULL);
         if (mc != CURLM_OK) break;
     }
     snprintf(err, errcap, "libcurl multi error: %s", curl_multi_strerror(mc));

@@ -1,8 +1,9 @@
-/* Fuzzes the response header parser (pq_http.c) with whole header lines as
- * a server could send them: the match is the case-insensitive name followed
- * by ':', the value never overruns its buffer, is NUL-terminated, has no
- * control bytes or surrounding whitespace, is the trimmed value when it fits
- * and otherwise a prefix cut on a UTF-8 boundary. */
+/* Fuzzes pq_http.c: the request header checks, and the response header
+ * parser with whole header lines as a server could send them: the match is
+ * the case-insensitive name followed by ':', the value never overruns its
+ * buffer, is NUL-terminated, has no control bytes or surrounding whitespace,
+ * is the trimmed value when it fits and otherwise a prefix cut on a UTF-8
+ * boundary. */
 #include "pq_prefix.h"
 
 #include "fuzz_common.h"
@@ -52,6 +53,23 @@ static void fuzz_header_one(const uint8_t *data, size_t size, const char *name, 
     free(out);
 }
 
+/* The request header checks: a value is refused exactly when it holds CR,
+ * LF or NUL; a name exactly when it is empty or holds a byte outside
+ * visible ASCII, or ':'. */
+static void fuzz_header_checks(const uint8_t *data, size_t size)
+{
+    char *s = fuzz_dup(data, size);
+    int value_ok = 1, name_ok = size > 0;
+    size_t i;
+    for (i = 0; i < size; i++) {
+        if (data[i] == '\r' || data[i] == '\n' || data[i] == 0) value_ok = 0;
+        if (data[i] <= 32 || data[i] >= 127 || data[i] == ':') name_ok = 0;
+    }
+    FUZZ_CHECK(pq_http_valid_header_value(s, size) == value_ok);
+    FUZZ_CHECK(pq_http_valid_header_name(s, size) == name_ok);
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *line = fuzz_dup(data, size);
@@ -61,5 +79,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_header_one(data, size, "retry-after", PQ_HEADER_VALUE_MAX);
     fuzz_header_one(data, size, "content-type", 1 + size % 11);
     fuzz_header_one(data, size, "retry-after", size % 7);
+    fuzz_header_checks(data, size);
     return 0;
 }
