@@ -35,6 +35,8 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import socketserver
 
+import signin
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_STATE = os.path.join(HERE, "state.json")
 
@@ -289,6 +291,7 @@ class Emulator:
         self.create_fields = frozenset(CREATE_FIELDS) | frozenset(s.get("prequalify_extra_fields", []))
         self.lock = threading.Lock()
         self.faults = []
+        self.signin = None  # the JWT issuer and client CA (signin.Signin), made by main()
         self._reset_locked()
 
     def _reset_locked(self):
@@ -730,20 +733,31 @@ def _oauth_str(obj, name):
     return v
 
 
-def ep_oauth(emu, headers, body, query):
-    obj = _oauth_body(headers, body)
-    client_id = _oauth_str(obj, "client_id")
-    username = _oauth_str(obj, "username")
-    password = _oauth_str(obj, "password")
+def _integration(emu, obj, client_id):
+    """The requested scope text and what the API integration allows."""
     scope_text = obj.get("scope")
     if not isinstance(scope_text, str) or not scope_text.strip():
         raise oauth_error(400, "invalid_scope", "'scope' is required, e.g. codesign:approve")
     allowed = emu.state.integrations.get(client_id)
     if allowed is None:
         raise oauth_error(400, "invalid_client", "The client_id is not a registered API integration")
+    return scope_text, allowed
+
+
+def ep_oauth(emu, headers, body, query):
+    obj = _oauth_body(headers, body)
+    client_id = _oauth_str(obj, "client_id")
+    username = _oauth_str(obj, "username")
+    password = _oauth_str(obj, "password")
+    scope_text, allowed = _integration(emu, obj, client_id)
     ident = emu.state.by_username.get(username.strip().lower())
     if ident is None or ident.password is None or not secrets.compare_digest(ident.password, password):
         raise oauth_error(400, "invalid_grant", "Username/password combination not valid")
+    return _grant(emu, ident, client_id, scope_text, allowed)
+
+
+def _grant(emu, ident, client_id, scope_text, allowed):
+    """A new grant for a signed-in identity, within what the integration allows."""
     try:
         requested = parse_scope(scope_text)
     except ValueError as e:
@@ -753,6 +767,38 @@ def ep_oauth(emu, headers, body, query):
                           "The requested scope '%s' is not allowed for client_id '%s'" % (scope_text, client_id))
     reply = emu.new_grant(ident, client_id, scope_text.strip(), requested)
     return 200, dumps(reply), ()
+
+
+def _mapped(emu, name, what):
+    """The person a password-less sign-in names (by user name), or invalid_grant."""
+    ident = emu.state.by_username.get(name.strip().lower()) if isinstance(name, str) else None
+    if ident is None:
+        raise oauth_error(400, "invalid_grant", "No identity is mapped to %s" % what)
+    return ident
+
+
+def ep_jwt(emu, headers, body, query):
+    obj = _oauth_body(headers, body)
+    client_id = _oauth_str(obj, "client_id")
+    token = _oauth_str(obj, "jwt")
+    scope_text, allowed = _integration(emu, obj, client_id)
+    claims, why = emu.signin.verify_jwt(token, emu.now())
+    if claims is None:
+        raise oauth_error(400, "invalid_grant", "The JWT was refused: %s" % why)
+    sub = claims.get("sub")
+    ident = _mapped(emu, sub, "the JWT subject %r" % sub)
+    return _grant(emu, ident, client_id, scope_text, allowed)
+
+
+def ep_certificate(emu, headers, body, query):
+    obj = _oauth_body(headers, body)
+    client_id = _oauth_str(obj, "client_id")
+    scope_text, allowed = _integration(emu, obj, client_id)
+    subject = headers.get(signin.SUBJECT_HEADER)
+    if not subject:
+        raise oauth_error(400, "invalid_grant", "No client certificate was presented over TLS")
+    ident = _mapped(emu, subject, "the certificate subject CN=%s" % subject)
+    return _grant(emu, ident, client_id, scope_text, allowed)
 
 
 def ep_token(emu, headers, body, query):
@@ -789,6 +835,8 @@ API_ROUTES = {
     "/vedsdk/identity/browse": {"POST": ep_identity_browse},
     "/vedauth/authorize/oauth": {"POST": ep_oauth},
     "/vedauth/authorize/token": {"POST": ep_token},
+    "/vedauth/authorize/jwt": {"POST": ep_jwt},
+    "/vedauth/authorize/certificate": {"POST": ep_certificate},
     "/vedauth/authorize/verify": {"GET": ep_verify},
     "/vedauth/revoke/token": {"GET": ep_revoke},
 }
@@ -830,6 +878,39 @@ def ctl_token(emu, method, body, query):
     if rlife is not None:
         rlife = _num(obj, "refresh_expires_in", None)
     return 200, emu.new_grant(ident, str(client_id), scope_text.strip(), scope, lifetime, rlife)
+
+
+def ctl_jwt(emu, method, body, query):
+    """A JWT from the trusted issuer for `identity` (a user name, not checked:
+    an unknown one makes a JWT the server maps to no identity). GET takes
+    `identity` and `audience` from the query and answers {"value": jwt} as
+    GitHub's ACTIONS_ID_TOKEN_REQUEST_URL does, so CI steps can run here."""
+    if method == "GET":
+        q = dict(part.partition("=")[::2] for part in query.split("&") if part)
+        obj = {"identity": urllib_unquote(q.get("identity", "approver"))}
+        if "audience" in q:
+            obj["aud"] = urllib_unquote(q["audience"])
+    else:
+        obj = _ctl_obj(body)
+    sub = obj.get("identity", "approver")
+    aud = obj.get("aud")
+    if not isinstance(sub, str) or (aud is not None and not isinstance(aud, (str, list))):
+        raise BadRequest("'identity' must be a string and 'aud' a string or list")
+    expires_in = obj.get("expires_in", 300)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
+        raise BadRequest("'expires_in' must be a number of seconds (negative: already expired)")
+    token, claims = emu.signin.mint_jwt(sub, emu.now(), expires_in, aud)
+    return 200, {"jwt": token, "value": token, "claims": claims}
+
+
+def ctl_client_cert(emu, method, body, query):
+    """A key and a client certificate from the client CA for subject CN=`identity`."""
+    obj = _ctl_obj(body)
+    sub = obj.get("identity", "approver")
+    if not isinstance(sub, str) or not re.match(r"\A[\w.@ -]{1,64}\Z", sub):
+        raise BadRequest("'identity' must be a user name")
+    cert, key = emu.signin.mint_client_cert(sub)
+    return 200, {"cert": cert, "key": key, "ca": emu.signin.client_ca}
 
 
 def ctl_sign(emu, method, body, query):
@@ -963,6 +1044,8 @@ def ctl_faults(emu, method, body, query):
 
 CONTROL_ROUTES = {
     "/__emulator__/token": {"POST": ctl_token},
+    "/__emulator__/jwt": {"GET": ctl_jwt, "POST": ctl_jwt},
+    "/__emulator__/client_cert": {"POST": ctl_client_cert},
     "/__emulator__/sign": {"POST": ctl_sign},
     "/__emulator__/prequalifications": {"GET": ctl_prequals},
     "/__emulator__/preapprovals": {"GET": ctl_preapprovals},
@@ -1006,6 +1089,7 @@ class Handler(BaseHTTPRequestHandler):
             self.request.settimeout(30)  # for the handshake only
             self.request = ctx.wrap_socket(self.request, server_side=True)
             self.request.settimeout(None)
+        self._tls_subject = signin.peer_subject(self.request) if ctx is not None else None
         super().setup()
 
     def finish(self):
@@ -1169,6 +1253,9 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method, target, headers, body):
         path, _, query = target.partition("?")
         self._path = path
+        headers.pop(signin.SUBJECT_HEADER, None)
+        if self._tls_subject:
+            headers[signin.SUBJECT_HEADER] = self._tls_subject
         lpath = path.lower()
         emu = self.server.emu
         if lpath.startswith("/__emulator__"):
@@ -1361,8 +1448,16 @@ def main(argv=None):
             return 2
         ctx = None
         ca = ""
+        tmp = tempfile.mkdtemp(prefix="tpp-emulator-")
+        try:
+            keys = os.path.join(tmp, "signin")
+            os.mkdir(keys, 0o700)
+            emu.signin = signin.Signin(keys, emu.state.settings.get("jwt_audience", signin.AUDIENCE))
+        except (OSError, subprocess.CalledProcessError) as e:
+            err = getattr(e, "stderr", b"") or b""
+            sys.stderr.write("tpp_emulator: openssl failed: %s %s\n" % (e, err.decode("utf-8", "replace")))
+            return 2
         if not args.http:
-            tmp = tempfile.mkdtemp(prefix="tpp-emulator-")
             try:
                 ca, cert, key = make_certs(tmp)
             except (OSError, subprocess.CalledProcessError) as e:
@@ -1372,6 +1467,7 @@ def main(argv=None):
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             ctx.load_cert_chain(cert, key)
+            emu.signin.ask_for_client_certs(ctx)
             os.unlink(key)
             os.unlink(os.path.join(tmp, "server.csr"))
         try:

@@ -16,19 +16,12 @@ local WRONG_PASSWORD = "wrong-pass-7Qx9Zk3"
 
 describe("vedauth grants #emulator", function()
   local emu, dir
-  local offset = 0               -- how far the emulator's clock was moved
+  local clock, advance, reset_clock -- a client clock that follows the emulator's
   local captured = {}            -- every text a user or a log could see
   local secrets = {}             -- every secret seen, as a set
   local warnings = {}            -- warnings of the current test
   local order = {}               -- "warn" / "request" events of the current test
   local clients = {}
-
-  local function clock() return core.time() + offset end
-
-  local function advance(seconds)
-    offset = offset + seconds
-    emu:advance_clock(seconds)
-  end
 
   local function secret(s)
     if type(s) == "string" and #s >= 4 then secrets[s] = true end
@@ -136,6 +129,7 @@ describe("vedauth grants #emulator", function()
       return doc, status
     end
     emu = helpers.start_emulator{ token_lifetime = LIFETIME, refresh_lifetime = 3600 }
+    clock, advance, reset_clock = emu:shared_clock()
     dir = helpers.tmpdir()
     secret(helpers.APPROVER_PASSWORD)
     secret(WRONG_PASSWORD)
@@ -149,7 +143,7 @@ describe("vedauth grants #emulator", function()
 
   before_each(function()
     emu:reset()
-    offset = 0
+    reset_clock()
     warnings, order = {}, {}
   end)
 
@@ -501,7 +495,12 @@ describe("vedauth grants #emulator", function()
         { { client_id = CLIENT_ID, username = "approver", password = "x", refresh_token = "r" },
           "auth.refresh_token", "not both" },
         { { client_id = CLIENT_ID, refresh_token = "r", scope = "codesign:approve" }, "auth.scope", "keeps the grant" },
-        { { client_id = CLIENT_ID }, "auth.username", "auth needs username" },
+        { { client_id = CLIENT_ID }, "auth.username", "auth needs a way to sign in" },
+        { { client_id = CLIENT_ID, jwt = "a.b.c", jwt_file = "/x" }, "auth.jwt", "only one of auth.jwt" },
+        { { client_id = CLIENT_ID, jwt_env = "NOT A NAME" }, "auth.jwt_env", "name of an environment variable" },
+        { { client_id = CLIENT_ID, jwt = "a.b.c", username = "approver", password = "x" }, "auth.jwt",
+          "give one way to sign in" },
+        { { client_id = CLIENT_ID, jwt_file = "/x", refresh_token = "r" }, "auth.refresh_token", "not both" },
         { { client_id = 7, refresh_token = "r" }, "auth.client_id", "must be a string" },
         { { client_id = CLIENT_ID, refresh_token = "r", refresh_margin = -1 }, "auth.refresh_margin", ">= 0" },
         { { client_id = CLIENT_ID, username = "approver", password = "x", scope = "a:b:c" }, "auth.scope", "scope" },

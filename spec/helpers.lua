@@ -272,4 +272,38 @@ function Emulator:config(t)
   return expect_ok(self, "POST", "config", t or {})
 end
 
+--- A client clock that follows this emulator's clock. Returns `clock` (a
+-- function giving Unix seconds, for `auth.clock`), `advance(seconds)` (moves
+-- both; `emu:advance_clock` alone moves only the server's) and `reset()`
+-- (back to the real time, as after `emu:reset()`).
+function Emulator:shared_clock()
+  local offset = 0
+  local time = require("prequalify.core").time
+  return function() return time() + offset end,
+    function(seconds)
+      offset = offset + seconds
+      self:advance_clock(seconds)
+    end,
+    function() offset = 0 end
+end
+
+--- Mint a JWT from the emulator's trusted issuer. opts: identity (the `sub`,
+-- default "approver"), aud (default the audience the emulator expects),
+-- expires_in (seconds, default 300; negative: already expired). Returns the
+-- JWT and its claims.
+function Emulator:jwt(opts)
+  local reply = expect_ok(self, "POST", "jwt", opts or {})
+  return reply.jwt, reply.claims
+end
+
+--- A client certificate from the emulator's client CA for subject CN=identity,
+-- written to dir/<name>.pem and dir/<name>.key (mode 0600). Returns both paths.
+function Emulator:client_cert(identity, dir, name)
+  local reply = expect_ok(self, "POST", "client_cert", { identity = identity })
+  name = name or identity
+  local cert = helpers.write_file(dir .. "/" .. name .. ".pem", reply.cert)
+  local key = helpers.write_file(dir .. "/" .. name .. ".key", reply.key, "600")
+  return cert, key
+end
+
 return helpers

@@ -24,6 +24,7 @@ local q = helpers.shell_quote
 local PATH = "PreQualify/Create"
 local OAUTH, TOKEN = "authorize/oauth", "authorize/token"
 local VERIFY, REVOKE = "authorize/verify", "revoke/token"
+local JWT, CERTIFICATE = "authorize/jwt", "authorize/certificate"
 local PASSWORD = "S3cr3t-Pa55word-XYZZY"
 local WRONG_PASSWORD = "Wr0ng-Pa55word-PLUGH"
 local DN, USER = helpers.DN_PROD, helpers.USER
@@ -346,6 +347,35 @@ describe("secrets audit #emulator", function()
       assert.equal("auth", err.kind)
     end)
 
+    it("auth.jwt, jwt_file and a client certificate: approved, refreshed; JWT refusals, echoed", function()
+      local jwt = emu:jwt{}
+      secret(jwt, "a JWT")
+      local c = client{ auth = { client_id = helpers.CLIENT_ID, jwt = jwt } }
+      assert.is_true(call(c, "prequalify", request(9)).ok)
+      emu:advance_clock(4000) -- the access token expires; the grant is refreshed
+      assert.is_true(call(c, "prequalify", request(9)).ok)
+      local again = emu:jwt{}
+      secret(again, "a JWT")
+      emu:fault(echo_grant(JWT, "JWT " .. again))
+      local _, err = call(client{ auth = { client_id = helpers.CLIENT_ID, jwt_file = file("jwt", again) } },
+        "prequalify", request(9))
+      assert.same({ "auth", "invalid_grant" }, { err.kind, err.error_code })
+      -- Known to be expired, or not a JWT at all: refused before sending.
+      local old = emu:jwt{ expires_in = -1e6 } -- past on any clock the spec has moved
+      secret(old, "an expired JWT")
+      _, err = call(client{ auth = { client_id = helpers.CLIENT_ID, jwt = old } }, "prequalify", request(9))
+      assert.equal("expired", err.jwt)
+      local junk = "eyJub3QiOiJhIEpXVCJ9.secret-junk-" .. old:sub(-12)
+      secret(junk, "a malformed JWT")
+      _, err = call(client{ auth = { client_id = helpers.CLIENT_ID, jwt = junk } }, "prequalify", request(9))
+      assert.equal("malformed", err.jwt)
+      local cert, key = emu:client_cert("approver", dir)
+      c = client{ auth = { client_id = helpers.CLIENT_ID, client_cert = cert, client_key = key } }
+      local signins = emu:received(CERTIFICATE)
+      assert.is_true(call(c, "prequalify", request(9)).ok)
+      assert.equal(signins + 1, emu:received(CERTIFICATE))
+    end)
+
     it("client:prequalify with auth.refresh_token_file: rotation, then a spent refresh token echoed", function()
       local _, rt = mint()
       local rt_file = file("refresh", rt)
@@ -553,6 +583,21 @@ describe("secrets audit #emulator", function()
       run(submit(2, { "--config", conf }), { code = 2 })
     end)
 
+    it("submit with --jwt-file, --jwt-env and PREQUALIFY_JWT_FILE; refused, expired and echoed JWTs", function()
+      local jwt = emu:jwt{}
+      secret(jwt, "a JWT")
+      local env = { PREQUALIFY_CLIENT_ID = helpers.CLIENT_ID }
+      run(submit(7, { "--jwt-file", file("cli-jwt", jwt) }), { env = env, hold = JWT, code = 0 })
+      run(submit(7, { "--jwt-env", "CI_JOB_JWT" }), { env = with(env, { CI_JOB_JWT = jwt }), hold = PATH, code = 0 })
+      emu:fault(echo_grant(JWT, "JWT " .. jwt))
+      run(submit(7, { "--json" }), { env = with(env, { PREQUALIFY_JWT_FILE = dir .. "/cli-jwt" }), code = 1 })
+      local old = emu:jwt{ expires_in = -1e6 } -- past on any clock the spec has moved
+      secret(old, "an expired JWT")
+      run(submit(7, { "--jwt-env", "CI_JOB_JWT" }), { env = with(env, { CI_JOB_JWT = old }), code = 1 })
+      run({ "token", "get", "--jwt-env", "CI_JOB_JWT", "--out", dir .. "/jwt-access" },
+        { env = with(env, { CI_JOB_JWT = jwt }), code = 0 })
+    end)
+
     it("submit with --refresh-token-file: rotation; a spent refresh token, echoed", function()
       local _, rt = mint()
       local rt_file = file("cli-rt", rt)
@@ -653,7 +698,9 @@ describe("secrets audit #emulator", function()
     local replies = 0
     for _, r in ipairs(emu:requests("vedauth/authorize/").items) do
       local p = r.path:lower()
-      if r.status == 200 and (p:find("/oauth$") or p:find("/token$")) then replies = replies + 1 end
+      if r.status == 200 and (p:find("/oauth$") or p:find("/token$") or p:find("/jwt$") or p:find("/certificate$")) then
+        replies = replies + 1
+      end
     end
     local issued = 0
     for _, origin in pairs(secrets) do

@@ -20,8 +20,11 @@ class TestLifecycle(unittest.TestCase):
             self.assertRegex(emu.ready_line, r"\AREADY url=https://localhost:\d+ ca=/\S+/ca\.pem\n\Z")
             folder = os.path.dirname(emu.ca)
             self.assertTrue(os.path.isfile(emu.ca))
-            # No private key is left on disk once the server has loaded it.
+            # No server key is left on disk once the server has loaded it. The
+            # JWT signing key and the client CA key, which sign on request,
+            # stay in a subfolder only the emulator's user can enter.
             self.assertFalse([f for f in os.listdir(folder) if f.endswith(".key")])
+            self.assertEqual(os.stat(os.path.join(folder, "signin")).st_mode & 0o777, 0o700)
             r = emu.request("GET", "/vedauth/authorize/verify")  # hostname checked against the cert
             self.assertEqual(r.status, 401)
             # The same certificate is valid for 127.0.0.1 too.

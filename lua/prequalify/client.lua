@@ -4,6 +4,7 @@
 -- @module prequalify.client
 local core = require "prequalify.core"
 local request = require "prequalify.request"
+local preapproval = require "prequalify.preapproval"
 local errors = require "prequalify.errors"
 local options = require "prequalify.options"
 local response = require "prequalify.response"
@@ -72,12 +73,29 @@ local function positive(opts, name, default)
   return v
 end
 
+-- The client certificate for mutual TLS: the client options', or the
+-- certificate grant's (`auth.client_cert`...), never both. Returns the
+-- table holding it and the field prefix for messages.
+local function tls_identity(opts)
+  local a = type(opts.auth) == "table" and opts.auth or {}
+  local in_auth = type(a.client_cert) == "string" or type(a.client_key) == "string"
+  if not in_auth then return opts, "" end
+  local function differs(k) return opts[k] ~= nil and opts[k] ~= a[k] end
+  if differs("client_cert") or differs("client_key") or differs("key_password_file") then
+    return nil, nil, errors.new("invalid", "give the client certificate once: client_cert and client_key, "
+      .. "or auth.client_cert and auth.client_key for a certificate sign-in", { field = "auth.client_cert" })
+  end
+  local key_password_file = type(a.key_password_file) == "string" and a.key_password_file or nil
+  return { client_cert = a.client_cert, client_key = a.client_key, key_password_file = key_password_file }, "auth."
+end
+
 --- Create a client.
 -- @tparam table opts `url` (server root; `/vedsdk` and `/vedauth` are appended),
 --   one of `token`, `token_file` or `auth`, and optionally `ca_file`, `ca_path`
 --   (added to the system trust store; `ca_replace = true` uses them alone),
 --   `client_cert`, `client_key`, `key_password_file`, `pinned_pubkey`
---   (`sha256//base64` or a PEM file), `proxy`, `noproxy` (otherwise the
+--   (`sha256//base64` or a PEM file; for a certificate sign-in give them in
+--   `auth` instead), `proxy`, `noproxy` (otherwise the
 --   standard proxy environment variables apply), `timeout` (total seconds, 30),
 --   `connect_timeout` (seconds, 10), `user_agent`, `prequalify_path`
 --   (or `"contract"` for the 26.1 path), `retries` ({max=3, base_delay=0.5,
@@ -116,17 +134,22 @@ function M.transport(opts)
   if not connect_timeout then return invalid("connect_timeout", cerr) end
   local settings, rerr = retry.settings(opts.retries)
   if not settings then return invalid("retries", rerr) end
+  local tls, prefix, terr2 = tls_identity(opts)
+  if not tls then return nil, terr2 end
   for _, name in ipairs{ "ca_file", "client_cert", "client_key" } do
-    if opts[name] then
-      local f = io.open(opts[name], "rb")
-      if not f then return invalid(name, name .. " " .. opts[name] .. " cannot be read") end
+    local file = (name == "ca_file" and opts or tls)[name]
+    if file then
+      local field = (name == "ca_file" and "" or prefix) .. name
+      local f = io.open(file, "rb")
+      if not f then return invalid(field, field .. " " .. file .. " cannot be read") end
       f:close()
     end
   end
   local key_password
-  if opts.key_password_file then
-    local kp, kerr = secret_file.read(opts.key_password_file, "key_password_file")
-    if not kp then return invalid("key_password_file", kerr.message) end
+  if tls.key_password_file then
+    local field = prefix .. "key_password_file"
+    local kp, kerr = secret_file.read(tls.key_password_file, field)
+    if not kp then return invalid(field, kerr.message) end
     key_password = kp
   end
 
@@ -137,7 +160,7 @@ function M.transport(opts)
     engine = {
       timeout = timeout, connect_timeout = connect_timeout,
       ca_file = opts.ca_file, ca_path = opts.ca_path, ca_replace = opts.ca_replace,
-      client_cert = opts.client_cert, client_key = opts.client_key, key_password = key_password,
+      client_cert = tls.client_cert, client_key = tls.client_key, key_password = key_password,
       pinned_pubkey = opts.pinned_pubkey, proxy = opts.proxy, noproxy = opts.noproxy,
       user_agent = opts.user_agent or ("prequalify/" .. core._VERSION),
       http2 = opts.http2, max_connections = opts.max_connections, max_response = opts.max_response,
@@ -207,69 +230,12 @@ function Client:prequalify(t, opts)
   return res
 end
 
--- AddPreApproval fields: Lua name -> wire name, checker.
-local ISO_UTC = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.?%d*Z$"
-local PRE_APPROVAL = {
-  dn = { "Dn", "dn", true }, comment = { "Comment", "comment", true },
-  user = { "User", "user", true }, hours = { "Hours" }, single_use = { "SingleUse" },
-  ip_address = { "IPAddress" }, not_before = { "NotBefore" },
-  signing_executable = { "SigningExecutable" },
-}
-
-local function check_pre_approval(t)
-  if type(t) ~= "table" then error("client:add_pre_approval: expected a table of fields, got " .. type(t), 3) end
-  local wire = {}
-  for k, v in pairs(t) do
-    local spec = PRE_APPROVAL[k]
-    if not spec then
-      for name, s in pairs(PRE_APPROVAL) do
-        if s[1] == k or name:gsub("_", "") == tostring(k):lower() then
-          return invalid(tostring(k), "unknown field '" .. tostring(k) .. "' (did you mean '" .. name .. "'?)")
-        end
-      end
-      return invalid(tostring(k), "unknown field '" .. tostring(k) .. "'")
-    end
-    if spec[2] then
-      if type(v) ~= "string" then return invalid(k, k .. " must be a string, got " .. type(v)) end
-      local okc, why = core.check(spec[2], v)
-      if not okc then return invalid(k, k .. " " .. why) end
-    elseif k == "hours" then
-      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
-        return invalid(k, "hours must be a whole number of hours")
-      end
-      v = math.tointeger(v)
-      if v < 1 or v > core.HOURS_MAX then
-        return invalid(k, "hours must be an integer from 1 to " .. core.HOURS_MAX .. " (got " .. v .. ")")
-      end
-    elseif k == "single_use" then
-      if type(v) ~= "boolean" then return invalid(k, "single_use must be a boolean, got " .. type(v)) end
-    elseif k == "not_before" then
-      if type(v) ~= "string" or not v:match(ISO_UTC) then
-        return invalid(k, "not_before must be UTC ISO 8601 like 2026-11-26T18:00:00Z")
-      end
-    elseif k == "ip_address" then
-      if type(v) ~= "string" or not (v:match("^%d+%.%d+%.%d+%.%d+$") or v:match("^[%x:]+$") and v:find(":")) then
-        return invalid(k, "ip_address must be an IPv4 or IPv6 address")
-      end
-    elseif k == "signing_executable" then
-      if type(v) ~= "string" or v == "" or v:find("%c") then
-        return invalid(k, "signing_executable must be the full path of the signing tool")
-      end
-    end
-    wire[spec[1]] = v
-  end
-  for name, spec in pairs(PRE_APPROVAL) do
-    if spec[3] and t[name] == nil then return invalid(name, name .. " is required") end
-  end
-  return wire
-end
-
 --- Add a pre-approval (`Codesign/AddPreApproval`): `dn`, `comment`, `user`,
 -- and optional `hours`, `single_use`, `ip_address`, `not_before` (UTC ISO
 -- 8601), `signing_executable`. Same result and error shapes as `prequalify`.
 function Client:add_pre_approval(t)
   local p = state(self)
-  local wire, err = check_pre_approval(t)
+  local wire, err = preapproval.wire(t)
   if not wire then return nil, err end
   local res, cerr = p:call("POST", M.ADD_PRE_APPROVAL_PATH, request.json.encode(wire),
     { what = "add_pre_approval" })

@@ -1,20 +1,19 @@
---- vedauth grants as a token source: sign in with a username and password,
--- or start from a refresh token (inline or in a file shared with other
--- processes). The access token is refreshed shortly before it expires and
+--- vedauth grants as a token source: sign in (a password, a JWT or a client
+-- certificate: `prequalify.transport.signin`), or start from a refresh token
+-- (inline or in a file shared with other processes). The access token is refreshed shortly before it expires and
 -- once when the server answers 401. Refresh tokens rotate (each works once),
 -- so a shared file is re-read and rewritten under an advisory lock and a
 -- refresh token is never spent twice. Secrets live in this closure only.
 -- @module prequalify.grant
 local core = require "prequalify.core"
 local errors = require "prequalify.errors"
-local response = require "prequalify.response"
 local scope = require "prequalify.scope"
 local secret_file = require "prequalify.transport.secret_file"
+local signin = require "prequalify.transport.signin"
 local vedauth = require "prequalify.transport.vedauth"
 
 local M = {}
 
-M.OAUTH_PATH = vedauth.OAUTH_PATH
 M.TOKEN_PATH = vedauth.TOKEN_PATH
 M.DEFAULT_SCOPE = scope.APPROVE
 --- Seconds to wait for another process's refresh before giving up.
@@ -22,10 +21,12 @@ M.LOCK_TIMEOUT = 120
 
 -- auth field -> accepted Lua type.
 local FIELDS = {
-  client_id = "string", username = "string", password = "string", password_file = "string",
-  scope = "string", refresh_token = "string", refresh_token_file = "string",
+  client_id = "string", scope = "string", refresh_token = "string", refresh_token_file = "string",
   refresh_margin = "number", lock_timeout = "number", clock = "function",
 }
+for _, names in pairs(signin.FIELDS) do
+  for _, k in ipairs(names) do FIELDS[k] = "string" end
+end
 
 local function invalid(field, message)
   return nil, errors.new("invalid", message, { field = "auth." .. field })
@@ -57,30 +58,22 @@ local function check(t)
   if not c.client_id then
     return invalid("client_id", "auth.client_id is required: the client_id of the API integration in TPP")
   end
-  local login = c.username or c.password or c.password_file
+  local login, merr = signin.method(c)
+  if login == nil then return nil, merr end
   local resume = c.refresh_token or c.refresh_token_file
   if login and resume then
     return invalid(c.refresh_token and "refresh_token" or "refresh_token_file",
-      "give either auth.username with a password or a refresh token, not both")
+      "give either a sign-in (a password, a JWT or a client certificate) or a refresh token, not both")
   end
   if not login and not resume then
-    return invalid("username", "auth needs username with password (or password_file), "
-      .. "or refresh_token (or refresh_token_file)")
-  end
-  if c.password and c.password_file then
-    return invalid("password", "give only one of auth.password and auth.password_file")
+    return invalid("username", "auth needs a way to sign in: username with password (or password_file), "
+      .. "jwt (or jwt_file or jwt_env), client_cert with client_key; or refresh_token (or refresh_token_file)")
   end
   if c.refresh_token and c.refresh_token_file then
     return invalid("refresh_token", "give only one of auth.refresh_token and auth.refresh_token_file")
   end
-  if login and not c.username then
-    return invalid("username", "auth.username is required with a password")
-  end
-  if login and not (c.password or c.password_file) then
-    return invalid("password", "auth.password or auth.password_file is required with auth.username")
-  end
   if c.scope and resume then
-    return invalid("scope", "auth.scope applies to a username/password sign-in; a refresh keeps the grant's scope")
+    return invalid("scope", "auth.scope applies to a sign-in; a refresh keeps the grant's scope")
   end
   if login then
     c.scope = c.scope or M.DEFAULT_SCOPE
@@ -95,27 +88,17 @@ local function check(t)
   if c.lock_timeout and c.lock_timeout <= 0 then
     return invalid("lock_timeout", "auth.lock_timeout must be > 0 seconds")
   end
-  return c
+  return c, login
 end
 
--- Reads a secret file named by auth field `field`; nil and an invalid error.
-local function read_field_file(c, field, warn)
-  local s, err = secret_file.read(c[field], "auth." .. field)
-  if not s then return invalid(field, err.message) end
-  secret_file.check_mode(c[field], warn)
-  return s
-end
-
--- The error kind/message parts shared by sign-in and refresh failures.
-local function server_words(doc, secrets)
-  local msg = errors.redact(response.server_message(doc), secrets)
-  return msg and (" (server: " .. msg .. ")") or ""
-end
+local server_words = signin.server_words
 
 --- Make a grant token source (see `prequalify.auth`).
--- @tparam table t `client_id` and either `username` with `password` or
---   `password_file` (and `scope`, default `codesign:approve`), or
---   `refresh_token` or `refresh_token_file`; optional `refresh_margin`
+-- @tparam table t `client_id` and a way to sign in: `username` with
+--   `password` or `password_file`; or `jwt`, `jwt_file` or `jwt_env` (the
+--   name of an environment variable); or `client_cert` and `client_key`
+--   (with `key_password_file`) for mutual TLS (and `scope` with each,
+--   default `codesign:approve`); or else `refresh_token` or `refresh_token_file`; optional `refresh_margin`
 --   (seconds before expiry to refresh; default max(30 s, 10% of the
 --   lifetime), at most half of it), `lock_timeout` (seconds, 120), `clock`
 --   (a function returning Unix seconds; default the system clock).
@@ -127,28 +110,27 @@ function M.new(t, ctx)
   if type(t) ~= "table" then
     return nil, errors.new("invalid", "auth must be a table, got " .. type(t), { field = "auth" })
   end
-  local c, cerr = check(t)
-  if not c then return nil, cerr end
+  local c, login_method = check(t)
+  if not c then return nil, login_method end
   local warn = ctx.warn or function() end
   local clock = c.clock or core.time
   local file = c.refresh_token_file
   local lock_timeout = c.lock_timeout or M.LOCK_TIMEOUT
 
-  local password, refresh
-  if c.password_file then
-    local perr
-    password, perr = read_field_file(c, "password_file", warn)
-    if not password then return nil, perr end
-  else
-    password = c.password
+  local signer, refresh
+  if login_method then
+    local serr
+    signer, serr = signin.new(c, login_method, ctx, clock)
+    if not signer then return nil, serr end
   end
   -- The inline secrets are kept here only, not in the config copy.
-  c.password, c.refresh_token = nil, nil
+  c.refresh_token = nil
   local last_file -- the token we last read from or wrote to the file
   if file then
     local ferr
-    refresh, ferr = read_field_file(c, "refresh_token_file", warn)
-    if not refresh then return nil, ferr end
+    refresh, ferr = secret_file.read(file, "auth.refresh_token_file")
+    if not refresh then return invalid("refresh_token_file", ferr.message) end
+    secret_file.check_mode(file, warn)
     last_file = refresh
   else
     refresh = t.refresh_token
@@ -159,7 +141,7 @@ function M.new(t, ctx)
     refresh_until_at = nil, scope = nil, identity = nil, revoked = false, warned_scope = false,
     refreshes = 0, adopted = 0, old = {},
   }
-  local mode = password and "password" or (file and "refresh_token_file" or "refresh_token")
+  local mode = signer and signer.method or (file and "refresh_token_file" or "refresh_token")
   local self = setmetatable({ kind = "grant", mode = mode, client_id = c.client_id }, {
     __name = "prequalify.grant",
     __tostring = function() return "prequalify.grant(" .. mode .. ", client_id=" .. c.client_id .. ")" end,
@@ -167,7 +149,8 @@ function M.new(t, ctx)
 
   local function secrets()
     local out = {}
-    for _, v in pairs{ password, s.access, refresh, last_file } do out[#out + 1] = v end
+    for _, v in pairs{ s.access, refresh, last_file } do out[#out + 1] = v end
+    if signer then signer.secrets(out) end
     for _, v in ipairs(s.old) do out[#out + 1] = v end
     return out
   end
@@ -189,7 +172,7 @@ function M.new(t, ctx)
         .. "give the API integration '" .. c.client_id .. "' the scope " .. scope.APPROVE)
     end
   end
-  if password then check_scope(c.scope, "the requested scope") end
+  if signer then check_scope(c.scope, "the requested scope") end
 
   local function margin()
     if c.refresh_margin then return c.refresh_margin end
@@ -235,33 +218,9 @@ function M.new(t, ctx)
   end
 
   local function login()
-    local doc, status = vedauth.post(ctx.transport, M.OAUTH_PATH, {
-      client_id = c.client_id, username = c.username, password = password, scope = c.scope,
-    })
-    if type(status) ~= "number" then
-      local err = status
-      return nil, errors.new(err.kind, "could not sign in (POST " .. M.OAUTH_PATH .. "): " .. err.message,
-        { outcome = "not_sent", curl_code = err.curl_code })
-    end
-    if status == 200 then return accept(doc, M.OAUTH_PATH) end
-    local code = type(doc) == "table" and doc.error
-    local words = server_words(doc, secrets())
-    local f = { status = status, outcome = "not_sent", error_code = code }
-    if code == "invalid_grant" then
-      f.field = "auth.password"
-      return nil, errors.new("auth", "sign-in as '" .. c.username .. "' was refused: the username or "
-        .. "password is not valid" .. words, f)
-    elseif code == "invalid_client" then
-      f.field = "auth.client_id"
-      return nil, errors.new("auth", "sign-in was refused: client_id '" .. c.client_id .. "' is not an "
-        .. "API integration on this server; use the client_id of the API integration in TPP" .. words, f)
-    elseif code == "invalid_scope" then
-      f.field, f.scope = "auth.scope", c.scope
-      return nil, errors.new("auth", "sign-in was refused: the API integration '" .. c.client_id
-        .. "' does not allow scope '" .. c.scope .. "' (or it is malformed); add the scope to the "
-        .. "API integration in TPP or ask for less" .. words, f)
-    end
-    return nil, errors.new("auth", "could not sign in (POST " .. M.OAUTH_PATH .. "): HTTP " .. status .. words, f)
+    local doc, err = signer.login(secrets())
+    if not doc then return nil, err end
+    return accept(doc, signer.path)
   end
 
   local function refused(doc, status)
@@ -368,12 +327,12 @@ function M.new(t, ctx)
     return ok, err
   end
 
-  -- Gets a usable access token: refresh, or sign in (again) with a password.
+  -- Gets a usable access token: refresh, or sign in (again).
   local function renew()
-    if password and not refresh then return login() end
+    if signer and not refresh then return login() end
     local ok, err = refresh_grant()
-    if not ok and password and err.error_code == "invalid_grant" then
-      -- The grant expired or was revoked elsewhere: the password starts a new one.
+    if not ok and signer and err.error_code == "invalid_grant" then
+      -- The grant expired or was revoked elsewhere: a sign-in starts a new one.
       retire(refresh)
       refresh = nil
       return login()

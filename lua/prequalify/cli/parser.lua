@@ -117,7 +117,8 @@ local function credentials(cmd)
     :description("File holding the password for --username (env PREQUALIFY_PASSWORD_FILE; "
       .. "env PREQUALIFY_PASSWORD holds it itself).")
   local password_stdin = cmd:flag("--password-stdin"):description("Read the password from the first line of stdin.")
-  cmd:group("Credentials (one way: a token, a username and password, or a refresh token file)",
+  cmd:group("Credentials (one way: a token, a username and password, a JWT, a client certificate, "
+    .. "or a refresh token file)",
     token_file, token_stdin,
     cmd:option("--client-id"):argname("<id>")
       :description("client_id of the API integration in TPP, for grants (env PREQUALIFY_CLIENT_ID)."),
@@ -126,6 +127,12 @@ local function credentials(cmd)
     cmd:option("--refresh-token-file"):argname("<file>")
       :description("File holding a refresh token; rewritten under a lock when it rotates "
         .. "(env PREQUALIFY_REFRESH_TOKEN_FILE)."),
+    cmd:option("--jwt-file"):argname("<file>")
+      :description("Sign in with the JWT in this file, re-read for every grant (env PREQUALIFY_JWT_FILE)."),
+    cmd:option("--jwt-env"):argname("<name>")
+      :description("Sign in with the JWT in this environment variable (env PREQUALIFY_JWT_ENV)."),
+    cmd:flag("--certificate-grant")
+      :description("Sign in with --client-cert over mutual TLS (env PREQUALIFY_CERTIFICATE_GRANT=1)."),
     cmd:option("--scope"):argname("<scope>")
       :description("Scope to ask for at sign-in, default codesign:approve (env PREQUALIFY_SCOPE).")
   )

@@ -25,6 +25,9 @@ M.KEYS = {
   username = { env = "PREQUALIFY_USERNAME" },
   password_file = { env = "PREQUALIFY_PASSWORD_FILE", kind = "path" },
   refresh_token_file = { env = "PREQUALIFY_REFRESH_TOKEN_FILE", kind = "path" },
+  jwt_file = { env = "PREQUALIFY_JWT_FILE", kind = "path" },
+  jwt_env = { env = "PREQUALIFY_JWT_ENV" },
+  certificate_grant = { env = "PREQUALIFY_CERTIFICATE_GRANT", kind = "boolean" },
   scope = { env = "PREQUALIFY_SCOPE" },
   dn = { env = "PREQUALIFY_DN" },
   user = { env = "PREQUALIFY_USER" },
@@ -240,6 +243,9 @@ function Settings:credentials(args, stdin)
   local env_password = getenv(M.SECRET_ENV.password)
   if env_password and env_password ~= "" then add("password", ENV, M.SECRET_ENV.password) end
   if v.refresh_token_file then add("refresh", lv.refresh_token_file, self.sources.refresh_token_file) end
+  for _, k in ipairs{ "jwt_file", "jwt_env", "certificate_grant" } do
+    if v[k] then add(k, lv[k], self.sources[k]) end
+  end
   if #found == 0 then return {}, "none" end
 
   local top = 0
@@ -277,6 +283,18 @@ function Settings:credentials(args, stdin)
   if f.kind == "refresh" then
     return { auth = { client_id = client_id, refresh_token_file = v.refresh_token_file } },
       "the refresh token file " .. v.refresh_token_file
+  end
+  if f.kind == "jwt_file" or f.kind == "jwt_env" then
+    return { auth = { client_id = client_id, [f.kind] = v[f.kind], scope = v.scope } },
+      "a JWT from " .. (f.kind == "jwt_file" and "the file " or "the variable ") .. v[f.kind]
+  elseif f.kind == "certificate_grant" then
+    if not (v.client_cert and v.client_key) then
+      return nil, "a certificate sign-in needs --client-cert and --client-key (or PREQUALIFY_CLIENT_CERT "
+        .. "and PREQUALIFY_CLIENT_KEY)"
+    end
+    return { auth = { client_id = client_id, client_cert = v.client_cert, client_key = v.client_key,
+                      key_password_file = v.key_password_file, scope = v.scope } },
+      "a certificate sign-in with " .. v.client_cert
   end
   if not v.username then
     return nil, "a password needs a user name: give --username or set PREQUALIFY_USERNAME"

@@ -63,8 +63,8 @@ local function obtain(args, cx, sub)
   if not creds.auth or (sub == "refresh" and not creds.auth.refresh_token_file) then
     return cx:usage(name, sub == "refresh"
       and "token refresh spends the refresh token in --refresh-token-file (or PREQUALIFY_REFRESH_TOKEN_FILE)"
-      or "token get needs a sign-in: --username with --password-file or --password-stdin, "
-        .. "or --refresh-token-file; and --client-id")
+      or "token get needs a sign-in: --username with --password-file or --password-stdin, --jwt-file, "
+        .. "--jwt-env, --certificate-grant, or --refresh-token-file; and --client-id")
   end
   local opts, oerr = s:client_options(function(msg) cx:warn(msg) end)
   if not opts then return cx:usage(name, oerr) end
