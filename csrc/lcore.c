@@ -20,5 +20,6 @@ int luaopen_prequalify_core(lua_State *L)
     lfile_register(L);
     lspool_register(L);
     lclock_register(L);
+    lpipeline_register(L);
     return 1;
 }

@@ -17,10 +17,17 @@ void lsignal_register(lua_State *L);
 void lfile_register(lua_State *L);
 void lspool_register(lua_State *L);
 void lclock_register(lua_State *L);
+void lpipeline_register(lua_State *L);
 
 /* 1 while the handlers of signals_install are in place and have caught
  * SIGINT or SIGTERM (lsignal.c): a wait should end, the run is stopping. */
 int lsignal_stop_requested(void);
+
+/* The engine binding's parts the batch pipeline binding uses (lengine.c). */
+struct pq_engine;
+struct pq_result;
+struct pq_engine *lengine_get(lua_State *L, int idx);
+void lengine_push_res(lua_State *L, const struct pq_result *res);
 
 PQ_EXPORT int luaopen_prequalify_core(lua_State *L);
 

@@ -192,6 +192,34 @@ static void lengine_set_str(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
+/* Pushes the result table of a finished transfer (also the batch
+ * pipeline's decisions, lpipeline.c). */
+void lengine_push_res(lua_State *L, const pq_result *res)
+{
+    lua_createtable(L, 0, 16);
+    lua_pushinteger(L, (lua_Integer)res->id);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, res->status);
+    lua_setfield(L, -2, "status");
+    lua_pushlstring(L, res->body, res->body_len);
+    lua_setfield(L, -2, "body");
+    lengine_set_str(L, "content_type", res->content_type);
+    lengine_set_str(L, "retry_after", res->retry_after);
+    lua_pushinteger(L, res->curl_code);
+    lua_setfield(L, -2, "curl_code");
+    lengine_set_str(L, "curl_error", res->curl_error);
+    lua_pushboolean(L, res->sent);
+    lua_setfield(L, -2, "sent");
+    lua_pushboolean(L, res->oversized);
+    lua_setfield(L, -2, "oversized");
+    lua_pushinteger(L, res->new_connections);
+    lua_setfield(L, -2, "new_connections");
+    lengine_set_num(L, "elapsed", res->elapsed);
+    lengine_set_num(L, "connect_time", res->connect_time);
+    lengine_set_num(L, "tls_time", res->tls_time);
+    lengine_set_num(L, "first_byte_time", res->first_byte_time);
+}
+
 /* Pushes the result table of a finished transfer, then gives the transfer
  * back to the pool. The push may raise on OOM, so the transfer leaves the
  * done list only once the table is complete. */
@@ -199,29 +227,15 @@ static void lengine_push_result(lua_State *L, pq_engine *e, pq_xfer *x)
 {
     pq_result res;
     pq_engine_result(x, &res);
-    lua_createtable(L, 0, 16);
-    lua_pushinteger(L, (lua_Integer)res.id);
-    lua_setfield(L, -2, "id");
-    lua_pushinteger(L, res.status);
-    lua_setfield(L, -2, "status");
-    lua_pushlstring(L, res.body, res.body_len);
-    lua_setfield(L, -2, "body");
-    lengine_set_str(L, "content_type", res.content_type);
-    lengine_set_str(L, "retry_after", res.retry_after);
-    lua_pushinteger(L, res.curl_code);
-    lua_setfield(L, -2, "curl_code");
-    lengine_set_str(L, "curl_error", res.curl_error);
-    lua_pushboolean(L, res.sent);
-    lua_setfield(L, -2, "sent");
-    lua_pushboolean(L, res.oversized);
-    lua_setfield(L, -2, "oversized");
-    lua_pushinteger(L, res.new_connections);
-    lua_setfield(L, -2, "new_connections");
-    lengine_set_num(L, "elapsed", res.elapsed);
-    lengine_set_num(L, "connect_time", res.connect_time);
-    lengine_set_num(L, "tls_time", res.tls_time);
-    lengine_set_num(L, "first_byte_time", res.first_byte_time);
+    lengine_push_res(L, &res);
     pq_engine_release(e, pq_engine_take_done(e, res.id));
+}
+
+/* The engine of the userdata at idx (raises when closed), for the batch
+ * pipeline, which drives it from C. */
+pq_engine *lengine_get(lua_State *L, int idx)
+{
+    return lengine_check(L, idx)->e;
 }
 
 static void lengine_drive(lua_State *L, pq_engine *e, long timeout_ms, long long want)

@@ -22,6 +22,7 @@
 #include <lualib.h>
 
 #include "lcore.h"
+#include "ljournal.h"
 #include "pq_fs.h"
 
 #define LJOURNAL_MT "prequalify.journal"
@@ -35,6 +36,7 @@ typedef struct ljournal {
     int fd;          /* -1 when closed */
     char *buf;
     size_t len, cap;
+    long unsynced; /* records written since the last fsync */
     char *path;
 } ljournal;
 
@@ -63,6 +65,32 @@ static int ljournal_drain(ljournal *j)
     return err;
 }
 
+/* Appends one record: buffered, written out when the buffer is full; a
+ * record larger than the buffer goes straight out. 0 or an errno value. */
+static int ljournal_append(ljournal *j, const char *s, size_t n)
+{
+    int err;
+    if (j->len + n > j->cap && (err = ljournal_drain(j)) != 0) return err;
+    if (n > j->cap) {
+        if ((err = pq_fs_write_all(j->fd, s, n, NULL)) != 0) return err;
+    } else {
+        memcpy(j->buf + j->len, s, n);
+        j->len += n;
+    }
+    j->unsynced++;
+    return 0;
+}
+
+/* Drains the buffer and fsyncs the file; 0 or an errno value. */
+static int ljournal_fsync(ljournal *j)
+{
+    int err = ljournal_drain(j);
+    if (err) return err;
+    if (fsync(j->fd) != 0 && errno != EINVAL) return errno;
+    j->unsynced = 0;
+    return 0;
+}
+
 static void ljournal_release(ljournal *j)
 {
     if (j->fd >= 0) {
@@ -88,6 +116,7 @@ static int ljournal_open(lua_State *L)
     j->fd = -1;
     j->buf = j->path = NULL;
     j->len = j->cap = 0;
+    j->unsynced = 0;
     luaL_setmetatable(L, LJOURNAL_MT);
 
     fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -143,17 +172,8 @@ static int ljournal_write(lua_State *L)
     ljournal *j = ljournal_check(L);
     size_t n;
     const char *s = luaL_checklstring(L, 2, &n);
-    int err;
-    if (j->len + n > j->cap) {
-        if ((err = ljournal_drain(j)) != 0) return ljournal_fail(L, j->path, "write failed", err);
-    }
-    if (n > j->cap) {
-        /* A record larger than the buffer goes straight out. */
-        if ((err = pq_fs_write_all(j->fd, s, n, NULL)) != 0) return ljournal_fail(L, j->path, "write failed", err);
-    } else {
-        memcpy(j->buf + j->len, s, n);
-        j->len += n;
-    }
+    int err = ljournal_append(j, s, n);
+    if (err) return ljournal_fail(L, j->path, "write failed", err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -172,11 +192,50 @@ static int ljournal_flush(lua_State *L)
 static int ljournal_sync(lua_State *L)
 {
     ljournal *j = ljournal_check(L);
-    int err = ljournal_drain(j);
-    if (err) return ljournal_fail(L, j->path, "write failed", err);
-    if (fsync(j->fd) != 0 && errno != EINVAL) return ljournal_fail(L, j->path, "fsync failed", errno);
+    int err = ljournal_fsync(j);
+    if (err) return ljournal_fail(L, j->path, "write or fsync failed", err);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* j:unsynced() -> records written (by Lua or the pipeline) since the last sync */
+static int ljournal_unsynced(lua_State *L)
+{
+    ljournal *j = ljournal_check(L);
+    lua_pushinteger(L, (lua_Integer)j->unsynced);
+    return 1;
+}
+
+/* The pipeline's view of an open journal (pq_pipeline_journal). */
+static int ljournal_sink_append(void *ud, const char *s, size_t n)
+{
+    return ljournal_append((ljournal *)ud, s, n);
+}
+
+static int ljournal_sink_flush(void *ud)
+{
+    return ljournal_drain((ljournal *)ud);
+}
+
+static int ljournal_sink_sync(void *ud)
+{
+    return ljournal_fsync((ljournal *)ud);
+}
+
+static long ljournal_sink_unsynced(void *ud)
+{
+    return ((ljournal *)ud)->unsynced;
+}
+
+void ljournal_sink(lua_State *L, int idx, pq_pipeline_journal *out)
+{
+    ljournal *j = (ljournal *)luaL_checkudata(L, idx, LJOURNAL_MT);
+    if (j->fd < 0) luaL_error(L, "attempt to use a closed journal");
+    out->ud = j;
+    out->append = ljournal_sink_append;
+    out->flush = ljournal_sink_flush;
+    out->sync = ljournal_sink_sync;
+    out->unsynced = ljournal_sink_unsynced;
 }
 
 /* j:buffered() -> bytes written by write() and not yet flushed */
@@ -200,10 +259,7 @@ static int ljournal_close(lua_State *L)
 {
     ljournal *j = (ljournal *)luaL_checkudata(L, 1, LJOURNAL_MT);
     int err = 0;
-    if (j->fd >= 0) {
-        err = ljournal_drain(j);
-        if (!err && fsync(j->fd) != 0 && errno != EINVAL) err = errno;
-    }
+    if (j->fd >= 0) err = ljournal_fsync(j);
     if (err) {
         lua_pushnil(L);
         lua_pushfstring(L, "journal %s: final write failed: %s", j->path ? j->path : "?", strerror(err));
@@ -247,6 +303,7 @@ void ljournal_register(lua_State *L)
         {"flush", ljournal_flush},
         {"sync", ljournal_sync},
         {"buffered", ljournal_buffered},
+        {"unsynced", ljournal_unsynced},
         {"close", ljournal_close},
         {NULL, NULL}
     };

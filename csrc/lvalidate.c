@@ -11,8 +11,11 @@
 #include <lua.h>
 
 #include "lcore.h"
+#include "lvalidate.h"
 #include "pq_base64.h"
 #include "pq_validate.h"
+
+#define LVALIDATE_REQUEST_MT "prequalify.request"
 
 static const char *const lvalidate_fields[] = {
     "dn", "data", "digest", "comment", "user", "hours", "single_use", NULL
@@ -124,36 +127,51 @@ static int lvalidate_keys(lua_State *L, int t)
 
 typedef int (*lvalidate_checker)(const char *, size_t, char *, size_t);
 
-/* Checks a required string field and stores it in the result table at -1. */
-static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_checker check)
+/* A request as validation leaves it: what core.validate's table, the wire
+ * body and the batch pipeline's item are made from. Strings point into
+ * values the validation left on the Lua stack (so they stay anchored). */
+typedef struct lvalidate_req {
+    const char *str[4]; /* dn, data (Base64), comment, user */
+    size_t len[4];
+    int at[4];          /* their stack index: tables reuse the strings */
+    lua_Integer digest_length, hours;
+    const char *algorithm; /* NULL for an unusual length */
+    int has_hours, has_single, single_use;
+} lvalidate_req;
+
+enum { LV_DN, LV_DATA, LV_COMMENT, LV_USER };
+
+/* Checks a required string field into r->str[i] (the value stays on the
+ * stack); 0, or the 3 results of a failure. */
+static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_checker check,
+                            lvalidate_req *r, int i)
 {
     char msg[PQ_MSG_MAX];
-    size_t n;
-    const char *s;
     int ty = lua_getfield(L, t, field);
     if (ty == LUA_TNIL) {
         lua_pop(L, 1);
         return lvalidate_failf(L, field, "is required");
     }
     if (ty != LUA_TSTRING) {
-        int r = lvalidate_type(L, lua_gettop(L), field, "a string");
-        return r;
+        int rc = lvalidate_type(L, lua_gettop(L), field, "a string");
+        return rc;
     }
-    s = lua_tolstring(L, -1, &n);
-    if (check(s, n, msg, sizeof msg) != 0) {
+    r->str[i] = lua_tolstring(L, -1, &r->len[i]);
+    r->at[i] = lua_gettop(L);
+    if (check(r->str[i], r->len[i], msg, sizeof msg) != 0) {
         lua_pop(L, 1);
         return lvalidate_failf(L, field, msg);
     }
-    lua_setfield(L, -2, field);
     return 0;
 }
 
-/* data (Base64 text) or digest (raw bytes): exactly one of them. */
-static int lvalidate_data(lua_State *L, int t)
+/* data (Base64 text) or digest (raw bytes): exactly one of them. Leaves the
+ * Base64 text on the stack. */
+static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
 {
     char msg[PQ_MSG_MAX];
     size_t n, dlen = 0;
-    const char *s, *alg;
+    const char *s;
     int tdata = lua_getfield(L, t, "data");
     int tdig = lua_getfield(L, t, "digest");
     if (tdata != LUA_TNIL && tdig != LUA_TNIL) {
@@ -168,8 +186,8 @@ static int lvalidate_data(lua_State *L, int t)
         luaL_Buffer b;
         char *out;
         if (tdig != LUA_TSTRING) {
-            int r = lvalidate_type(L, lua_gettop(L), "digest", "a string of raw bytes");
-            return r;
+            int rc = lvalidate_type(L, lua_gettop(L), "digest", "a string of raw bytes");
+            return rc;
         }
         s = lua_tolstring(L, -1, &n);
         if (n == 0 || n > PQ_DATA_MAX) {
@@ -179,13 +197,13 @@ static int lvalidate_data(lua_State *L, int t)
         }
         out = luaL_buffinitsize(L, &b, pq_b64_encoded_len(n) + 1);
         luaL_pushresultsize(&b, pq_b64_encode((const unsigned char *)s, n, out));
-        lua_setfield(L, -4, "data");
-        lua_pop(L, 2);
+        lua_replace(L, -3); /* the Base64 text where data was */
+        lua_pop(L, 1);
         dlen = n;
     } else {
         if (tdata != LUA_TSTRING) {
-            int r = lvalidate_type(L, lua_gettop(L) - 1, "data", "a Base64 string");
-            return r;
+            int rc = lvalidate_type(L, lua_gettop(L) - 1, "data", "a Base64 string");
+            return rc;
         }
         s = lua_tolstring(L, -2, &n);
         if (pq_b64_decode(s, n, NULL, &dlen, msg, sizeof msg) != 0) {
@@ -202,19 +220,15 @@ static int lvalidate_data(lua_State *L, int t)
             return lvalidate_fail(L, "data", msg);
         }
         lua_pop(L, 1);
-        lua_setfield(L, -2, "data");
     }
-    lua_pushinteger(L, (lua_Integer)dlen);
-    lua_setfield(L, -2, "digest_length");
-    alg = pq_algorithm_for_length(dlen);
-    if (alg) {
-        lua_pushstring(L, alg);
-        lua_setfield(L, -2, "algorithm");
-    }
+    r->str[LV_DATA] = lua_tolstring(L, -1, &r->len[LV_DATA]);
+    r->at[LV_DATA] = lua_gettop(L);
+    r->digest_length = (lua_Integer)dlen;
+    r->algorithm = pq_algorithm_for_length(dlen);
     return 0;
 }
 
-static int lvalidate_hours(lua_State *L, int t)
+static int lvalidate_hours(lua_State *L, int t, lvalidate_req *r)
 {
     char msg[PQ_MSG_MAX];
     lua_Integer h;
@@ -224,8 +238,8 @@ static int lvalidate_hours(lua_State *L, int t)
         return 0;
     }
     if (ty != LUA_TNUMBER) {
-        int r = lvalidate_type(L, lua_gettop(L), "hours", "an integer number of hours");
-        return r;
+        int rc = lvalidate_type(L, lua_gettop(L), "hours", "an integer number of hours");
+        return rc;
     }
     if (!lua_isinteger(L, -1)) {
         lua_Number x = lua_tonumber(L, -1);
@@ -244,40 +258,77 @@ static int lvalidate_hours(lua_State *L, int t)
     }
     if (pq_check_hours((long long)h, msg, sizeof msg) != 0)
         return lvalidate_failf(L, "hours", msg);
-    lua_pushinteger(L, h);
-    lua_setfield(L, -2, "hours");
+    r->has_hours = 1;
+    r->hours = h;
     return 0;
 }
 
-static int lvalidate_single_use(lua_State *L, int t)
+static int lvalidate_single_use(lua_State *L, int t, lvalidate_req *r)
 {
     int ty = lua_getfield(L, t, "single_use");
-    if (ty == LUA_TNIL) {
-        lua_pop(L, 1);
-        return 0;
+    if (ty != LUA_TNIL && ty != LUA_TBOOLEAN) {
+        int rc = lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
+        return rc;
     }
-    if (ty != LUA_TBOOLEAN) {
-        int r = lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
-        return r;
-    }
-    lua_setfield(L, -2, "single_use");
+    r->has_single = ty != LUA_TNIL;
+    r->single_use = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return 0;
+}
+
+/* Validates the request table at t into r; 0, or the 3 results of a
+ * failure (nil, message, field). Leaves the field values on the stack. */
+static int lvalidate_check_req(lua_State *L, int t, lvalidate_req *r)
+{
+    int rc;
+    memset(r, 0, sizeof *r);
+    luaL_checkstack(L, 12, "request validation");
+    if ((rc = lvalidate_keys(L, t)) != 0) return rc;
+    if ((rc = lvalidate_string(L, t, "dn", pq_check_dn, r, LV_DN)) != 0) return rc;
+    if ((rc = lvalidate_data(L, t, r)) != 0) return rc;
+    if ((rc = lvalidate_string(L, t, "comment", pq_check_comment, r, LV_COMMENT)) != 0) return rc;
+    if ((rc = lvalidate_string(L, t, "user", pq_check_user, r, LV_USER)) != 0) return rc;
+    if ((rc = lvalidate_hours(L, t, r)) != 0) return rc;
+    return lvalidate_single_use(L, t, r);
+}
+
+/* Pushes the normalized table of r: dn, data, comment, user, digest_length,
+ * algorithm (when known), hours and single_use (when given); with
+ * `summary`, single_use is false when absent (the report's shape). */
+static void lvalidate_push_table(lua_State *L, const lvalidate_req *r, int summary)
+{
+    static const char *const names[] = {"dn", "data", "comment", "user"};
+    int i;
+    lua_createtable(L, 0, 8);
+    for (i = 0; i < 4; i++) {
+        lua_pushvalue(L, r->at[i]);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pushinteger(L, r->digest_length);
+    lua_setfield(L, -2, "digest_length");
+    if (r->algorithm) {
+        lua_pushstring(L, r->algorithm);
+        lua_setfield(L, -2, "algorithm");
+    }
+    if (r->has_hours) {
+        lua_pushinteger(L, r->hours);
+        lua_setfield(L, -2, "hours");
+    }
+    if (r->has_single || summary) {
+        lua_pushboolean(L, r->single_use);
+        lua_setfield(L, -2, "single_use");
+    }
 }
 
 /* core.validate(t) -> normalized table | nil, message, field */
 static int lvalidate_validate(lua_State *L)
 {
-    int r;
+    lvalidate_req r;
+    int rc;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    if ((r = lvalidate_keys(L, 1)) != 0) return r;
-    lua_createtable(L, 0, 8);
-    if ((r = lvalidate_string(L, 1, "dn", pq_check_dn)) != 0) return r;
-    if ((r = lvalidate_data(L, 1)) != 0) return r;
-    if ((r = lvalidate_string(L, 1, "comment", pq_check_comment)) != 0) return r;
-    if ((r = lvalidate_string(L, 1, "user", pq_check_user)) != 0) return r;
-    if ((r = lvalidate_hours(L, 1)) != 0) return r;
-    if ((r = lvalidate_single_use(L, 1)) != 0) return r;
+    if ((rc = lvalidate_check_req(L, 1, &r)) != 0) return rc;
+    lvalidate_push_table(L, &r, 0);
     return 1;
 }
 
@@ -338,69 +389,73 @@ static void lvalidate_json_string(luaL_Buffer *b, const char *s, size_t n)
     luaL_addchar(b, '"');
 }
 
-/* Pushes the JSON body of PreQualify/Create for the normalized request at
- * absolute index t: Dn, Data, Comment, User, Hours, SingleUse in that order,
- * absent optional fields left out (never null), Hours an integer. Leaves only
- * the body on top of what was there; raises for a field of the wrong type. */
-static void lvalidate_push_wire(lua_State *L, int t)
+/* Appends the JSON body of PreQualify/Create for r: Dn, Data, Comment, User,
+ * Hours, SingleUse in that order, absent optional fields left out (never
+ * null), Hours an integer. */
+static void lvalidate_add_wire(luaL_Buffer *b, const lvalidate_req *r)
 {
-    static const char *const names[] = {"dn", "data", "comment", "user"};
     static const char *const wire[] = {"{\"Dn\":", ",\"Data\":", ",\"Comment\":", ",\"User\":"};
     static const size_t wire_len[] = {6, 8, 11, 8};
-    const char *str[4];
-    size_t len[4], i;
-    int base = lua_gettop(L), hours_type, single_type, single = 0, isint;
-    lua_Integer hours = 0;
-    luaL_Buffer b;
+    size_t i;
     for (i = 0; i < 4; i++) {
-        int type = lua_getfield(L, t, names[i]);
-        str[i] = NULL;
-        if (type == LUA_TSTRING) str[i] = lua_tolstring(L, -1, &len[i]);
-        else if (type != LUA_TNIL || i < 2) luaL_error(L, "wire: field '%s' is not a string", names[i]);
+        if (!r->str[i]) continue;
+        luaL_addlstring(b, wire[i], wire_len[i]);
+        lvalidate_json_string(b, r->str[i], r->len[i]);
     }
-    hours_type = lua_getfield(L, t, "hours");
-    if (hours_type != LUA_TNIL) {
-        hours = lua_tointegerx(L, -1, &isint);
-        if (!isint) luaL_error(L, "wire: field 'hours' is not an integer");
-    }
-    single_type = lua_getfield(L, t, "single_use");
-    if (single_type != LUA_TNIL && single_type != LUA_TBOOLEAN)
-        luaL_error(L, "wire: field 'single_use' is not a boolean");
-    single = lua_toboolean(L, -1);
-    luaL_buffinit(L, &b);
-    for (i = 0; i < 4; i++) {
-        if (!str[i]) continue;
-        luaL_addlstring(&b, wire[i], wire_len[i]);
-        lvalidate_json_string(&b, str[i], len[i]);
-    }
-    if (hours_type != LUA_TNIL) {
+    if (r->has_hours) {
         /* Digits by hand: snprintf was a third of the body's cost. */
         char num[32], *p = num + sizeof num;
+        lua_Integer hours = r->hours;
         lua_Unsigned u = hours < 0 ? 0u - (lua_Unsigned)hours : (lua_Unsigned)hours;
         do {
             *--p = (char)('0' + u % 10);
             u /= 10;
         } while (u);
         if (hours < 0) *--p = '-';
-        luaL_addlstring(&b, ",\"Hours\":", 9);
-        luaL_addlstring(&b, p, (size_t)(num + sizeof num - p));
+        luaL_addlstring(b, ",\"Hours\":", 9);
+        luaL_addlstring(b, p, (size_t)(num + sizeof num - p));
     }
-    if (single_type != LUA_TNIL) {
-        if (single) luaL_addlstring(&b, ",\"SingleUse\":true", 17);
-        else luaL_addlstring(&b, ",\"SingleUse\":false", 18);
+    if (r->has_single) {
+        if (r->single_use) luaL_addlstring(b, ",\"SingleUse\":true", 17);
+        else luaL_addlstring(b, ",\"SingleUse\":false", 18);
     }
-    luaL_addchar(&b, '}');
-    luaL_pushresult(&b);
-    lua_replace(L, base + 1);
-    lua_settop(L, base + 1);
+    luaL_addchar(b, '}');
 }
 
-/* core.wire(req) -> the JSON body of a normalized request */
+/* Pushes the body of r. */
+static void lvalidate_push_body(lua_State *L, const lvalidate_req *r)
+{
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lvalidate_add_wire(&b, r);
+    luaL_pushresult(&b);
+}
+
+/* core.wire(req) -> the JSON body of a normalized request (dn and data
+ * required; raises for a field of the wrong type). */
 static int lvalidate_wire(lua_State *L)
 {
+    static const char *const names[] = {"dn", "data", "comment", "user"};
+    lvalidate_req r;
+    int i, isint, type;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    lvalidate_push_wire(L, 1);
+    memset(&r, 0, sizeof r);
+    for (i = 0; i < 4; i++) {
+        type = lua_getfield(L, 1, names[i]);
+        if (type == LUA_TSTRING) r.str[i] = lua_tolstring(L, -1, &r.len[i]);
+        else if (type != LUA_TNIL || i < 2) luaL_error(L, "wire: field '%s' is not a string", names[i]);
+    }
+    if (lua_getfield(L, 1, "hours") != LUA_TNIL) {
+        r.has_hours = 1;
+        r.hours = lua_tointegerx(L, -1, &isint);
+        if (!isint) luaL_error(L, "wire: field 'hours' is not an integer");
+    }
+    type = lua_getfield(L, 1, "single_use");
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN) luaL_error(L, "wire: field 'single_use' is not a boolean");
+    r.has_single = type != LUA_TNIL;
+    r.single_use = lua_toboolean(L, -1);
+    lvalidate_push_body(L, &r);
     return 1;
 }
 
@@ -408,40 +463,48 @@ static int lvalidate_wire(lua_State *L)
  * message, field: what the batch runner needs of each item in one call. The
  * summary is a plain table of the fields a report shows (single_use false
  * when absent); the body is core.wire of the normalized table. With `lite`
- * the normalized table is not returned (false in its place): a batch with no
- * policy, journal or audit log has no use for it. */
+ * the normalized table is not made (false in its place): a batch with no
+ * policy, journal or audit log has no use for it. Otherwise the normalized
+ * table carries core.Request, the metatable of normalized requests. */
 static int lvalidate_prepare(lua_State *L)
 {
-    static const char *const fields[] = {
-        "dn", "user", "data", "algorithm", "digest_length", "hours", "comment"};
-    size_t i;
-    int lite = lua_toboolean(L, 2), req, r = lvalidate_validate(L);
-    if (r != 1) return r;
-    req = lua_gettop(L);
+    lvalidate_req r;
+    int lite = lua_toboolean(L, 2), rc;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    if ((rc = lvalidate_check_req(L, 1, &r)) != 0) return rc;
     if (lite) {
-        /* The normalized table becomes the summary once the body is
-         * written (the body leaves out an absent single_use). */
         lua_pushboolean(L, 0);
-        lua_insert(L, req);          /* false, req */
-        lvalidate_push_wire(L, req + 1);
-        if (lua_getfield(L, req + 1, "single_use") == LUA_TNIL) {
-            lua_pushboolean(L, 0);
-            lua_setfield(L, req + 1, "single_use");
-        }
-        lua_pop(L, 1);
-        return 3;
+    } else {
+        lvalidate_push_table(L, &r, 0);
+        luaL_setmetatable(L, LVALIDATE_REQUEST_MT);
     }
-    lua_createtable(L, 0, 8);
-    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        lua_getfield(L, req, fields[i]);
-        lua_setfield(L, req + 1, fields[i]);
-    }
-    lua_getfield(L, req, "single_use");
-    lua_pushboolean(L, lua_toboolean(L, -1));
-    lua_setfield(L, req + 1, "single_use");
-    lua_pop(L, 1);
-    lvalidate_push_wire(L, req);
+    lvalidate_push_table(L, &r, 1);
+    lvalidate_push_body(L, &r);
     return 3;
+}
+
+int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it)
+{
+    lvalidate_req r;
+    int rc = lvalidate_check_req(L, idx, &r);
+    if (rc != 0) return rc;
+    lvalidate_push_body(L, &r);
+    it->body = lua_tolstring(L, -1, &it->body_len);
+    it->dn.s = r.str[LV_DN];
+    it->dn.n = r.len[LV_DN];
+    it->data.s = r.str[LV_DATA];
+    it->data.n = r.len[LV_DATA];
+    it->comment.s = r.str[LV_COMMENT];
+    it->comment.n = r.len[LV_COMMENT];
+    it->user.s = r.str[LV_USER];
+    it->user.n = r.len[LV_USER];
+    it->algorithm.s = r.algorithm;
+    it->algorithm.n = r.algorithm ? strlen(r.algorithm) : 0;
+    it->digest_length = (double)r.digest_length;
+    it->hours = r.has_hours ? (double)r.hours : -1;
+    it->single_use = r.single_use;
+    return 0;
 }
 
 /* core.check(kind, value) -> true | nil, rule: one checker, for other endpoints. */
@@ -527,4 +590,8 @@ void lvalidate_register(lua_State *L)
     lua_setfield(L, -2, "USER_MAX");
     lua_pushinteger(L, PQ_HOURS_MAX);
     lua_setfield(L, -2, "HOURS_MAX");
+    /* core.Request: the metatable of normalized requests, which prepare
+     * sets (request.lua adds the methods). */
+    luaL_newmetatable(L, LVALIDATE_REQUEST_MT);
+    lua_setfield(L, -2, "Request");
 }

@@ -22,6 +22,8 @@ local ROWS = {
   "ratio req/s  ours / C multi", "ratio req/s  ours / curl --parallel", "ratio CPU/request  ours / C multi",
   "connections  ours", "connections  c multi", "connections  curl", "connections  c seq",
   "full TLS handshakes  ours",
+  "req/s      batch with the 8-rule policy", "req/s      batch with a journal",
+  "ratio req/s  policy batch / C multi", "ratio req/s  journal batch / C multi", "fsyncs/1k  batch with a journal",
   "3. per-request overhead", "validate + policy (8 rules) + encode", "validate + encode alone",
   "policy.evaluate alone (8 rules, all())", "evaluate of one rule: environment", "evaluate of one rule: users",
   "evaluate of one rule: max_hours", "evaluate of one rule: comment_matches", "evaluate of one rule: algorithms",

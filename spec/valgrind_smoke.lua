@@ -222,6 +222,44 @@ local function digests_and_validation(dir)
   check(core.b64decode("Zm9") == nil, "bad Base64")
 end
 
+-- The batch pipeline (csrc/pq_pipeline.c): common successes finished in C
+-- with a journal and a spool, replies handed back and resent (429, a drop),
+-- an array input whose every reply comes back, and a Run closed with
+-- requests still in flight.
+local function batch_pipeline(emu, token, dir)
+  local client = assert(prequalify.client{ url = emu.url, token = token, ca_file = emu.ca, timeout = SLOW,
+                                           connect_timeout = SLOW, retries = { max = 3, base_delay = 0 } })
+  local function item(i)
+    return { dn = helpers.DN_PROD, user = helpers.USER, comment = "valgrind batch " .. i,
+             data = (prequalify.digest.data("valgrind batch " .. i)) }
+  end
+  emu:fault{ kind = "status", status = 429, retry_after = "0", path = PATH }
+  emu:fault{ kind = "drop", process = false, path = PATH }
+  local i = 0
+  local rep = assert(client:batch(function()
+    i = i + 1
+    if i <= 12 then return item(i) end
+  end, { concurrency = 3, journal = dir .. "/batch.journal", signals = false }))
+  check(rep.counts.total == 12 and rep.counts.approved == 11 and rep.counts.unknown == 1, "streamed batch")
+  local n = 0
+  for _ in rep:entries() do n = n + 1 end
+  check(n == 12, "spooled entries read back")
+  rep:close()
+  local list = {}
+  for k = 1, 4 do list[k] = item(100 + k) end
+  rep = assert(client:batch(list, { concurrency = 2, signals = false }))
+  check(rep.counts.approved == 4, "array batch")
+  emu:fault{ kind = "delay", delay = 2, count = 2, path = PATH }
+  local t = assert(require("prequalify.client").transport{ url = emu.url, token = token, ca_file = emu.ca })
+  local run = assert(require("prequalify.batch").start(t, { item(200), item(201) },
+                                                       { concurrency = 2, signals = false }))
+  run:step(0)
+  run:close()
+  t:close()
+  emu:clear_faults()
+  client:close()
+end
+
 local emu = helpers.start_emulator()
 local dir = helpers.tmpdir()
 local ok, err = pcall(function()
@@ -230,6 +268,7 @@ local ok, err = pcall(function()
   engine_transfers(emu, token)
   client_paths(emu, token)
   digests_and_validation(dir)
+  batch_pipeline(emu, token, dir)
 end)
 emu:stop()
 helpers.rm_rf(dir)

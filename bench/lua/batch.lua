@@ -5,10 +5,13 @@
 --
 --   lua5.4 bench/lua/batch.lua --url https://127.0.0.1:8443 --ca ca.pem \
 --     --requests 20000 --concurrency 16 [--manifest file.jsonl] [--array] [--token T]
---     [--journal path]
+--     [--journal path] [--policy]
 --
+-- `--policy` runs every item through the 8-rule policy of section 3 (items
+-- then carry distinct digests and hours = 2, so that every rule allows them).
 -- Prints one JSON line: requests, ok, seconds, cpu (process CPU seconds
--- during the batch), rss_peak_kib and rss_kib (VmHWM and VmRSS at the end).
+-- during the batch), rss_peak_kib and rss_kib (VmHWM and VmRSS at the end),
+-- and fsyncs (journal fsyncs, with a journal).
 local sample = require "sample"
 local core = require "prequalify.core"
 local prequalify = require "prequalify"
@@ -28,16 +31,22 @@ local items
 if a.manifest then
   items = assert(prequalify.manifest.read(a.manifest))
 else
-  local digests = sample.digests(256)
+  -- Distinct items when a policy (`unique`) or a journal (duplicates) looks.
+  local digests = sample.digests((a.policy or a.journal) and n or 256)
+  local function fields(i)
+    local f = sample.fields(digests, i)
+    if a.policy then f.hours = 2 end
+    return f
+  end
   if a.array then
     items = {}
-    for i = 1, n do items[i] = sample.fields(digests, i) end
+    for i = 1, n do items[i] = fields(i) end
   else
     local i = 0
     items = function()
       if i >= n then return nil end
       i = i + 1
-      return sample.fields(digests, i)
+      return fields(i)
     end
   end
 end
@@ -46,6 +55,7 @@ collectgarbage()
 local c0, t0 = os.clock(), core.monotonic()
 local rep = assert(client:batch(items, {
   concurrency = concurrency, signals = false, journal = a.journal,
+  policy = a.policy and sample.policy() or nil, ctx = a.policy and { now = sample.NOW } or nil,
 }))
 local t1, c1 = core.monotonic(), os.clock()
 client:close()
@@ -54,6 +64,6 @@ local peak, cur = sample.rss()
 sample.emit{
   client = "ours", requests = rep.counts.total, ok = rep.counts.approved, seconds = t1 - t0, cpu = c1 - c0,
   rss_peak_kib = peak, rss_kib = cur,
-  failed = rep.counts.failed + rep.counts.unknown,
+  failed = rep.counts.failed + rep.counts.unknown, fsyncs = rep.journal_fsyncs,
 }
 os.exit(rep.counts.approved == rep.counts.total and rep.counts.total > 0 and 0 or 1)

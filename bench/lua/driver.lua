@@ -244,13 +244,23 @@ local function ours_cmd(base, n, c, extra)
   if extra and extra.token then cmd = cmd .. " --token " .. q(extra.token) end
   if extra and extra.manifest then cmd = cmd .. " --manifest " .. q(extra.manifest) end
   if extra and extra.journal then cmd = cmd .. " --journal " .. q(extra.journal) end
+  if extra and extra.policy then cmd = cmd .. " --policy" end
   return cmd
 end
 
 function clients.ours(base, n, c, extra)
   local t = run_json(ours_cmd(base, n, c, extra))
   return { rps = t.requests / t.seconds, cpu_per_1k = t.cpu / t.requests * 1000, requests = t.requests,
-           ok = t.ok, seconds = t.seconds, cpu = t.cpu, rss_peak_kib = t.rss_peak_kib }
+           ok = t.ok, seconds = t.seconds, cpu = t.cpu, rss_peak_kib = t.rss_peak_kib, fsyncs = t.fsyncs }
+end
+
+-- The batch runner with the 8-rule policy of section 3, and with a journal
+-- (a fresh one each run).
+function clients.ours_policy(base, n, c) return clients.ours(base, n, c, { policy = true }) end
+function clients.ours_journal(base, n, c)
+  local journal = cfg.tmp .. "/bench.journal"
+  os.remove(journal)
+  return clients.ours(base, n, c, { journal = journal })
 end
 
 local function cbaseline_cmd(base, n, c, extra, sequential)
@@ -296,6 +306,8 @@ local NAMES = {
   c_multi = "C libcurl multi, %d reused handles",
   c_seq = "C libcurl, 1 reused handle, sequential",
   curl = "curl --parallel --parallel-max %d -K",
+  ours_policy = "batch with the 8-rule policy (c=%d)",
+  ours_journal = "batch with a journal (c=%d)",
 }
 
 -- ---------------------------------------------------------------------------
@@ -303,10 +315,13 @@ local NAMES = {
 
 local function batch_section(proto, base)
   local n, c = cfg.requests, cfg.concurrency
+  local base4 = { "ours", "c_multi", "curl", "c_seq" }
   local order = { "ours", "c_multi", "curl", "c_seq" }
+  -- Over HTTP also the batch with a policy and with a journal (issue 14).
+  if proto == "HTTP" then order[5], order[6] = "ours_policy", "ours_journal" end
   local m = {}
   for _, k in ipairs(order) do m[k] = { rps = {}, cpu = {}, conns = {}, full = {} } end
-  local r_c, r_curl, r_cpu = {}, {}, {}
+  local r_c, r_curl, r_cpu, r_pol, r_jr, fsyncs = {}, {}, {}, {}, {}, {}
   for rep = 1, cfg.runs do
     local per = {}
     for i = 1, #order do
@@ -328,6 +343,11 @@ local function batch_section(proto, base)
     r_c[#r_c + 1] = per.ours.rps / per.c_multi.rps
     r_curl[#r_curl + 1] = per.ours.rps / per.curl.rps
     r_cpu[#r_cpu + 1] = per.ours.cpu_per_1k / per.c_multi.cpu_per_1k
+    if per.ours_policy then
+      r_pol[#r_pol + 1] = per.ours_policy.rps / per.c_multi.rps
+      r_jr[#r_jr + 1] = per.ours_journal.rps / per.c_multi.rps
+      fsyncs[#fsyncs + 1] = (per.ours_journal.fsyncs or 0) / per.ours_journal.requests * 1000
+    end
   end
   local sec = string.format("%d. batch over %s: %d POSTs, %d runs", proto == "HTTPS" and 1 or 2, proto, n, cfg.runs)
   for _, k in ipairs(order) do
@@ -339,7 +359,12 @@ local function batch_section(proto, base)
   row(sec, "ratio req/s  ours / C multi (same run)", r_c, "%.3f", { op = ">=", goal = 0.85 })
   row(sec, "ratio req/s  ours / curl --parallel (same run)", r_curl, "%.3f", { op = ">=", goal = 1.5 })
   row(sec, "ratio CPU/request  ours / C multi (same run)", r_cpu, "%.3f", { op = "<=", goal = 1.3 })
-  for _, k in ipairs(order) do
+  if #r_pol > 0 then
+    row(sec, "ratio req/s  policy batch / C multi (same run)", r_pol, "%.3f", { op = ">=", goal = 0.8 })
+    row(sec, "ratio req/s  journal batch / C multi (same run, informative)", r_jr, "%.3f")
+    row(sec, "fsyncs/1k  batch with a journal", fsyncs, "%.1f")
+  end
+  for _, k in ipairs(base4) do
     row(sec, "connections  " .. k:gsub("_", " "), m[k].conns, "%.0f",
       k == "ours" and { op = "<=", goal = c, on = "max" } or nil)
   end

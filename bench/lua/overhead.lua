@@ -11,37 +11,13 @@
 -- rule alone through evaluate), in microseconds per request, and allowed
 -- (must equal requests).
 local sample = require "sample"
-local core = require "prequalify.core"
 local request = require "prequalify.request"
 local policy = require "prequalify.policy"
 
 local a = sample.args(arg)
 local n = math.tointeger(tonumber(a.requests or 100000))
 
--- A production-like policy: every rule allows the bench requests, so all
--- eight run for every request.
-local blocked = {}
-for i = 1, 100 do blocked[i] = core.digest_data("blocked artifact " .. i, "sha256") end
-local RULES = {
-  { "environment", function() return policy.environment{ [[\VED\Code Signing\Projects\**\Production*]] } end },
-  { "users", function() return policy.users{ allow = { sample.USER, "local:build-bot" } } end },
-  { "max_hours", function() return policy.max_hours(4) end },
-  { "comment_matches", function() return policy.comment_matches("%f[%w]%u[%u%d]*%-%d+") end },
-  { "algorithms", function() return policy.algorithms{ "sha256", "sha384", "sha512" } end },
-  { "deny_hashes", function() return policy.deny_hashes(blocked) end },
-  { "time_window", function()
-    return policy.time_window{ days = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" }, from = "00:00",
-                               to = "23:59" }
-  end },
-  { "unique", function() return policy.unique() end },
-}
-local function make_policy()
-  local parts = {}
-  for i, r in ipairs(RULES) do parts[i] = r[2]() end
-  return policy.all(parts)
-end
--- A Wednesday, 12:00 UTC.
-local NOW = 1700654400
+local RULES, make_policy, NOW = sample.RULES, sample.policy, sample.NOW
 
 -- Inputs for every step are made first and kept alive throughout, so that
 -- each step runs with the same heap (the collector's work grows with it).
@@ -88,7 +64,7 @@ local function policy_alone(p)
 end
 local us_policy = policy_alone(make_policy())
 local us_rule = {}
-for _, r in ipairs(RULES) do us_rule[r[1]] = policy_alone(r[2]()) end
+for _, r in ipairs(RULES) do us_rule[r[1]] = policy_alone(r[2](policy)) end
 
 sample.emit{ requests = n, allowed = allowed, us_total = us_total, us_validate_encode = us_validate_encode,
              us_policy = us_policy, us_rule = us_rule }

@@ -14,6 +14,38 @@ M.USER = "local:sample-cs-user"
 -- Long enough for a 250-byte body, as in the issue's reference figures.
 M.COMMENT = "OPS-4711 release 2.14.0 build 8812 of the Windows installer, nightly pipeline"
 
+-- A production-like policy of 8 rules (bench section 3, and the batch with a
+-- policy): every rule allows the bench requests (distinct digests, hours
+-- 2), so all eight run for every request.
+local function blocked()
+  local out = {}
+  for i = 1, 100 do out[i] = core.digest_data("blocked artifact " .. i, "sha256") end
+  return out
+end
+M.RULES = {
+  { "environment", function(p) return p.environment{ [[\VED\Code Signing\Projects\**\Production*]] } end },
+  { "users", function(p) return p.users{ allow = { M.USER, "local:build-bot" } } end },
+  { "max_hours", function(p) return p.max_hours(4) end },
+  { "comment_matches", function(p) return p.comment_matches("%f[%w]%u[%u%d]*%-%d+") end },
+  { "algorithms", function(p) return p.algorithms{ "sha256", "sha384", "sha512" } end },
+  { "deny_hashes", function(p) return p.deny_hashes(blocked()) end },
+  { "time_window", function(p)
+    return p.time_window{ days = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" }, from = "00:00",
+                          to = "23:59" }
+  end },
+  { "unique", function(p) return p.unique() end },
+}
+-- A Wednesday, 12:00 UTC (the policy's ctx.now).
+M.NOW = 1700654400
+
+--- The policy of the 8 rules.
+function M.policy()
+  local policy = require "prequalify.policy"
+  local parts = {}
+  for i, r in ipairs(M.RULES) do parts[i] = r[2](policy) end
+  return policy.all(parts)
+end
+
 --- Distinct SHA-256 digests (Base64) to cycle through.
 function M.digests(n)
   local out = {}

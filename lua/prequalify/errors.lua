@@ -8,6 +8,7 @@ local M = {}
 M.KINDS = {
   invalid = true, policy = true, transport = true, auth = true,
   forbidden = true, http = true, server = true, protocol = true,
+  journal = true, -- the batch journal could not be written or synced (a disk error)
 }
 
 local mt = {}

@@ -4,7 +4,10 @@
 -- rules will repeat and that the server certainly did not act on, an
 -- `attempt` record). Records reach the disk in small groups: every intent is
 -- synced before its request leaves; a reply's record is handed to the kernel
--- at once and synced with the next group (within 50 ms).
+-- at once and synced with the next group (within 50 ms). The batch pipeline
+-- (csrc/pq_pipeline.c) writes the intents and the done records of common
+-- successes in C, through `writer()`; this module opens, reads and closes the
+-- journal and writes the other records.
 --
 -- On a re-run the last record of each item tells what to do: `done` - skip
 -- it and report the recorded outcome; `intent` - the server may have acted,
@@ -45,6 +48,11 @@ function M.key(req)
   return request_key(req)
 end
 
+-- A write, flush or fsync the disk refused.
+local function disk_error(self, message)
+  return errors.new("journal", message, { field = "journal", path = self.path })
+end
+
 local function short_key(key)
   local raw = core.b64decode(key .. string.rep("=", (4 - #key % 4) % 4))
   return raw and #raw >= 8 and (string.unpack("<i8", raw)) or nil
@@ -63,7 +71,7 @@ end
 -- the item's last record (read back, decoded and checked against the full
 -- key only when the item comes up), so that the index costs a few dozen
 -- bytes an item: integers only, no string per item.
-local function load(self)
+local function read_index(self)
   local f = io.open(self.path, "rb")
   if not f then return true end
   local lineno, torn, pos = 0, 0, 0
@@ -105,9 +113,9 @@ function M.open(path)
   if not handle then return nil, errors.new("invalid", created, { field = "journal", path = path }) end
   local self = setmetatable({
     path = path, handle = handle, created = created, index = {},
-    known = 0, records = 0, torn = 0, pending = 0, pending_intents = 0,
+    known = 0, records = 0, torn = 0,
   }, Journal)
-  load(self)
+  read_index(self)
   -- After a torn last line, start on a fresh line.
   if self.unterminated then handle:write("\n") end
   self:write{ type = "run", v = M.VERSION, event = "start", time = core.time(),
@@ -154,24 +162,27 @@ function Journal:claim(key, ikey, seq)
 end
 
 --- Append one record (buffered; see `sync`).
--- @return true or nil, err
+-- @return true or nil, err (`journal`: the disk refused it)
 function Journal:write(rec)
   local ok, line = pcall(json.encode, rec)
   if not ok then return nil, errors.new("invalid", "journal record cannot be encoded: " .. tostring(line)) end
   local wok, werr = self.handle:write(line .. "\n")
-  if not wok then return nil, errors.new("invalid", werr, { field = "journal", path = self.path }) end
-  self.pending = self.pending + 1
+  if not wok then return nil, disk_error(self, werr) end
   return true
 end
 
---- Record that a request is about to be sent.
-function Journal:intent(key, req, attempt)
-  self.pending_intents = self.pending_intents + 1
-  return self:write{
-    type = "intent", key = key, attempt = attempt, time = core.time(),
-    dn = req.dn, user = req.user, data = req.data, hours = req.hours,
-    single_use = req.single_use or false, comment = req.comment,
-  }
+--- The C handle that the batch pipeline writes intents and done records
+-- through (the same buffer and lock as `write`).
+function Journal:writer()
+  return self.handle
+end
+
+-- Hands buffered records to the kernel (no fsync yet): a killed process
+-- loses no reply it has already seen.
+local function flush(self)
+  local ok, err = self.handle:flush()
+  if not ok then return nil, disk_error(self, err) end
+  return true
 end
 
 --- Record an attempt that the server certainly did not act on and that
@@ -181,48 +192,32 @@ function Journal:attempt(key, attempt, err)
     type = "attempt", key = key, attempt = attempt, time = core.time(),
     outcome = err.outcome, kind = err.kind, status = err.status,
   }
-  if ok then
-    local fok, ferr = self.handle:flush()
-    if not fok then return nil, errors.new("invalid", ferr, { field = "journal", path = self.path }) end
-  end
-  return ok, werr
+  if not ok then return nil, werr end
+  return flush(self)
 end
 
---- Record the final outcome of a sent item.
+--- Record the final outcome of a sent item (the pipeline writes those of
+-- the common success itself).
 -- @param key the item's key
 -- @tparam table rec `outcome`, `attempts` and the server's answer or the error
 function Journal:done(key, rec)
   rec.type, rec.key, rec.time = "done", key, core.time()
-  local ok, line = pcall(json.encode, rec)
-  if not ok then return nil, errors.new("invalid", "journal record cannot be encoded: " .. tostring(line)) end
-  -- Handed to the kernel at once (no fsync yet): a killed process loses no
-  -- reply it has already seen.
-  local wok, werr = self.handle:write(line .. "\n")
-  if wok then wok, werr = self.handle:flush() end
-  if not wok then return nil, errors.new("invalid", werr, { field = "journal", path = self.path }) end
-  self.pending = self.pending + 1
-  return true
+  local ok, err = self:write(rec)
+  if not ok then return nil, err end
+  return flush(self)
 end
 
---- Records written since the last `sync`.
+--- Records written since the last `sync` (by Lua or by the pipeline).
 function Journal:unsynced()
-  return self.pending
-end
-
---- Intents written since the last `sync` (they must be durable before the
--- requests leave).
-function Journal:unsynced_intents()
-  return self.pending_intents
+  return self.handle:unsynced()
 end
 
 --- Flush and fsync everything written so far.
 -- @return true or nil, err
 function Journal:sync()
-  if self.pending == 0 then return true end
+  if self.handle:unsynced() == 0 then return true end
   local ok, err = self.handle:sync()
-  if not ok then return nil, errors.new("invalid", err, { field = "journal", path = self.path }) end
-  self.pending, self.pending_intents = 0, 0
-  self.syncs = (self.syncs or 0) + 1
+  if not ok then return nil, disk_error(self, err) end
   return true
 end
 
@@ -240,7 +235,7 @@ function Journal:close(summary)
     self.reader:close()
     self.reader = nil
   end
-  if not ok then return nil, errors.new("invalid", err, { field = "journal", path = self.path }) end
+  if not ok then return nil, disk_error(self, err) end
   return true
 end
 Journal.__close = function(self) self:close() end

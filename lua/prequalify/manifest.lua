@@ -87,7 +87,6 @@ local function chunked_lines(f, maxlen)
     end
   end
 end
-M._chunked_lines = chunked_lines
 
 local function line_error(name, lineno, message, fields)
   local e = { line = lineno, source = name }

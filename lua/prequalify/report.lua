@@ -58,37 +58,37 @@ end
 -- sends the entry through JSON as before. Only the layout's fields are kept
 -- (the batch runner's entries have no others).
 
--- The reader of compact records, generated from the layout as straight-line
--- code: one string.unpack, then a field per mask bit.
-local function compact_decoder(layout)
-  local fmt, vals, dec = { "<BI4" }, {}, {}
-  local var, open = "e", false
-  for bit, f in ipairs(layout) do
-    local name, kind, b = f[1], f[2], 1 << (bit - 1)
-    if kind == "t" then
-      if open then dec[#dec + 1] = "end" end
-      dec[#dec + 1] = string.format("if m & %d ~= 0 then local t = {}; e[%q] = t", b, name)
-      var, open = "t", true
+-- The reader of compact records: the layout read once into unpack formats,
+-- then one string.unpack per field, in order.
+local LAYOUT = {}
+for bit, f in ipairs(core.SPOOL_LAYOUT) do
+  local kind = f[2]
+  LAYOUT[bit] = { name = f[1], kind = kind, mask = 1 << (bit - 1),
+                  fmt = kind == "n" and "<n" or kind == "s" and "<s4" or "B" }
+end
+
+local unpack = string.unpack
+
+local function compact_decode(s)
+  local m, pos = unpack("<I4", s, 2)
+  local e = {}
+  local into = e
+  for _, f in ipairs(LAYOUT) do
+    local present = m & f.mask ~= 0
+    if f.kind == "t" then
+      into = present and {} or false
+      if present then e[f.name] = into end
     else
-      local v = "v" .. bit
-      vals[#vals + 1] = v
-      fmt[#fmt + 1] = kind == "n" and "n" or kind == "s" and "s4" or "B"
-      dec[#dec + 1] = string.format("if m & %d ~= 0 then %s[%q] = %s end", b, var, name,
-        kind == "b" and (v .. " == 2") or v)
+      local v
+      v, pos = unpack(f.fmt, s, pos)
+      if present and into then
+        if f.kind == "b" then v = v == 2 end
+        into[f.name] = v
+      end
     end
   end
-  if open then dec[#dec + 1] = "end" end
-  local src = table.concat({
-    "local unpack = ...",
-    "return function(s)",
-    string.format("local _, m, %s = unpack(%q, s)", table.concat(vals, ", "), table.concat(fmt)),
-    "local e = {}",
-    table.concat(dec, "\n"),
-    "return e",
-    "end" }, "\n")
-  return assert(load(src, "=report.compact_decode"))(string.unpack)
+  return e
 end
-local compact_decode = compact_decoder(core.SPOOL_LAYOUT)
 local spool_compact = core.spool_record
 
 -- Writes one spool record: length-prefixed, compact when the entry allows
@@ -101,6 +101,10 @@ local function spool_decode(body)
   if body:byte(1) == 0 then return compact_decode(body) end
   return json.decode(body)
 end
+
+--- An entry from the body of one spool record (compact or JSON), e.g. the
+-- fields the batch pipeline holds for an item.
+M.decode_record = spool_decode
 
 local Report = {}
 Report.__index = Report
@@ -388,10 +392,6 @@ function Audit:outcome(entry)
   self:record{ event = "outcome", index = entry.index, key = entry.key, request = entry.request,
                outcome = entry.outcome, reason = entry.reason, server = entry.server, error = entry.error,
                attempts = entry.attempts, resumed = entry.resumed }
-end
-
-function Audit:flush()
-  self.f:flush()
 end
 
 function Audit:close()

@@ -12,8 +12,9 @@ local json = cjson.new()
 json.encode_invalid_numbers(false)
 
 -- Normalized requests carry this metatable, so that a second validation of
--- the same object can be skipped.
-local Request = { __name = "prequalify.request" }
+-- the same object can be skipped. It is the C core's (`core.prepare` sets
+-- it); the methods are added here.
+local Request = core.Request
 Request.__index = Request
 M.Request = Request
 

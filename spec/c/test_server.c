@@ -134,6 +134,8 @@ static void *ts_conn(void *arg)
         if (strcmp(path, "/echo") == 0) {
             int n = snprintf(reply, sizeof reply, "%s %s %.*s", method, token, (int)body_len, buf + head_len);
             ts_reply(fd, 200, "Content-Type: application/json\r\n", reply, (size_t)n);
+        } else if (strcmp(path, "/reply") == 0) {
+            ts_reply(fd, 200, "Content-Type: application/json\r\n", buf + head_len, body_len);
         } else if (strcmp(path, "/retry") == 0) {
             ts_reply(fd, 503, "Retry-After: 7\r\n", "busy", 4);
         } else if (strcmp(path, "/big") == 0) {

@@ -3,6 +3,7 @@
  * to come up, and serves each connection in a thread of its own (keep-alive).
  * Paths:
  *   /echo   200, Content-Type: application/json, body "<method> <X-Token> <body>"
+ *   /reply  200, Content-Type: application/json, the request body as the reply
  *   /retry  503, Retry-After: 7
  *   /big    200 with a 4096-byte body
  *   /drop   on a reused connection: reads the request, then closes unanswered

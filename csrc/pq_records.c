@@ -1,0 +1,172 @@
+/* pq_records: the records the batch pipeline writes itself - the journal's
+ * intent before a request leaves, and for a common success the journal's
+ * done record and the report's spool record (pq_spool.h) - and the test for
+ * the common success. */
+#include "pq_prefix.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pq_pipeline_impl.h"
+
+/* Room for n more bytes in p->buf at offset len; 0 or -1. */
+int pq_records_room(pq_pipeline *p, size_t len, size_t n)
+{
+    if (len + n <= p->buf_cap) return 0;
+    while (p->buf_cap < len + n) p->buf_cap *= 2;
+    {
+        char *b = (char *)realloc(p->buf, p->buf_cap);
+        if (!b) return -1;
+        p->buf = b;
+    }
+    return 0;
+}
+
+const char *pq_pipeline_entry(pq_pipeline *p, int s, size_t *len)
+{
+    size_t size;
+    if (s < 0 || s >= p->nslots || p->slots[s].state == SLOT_FREE) return NULL;
+    size = pq_spool_size(p->slots[s].v);
+    if (pq_records_room(p, 0, size) != 0) return NULL;
+    pq_spool_pack(p->slots[s].v, p->buf);
+    *len = size - 4;
+    return p->buf + 4;
+}
+
+/* Appends s as a JSON string (quoted, escaped) at p->buf + *len. */
+static int pq_json_text(pq_pipeline *p, size_t *len, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+    char *o;
+    if (pq_records_room(p, *len, n * 6 + 2) != 0) return -1;
+    o = p->buf + *len;
+    *o++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    *len = (size_t)(o - p->buf);
+    return 0;
+}
+
+/* Appends ,"name":"text" for a present text field. */
+static int pq_json_field(pq_pipeline *p, size_t *len, const char *name, const pq_spool_value *v)
+{
+    int n;
+    if (!v->present) return 0;
+    if (pq_records_room(p, *len, 64) != 0) return -1;
+    n = snprintf(p->buf + *len, 64, ",\"%s\":", name);
+    *len += (size_t)n;
+    return pq_json_text(p, len, v->str, v->len);
+}
+
+static int pq_journal_put(pq_pipeline *p, size_t len, char *err, size_t errcap)
+{
+    int rc = p->journal.append(p->journal.ud, p->buf, len);
+    if (rc) snprintf(err, errcap, "journal write failed: %s", strerror(rc));
+    return rc;
+}
+
+/* The intent record of a slot about to be sent (attempt = attempts + 1). */
+int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap)
+{
+    size_t len = 0;
+    const pq_spool_value *v = x->v;
+    int rc = pq_records_room(p, 0, 256);
+    if (rc == 0) {
+        len = (size_t)snprintf(p->buf, 256, "{\"type\":\"intent\",\"attempt\":%d,\"time\":%.14g,\"key\":",
+                               x->attempts + 1, pq_now(CLOCK_REALTIME));
+        rc = pq_json_text(p, &len, v[PQ_SP_KEY].str, v[PQ_SP_KEY].len);
+    }
+    if (rc == 0) rc = pq_json_field(p, &len, "dn", &v[PQ_SP_DN]);
+    if (rc == 0) rc = pq_json_field(p, &len, "user", &v[PQ_SP_USER]);
+    if (rc == 0) rc = pq_json_field(p, &len, "data", &v[PQ_SP_DATA]);
+    if (rc == 0) rc = pq_json_field(p, &len, "comment", &v[PQ_SP_COMMENT]);
+    if (rc == 0) rc = pq_records_room(p, len, 96);
+    if (rc != 0) {
+        snprintf(err, errcap, "out of memory (journal record)");
+        return -1;
+    }
+    if (v[PQ_SP_HOURS].present) len += (size_t)snprintf(p->buf + len, 48, ",\"hours\":%.14g", v[PQ_SP_HOURS].num);
+    len += (size_t)snprintf(p->buf + len, 48, ",\"single_use\":%s}\n",
+                            v[PQ_SP_SINGLE_USE].num == 2 ? "true" : "false");
+    return pq_journal_put(p, len, err, errcap);
+}
+
+/* The done record and the spool record of a common success. */
+int pq_records_success(pq_pipeline *p, pq_slot *x, const pq_result *r, char *err, size_t errcap)
+{
+    double now = pq_now(CLOCK_MONOTONIC);
+    pq_spool_value *v = x->v;
+    size_t size;
+    if (p->has_journal) {
+        size_t len = 0;
+        int rc = pq_records_room(p, 0, 256 + v[PQ_SP_KEY].len * 6 + strlen(p->success_name) * 6);
+        if (rc == 0) {
+            len = (size_t)snprintf(p->buf, 256,
+                "{\"type\":\"done\",\"outcome\":\"approved\",\"attempts\":%d,\"index\":%lld,"
+                "\"status\":%ld,\"result\":1,\"time\":%.14g,\"key\":",
+                x->attempts, x->index, r->status, pq_now(CLOCK_REALTIME));
+            rc = pq_json_text(p, &len, v[PQ_SP_KEY].str, v[PQ_SP_KEY].len);
+        }
+        if (rc == 0) {
+            memcpy(p->buf + len, ",\"result_name\":", 15);
+            len += 15;
+            rc = pq_json_text(p, &len, p->success_name, strlen(p->success_name));
+        }
+        if (rc == 0 && pq_records_room(p, len, 2) == 0) {
+            memcpy(p->buf + len, "}\n", 2);
+            len += 2;
+        } else {
+            snprintf(err, errcap, "out of memory (journal record)");
+            return -1;
+        }
+        if (pq_journal_put(p, len, err, errcap) != 0) return -1;
+    }
+    v[PQ_SP_OUTCOME].present = 1;
+    v[PQ_SP_OUTCOME].str = "approved";
+    v[PQ_SP_OUTCOME].len = 8;
+    pq_num_set(&v[PQ_SP_ATTEMPTS], x->attempts);
+    pq_num_set(&v[PQ_SP_STARTED], x->t_first - p->t0);
+    pq_num_set(&v[PQ_SP_ELAPSED], now - x->t_first);
+    pq_num_set(&v[PQ_SP_SERVER_TIME], r->elapsed);
+    v[PQ_SP_SERVER].present = v[PQ_SP_STATUS].present = v[PQ_SP_RESULT].present = 1;
+    v[PQ_SP_STATUS].num = (double)r->status;
+    v[PQ_SP_RESULT].num = 1;
+    v[PQ_SP_RESULT_NAME].present = 1;
+    v[PQ_SP_RESULT_NAME].str = p->success_name;
+    v[PQ_SP_RESULT_NAME].len = strlen(p->success_name);
+    size = pq_spool_size(v);
+    if (pq_records_room(p, 0, size) != 0) {
+        snprintf(err, errcap, "out of memory (spool record)");
+        return -1;
+    }
+    pq_spool_pack(v, p->buf);
+    if (fwrite(p->buf, 1, size, p->spool) != size) {
+        snprintf(err, errcap, "report spool write failed: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The reply every pre-qualification hopes for (see response.lua). */
+int pq_records_common_success(const pq_result *r)
+{
+    return r->curl_code == 0 && r->status >= 200 && r->status < 300 &&
+           (strcmp(r->body, "{\"Success\":true,\"Result\":1}") == 0 ||
+            strcmp(r->body, "{\"Result\":1,\"Success\":true}") == 0);
+}

@@ -1,0 +1,140 @@
+--- One input item into the batch: validated, looked up in the journal, run
+-- through the policy, and handed to the pipeline; or finished at once
+-- (invalid, a duplicate, recorded by an earlier run, denied).
+-- @module prequalify.batch.item
+local core = require "prequalify.core"
+local errors = require "prequalify.errors"
+local request = require "prequalify.request"
+local journal = require "prequalify.journal"
+local resume = require "prequalify.batch.resume"
+local entries = require "prequalify.batch.entry"
+
+local M = {}
+
+local Request = request.Request
+local prepare, wire = core.prepare, core.wire
+
+-- The first look at an input value: the normalized request (false when
+-- nothing reads it), the report's summary and the wire body; or nil and an
+-- error.
+local function prepared(v, meta, seq, lite)
+  if v == false or type(v) ~= "table" then
+    return nil, errors.is(meta) and meta
+      or errors.new("invalid", "item " .. seq .. " is a " .. type(v) .. ", expected a table of request fields")
+  end
+  if getmetatable(v) == Request then return v, entries.summary(v), wire(v) end
+  -- Validation, the report's summary and the wire body in one C call.
+  local req, summ, body = prepare(v, lite)
+  if req == nil then return nil, errors.new("invalid", summ, { field = body }) end
+  return req, summ, body
+end
+
+-- What the journal says of the item: true to send it, false when it is
+-- finished already.
+local function journal_allows(run, e, key, ikey)
+  local action, v = resume.claim(run.jr, key, ikey, e.index, run)
+  if action == "duplicate" then
+    run:finalize(e, "skipped", nil, nil, "duplicate of item " .. v .. " (same fields)")
+  elseif action == "recorded" then
+    e.resumed = true
+    e.attempts = v.attempts
+    run:finalize(e, resume.recorded(v))
+  elseif action == "intent" then
+    e.resumed = true
+    run:finalize(e, "unknown", nil, resume.intent_error(), "intent without done in the journal")
+  else
+    e.previous = v
+    return true
+  end
+  return false
+end
+
+-- The policy's decision: the request to send, or nil when it is denied.
+local function policy_allows(run, e, req)
+  local d = run.policy.evaluate(run.pol, req, run.ctx)
+  if run.audit then run.audit:decision(e, d) end
+  -- A trail is built when it is read (several times the cost of the
+  -- decision): the report keeps those that explain something, the audit
+  -- log every one.
+  if not d.allow then
+    e.trail = d.trail
+    run:finalize(e, "denied", nil, run.policy.denial(d), d.reason)
+    return nil
+  end
+  local send = d.request or req
+  if d.verdict == "adjust" then
+    e.trail = d.trail
+    e.sent = entries.summary(send)
+  elseif run.keep_trails then
+    e.trail = d.trail
+  end
+  return send
+end
+
+-- An entry for an item that does not take the pipeline's fast path.
+local function new_entry(seq, meta)
+  local e = { index = seq }
+  if type(meta) == "table" and not errors.is(meta) then
+    e.line, e.file, e.source = meta.line, meta.file, meta.source
+  end
+  return e
+end
+
+--- Pull one item from the source into the run.
+-- @return false when the source is exhausted, else true
+function M.pull(run)
+  local v, meta = run.source()
+  if v == nil then return false end
+  local seq = run.seq + 1
+  run.seq = seq
+  if run.lite and run.fast and type(v) == "table" and getmetatable(v) == nil then
+    -- Nothing to look up or decide: validated and queued in one C call,
+    -- with no Lua table for the item.
+    local slot, msg, field
+    if meta == nil then
+      slot, msg, field = run.pipe:add_input(seq, v)
+    else
+      slot, msg, field = run.pipe:add_input(seq, v, meta.line, meta.file, meta.source)
+    end
+    if not slot then
+      run:finalize(new_entry(seq, meta), "failed", nil, errors.new("invalid", msg, { field = field }))
+    end
+    return true
+  end
+  local req, summ, body = prepared(v, meta, seq, run.lite)
+  local e = new_entry(seq, meta)
+  if req == nil then
+    local err = summ
+    if errors.is(meta) then e.line, e.source, e.file = err.line, err.source, err.file or err.path end
+    run:finalize(e, "failed", nil, err)
+    return true
+  end
+  e.request = summ
+  -- The key (SHA-256 of the fields) ties an item to its journal and audit
+  -- records; without either nothing reads it.
+  local key, ikey
+  if run.jr or run.audit then
+    key, ikey = journal.key(req)
+    e.key = key
+  end
+  if run.jr and not journal_allows(run, e, key, ikey) then return true end
+  local send = req
+  if run.pol then
+    send = policy_allows(run, e, req)
+    if not send then return true end
+  end
+  local shown = summ
+  if send ~= req then
+    local eerr
+    body, eerr = request.encode(send)
+    if not body then
+      run:finalize(e, "failed", nil, eerr)
+      return true
+    end
+    shown = e.sent
+  end
+  run:send(e, key, body, shown)
+  return true
+end
+
+return M

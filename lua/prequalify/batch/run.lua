@@ -1,0 +1,327 @@
+--- A batch Run: one object that carries a batch from its first item to its
+-- report, one `step` at a time. Each step checks signals and the deadline,
+-- moves due retries and new items into the C pipeline (`core.pipeline`,
+-- csrc/pq_pipeline.h), lets the pipeline send, wait and finish the common
+-- successes, and decides what it hands back (`prequalify.batch.reply`).
+-- `client:batch` is a loop of `step` (see `prequalify.batch`).
+-- @module prequalify.batch.run
+local core = require "prequalify.core"
+local errors = require "prequalify.errors"
+local report = require "prequalify.report"
+local results = require "prequalify.results"
+local entries = require "prequalify.batch.entry"
+local item = require "prequalify.batch.item"
+local reply = require "prequalify.batch.reply"
+local timers = require "prequalify.batch.timers"
+
+local M = {}
+
+-- Items pulled (and finished without a request, e.g. denied) per step
+-- before the step waits for replies.
+M.PULL_MAX = 256
+
+local Run = {}
+Run.__index = Run
+Run.__name = "prequalify.batch.run"
+
+local monotonic = core.monotonic
+
+--- A new Run (see `prequalify.batch.start`, which checks the options).
+-- @param t the transport
+-- @tparam table c the run's parts: `source`, `total`, `concurrency`,
+--   `opts`, `jr` (journal), `audit`, `rep` (report), `prog` (progress),
+--   `policy` (the module, with a policy)
+function M.new(t, c)
+  local opts = c.opts
+  local self = setmetatable({
+    t = t, opts = opts, source = c.source, jr = c.jr, audit = c.audit, rep = c.rep, prog = c.prog,
+    policy = c.policy, pol = opts.policy, ctx = opts.ctx or {}, on_result = opts.on_result,
+    keep_trails = opts.trails, retry_unknown = opts.retry_unknown or false,
+    retry_failed = opts.retry_failed or false, use_signals = opts.signals ~= false,
+    concurrency = c.concurrency, seq = 0, jobs = {}, timers = timers.new(),
+    auth_epoch = 0, auth_dead = false, approved_seen = 0, exhausted = false, finished = false,
+    -- Without a policy, a journal or an audit log nothing reads the
+    -- normalized request of an item, only its summary and body.
+    lite = not opts.policy and not c.jr and not c.audit,
+  }, Run)
+  self.t0 = monotonic()
+  self.deadline_at = opts.deadline and self.t0 + opts.deadline
+  -- An item the pipeline finishes alone leaves no Lua table behind: only
+  -- when nothing asks to see each item (hooks, events, an audit log, kept
+  -- entries, a progress function).
+  self.fast = c.rep.spool ~= nil and not opts.on_result and not t.on_event and not c.audit
+    and c.prog.mode ~= "fn"
+  self.url = t:url(t.prequalify_path)
+  self.pipe = core.pipeline(t.engine, {
+    concurrency = c.concurrency, url = self.url, journal = c.jr and c.jr:writer(),
+    spool = self.fast and c.rep.spool or nil, success_name = results.names[1], t0 = self.t0,
+    events = t.on_event ~= nil,
+  })
+  if self.use_signals then
+    local ok, err = core.signals_install()
+    if not ok then
+      self:warn(err .. "; SIGINT will not stop the batch gracefully")
+      self.use_signals = false
+    end
+  end
+  return self
+end
+
+function Run:warn(msg) self.t:warn(msg) end
+function Run:emit(event) self.t:emit(event) end
+function Run:secrets() return self.t:secrets() end
+
+--- Start stopping: no new requests; in-flight ones finish.
+-- @tparam string why `interrupted`, `deadline` or `stopped`
+function Run:stop(why, reason)
+  if self.stopping then return end
+  self.stopping, self.stop_reason = why, reason
+  local _, _, _, in_flight = self.pipe:counts()
+  self:emit{ event = "stopping", why = why, reason = reason, in_flight = in_flight }
+end
+
+--- Stop at the caller's request (status `stopped`).
+function Run:cancel(reason)
+  self:stop("stopped", reason or "cancelled by the caller")
+end
+
+--- Record an item's outcome: report, audit log, `on_result`, progress.
+function Run:finalize(e, outcome, res, err, reason)
+  entries.conclude(e, outcome, res, err, reason, self:secrets())
+  self.rep:add(e)
+  if self.audit then self.audit:outcome(e) end
+  if self.on_result then
+    local ok, cerr = pcall(self.on_result, e, res, err)
+    if not ok then self:warn("on_result hook failed: " .. tostring(cerr)) end
+  end
+  if self.prog.mode ~= "off" then self.prog.update(self.rep.counts, self:progress_extra()) end
+end
+
+function Run:progress_extra()
+  local _, _, _, in_flight = self.pipe:counts()
+  return { in_flight = in_flight, stopping = self.stopping }
+end
+
+--- Hand a prepared item to the pipeline.
+function Run:send(e, key, body, shown)
+  local keep = not self.fast or e.trail ~= nil
+  local slot = self.pipe:add(e.index, body, key, shown, keep, e.line, e.file, e.source, e.previous)
+  if keep then
+    self.jobs[slot] = { slot = slot, entry = e, key = key, attempts = 0, reauths = 0, bytes = #body }
+  end
+end
+
+--- The job of a slot: kept since `send`, or made from the pipeline's copy
+-- of the entry the first time the pipeline hands the item back.
+function Run:job(slot)
+  local job = self.jobs[slot]
+  if not job then
+    local e = report.decode_record(self.pipe:entry(slot))
+    e.index = math.tointeger(e.index)
+    job = { slot = slot, entry = e, key = e.key, attempts = 0, reauths = 0 }
+    self.jobs[slot] = job
+  end
+  return job
+end
+
+--- The item leaves the run with this outcome (journal written by the caller).
+function Run:finish_job(job, outcome, res, err, reason)
+  local e = job.entry
+  e.attempts = job.attempts
+  if job.t_first then
+    e.started = job.t_first - self.t0
+    e.elapsed = monotonic() - job.t_first
+  end
+  e.server_time = job.server_time
+  self.jobs[job.slot] = nil
+  self.pipe:drop(job.slot)
+  self:finalize(e, outcome, res, err, reason)
+end
+
+--- Write an item's `done` record; a failure stops the run.
+function Run:journal_done(job, outcome, res, err)
+  if not self.jr then return end
+  local rec = entries.done_record(outcome, job.attempts, job.entry.index, res, err, self:secrets())
+  local ok, werr = self.jr:done(job.key, rec)
+  if not ok then self:stop("stopped", "journal write failed: " .. werr.message) end
+end
+
+-- A job that will not be sent again because the run is stopping.
+function Run:abandon(job)
+  local last = job.last_err
+  if last and last.outcome == "unknown" then
+    self:journal_done(job, "unknown", nil, last)
+    self:finish_job(job, "unknown", nil, last)
+  else
+    self:finish_job(job, "skipped", nil, last, "not sent: " .. (self.stop_reason or self.stopping))
+  end
+end
+
+-- Stopping: waiting retries and queued items are not sent.
+function Run:drain()
+  self.drained = true
+  for slot in self.pipe.unqueue, self.pipe do self:abandon(self:job(slot)) end
+  for job in self.timers.pop, self.timers do self:abandon(job) end
+end
+
+-- The headers for the next wave; false when there are none (the run stops).
+function Run:refresh_headers()
+  local h, err = self.t:headers(true)
+  if not h then
+    -- No credentials at all: every other item would fail the same way.
+    local slot = self.pipe:unqueue()
+    self:stop("stopped", "credentials could not be obtained: " .. err.message)
+    if slot then
+      local job = self:job(slot)
+      if self.jr then self.jr:attempt(job.key, job.attempts + 1, err) end
+      self:finish_job(job, "failed", nil, err)
+    end
+    return false
+  end
+  if h ~= self.headers or self.headers_epoch ~= self.auth_epoch then
+    local ok, msg = self.pipe:headers(h, self.auth_epoch)
+    if not ok then
+      -- Refused before sending (CR, LF or NUL in a value): every item fails.
+      local herr = errors.new("invalid", errors.redact(msg, self:secrets()), { field = "headers" })
+      for slot in self.pipe.unqueue, self.pipe do
+        local job = self:job(slot)
+        job.attempts = job.attempts + 1
+        self:journal_done(job, "failed", nil, herr)
+        self:finish_job(job, "failed", nil, herr)
+      end
+      return false
+    end
+    self.headers, self.headers_epoch = h, self.auth_epoch
+  end
+  return true
+end
+
+-- Signals and the deadline.
+function Run:check_stop(now)
+  if self.stopping then return end
+  if self.use_signals and core.signals_pending() > 0 then
+    local _, name = core.signals_pending()
+    self:stop("interrupted", "interrupted by " .. (name or "a signal"))
+  elseif self.deadline_at and now >= self.deadline_at then
+    self:stop("deadline", string.format("deadline of %g s reached", self.opts.deadline))
+  end
+end
+
+-- Due retries first, then new items, while the pipeline has room.
+function Run:fill(now)
+  local pipe, tq = self.pipe, self.timers
+  local job = tq:pop_due(now)
+  while job do
+    pipe:resend(job.slot, job.attempts)
+    job = tq:pop_due(now)
+  end
+  -- Each pull queues at most one item.
+  local pulls, room = 0, pipe:room()
+  if tq:size() >= self.concurrency then room = 0 end
+  local pull = item.pull
+  while pulls < room and pulls < M.PULL_MAX and not self.exhausted do
+    pulls = pulls + 1
+    if not pull(self) then self.exhausted = true end
+  end
+  return pulls
+end
+
+-- The longest the pipeline may wait for replies in this step.
+function Run:wait_for(max_wait, now, pulls)
+  local wait = max_wait
+  if pulls >= M.PULL_MAX then wait = 0 end
+  local due = self.timers:next_due()
+  if due then wait = math.min(wait, math.max(0, due - now)) end
+  if self.deadline_at and not self.stopping then wait = math.min(wait, math.max(0, self.deadline_at - now)) end
+  return wait
+end
+
+-- Counts of what the pipeline finished alone.
+function Run:count_fast()
+  local approved, requests, fsyncs = self.pipe:counts()
+  if self.jr then self.rep.journal_fsyncs = fsyncs end
+  local n = approved - self.approved_seen
+  local c = self.rep.counts
+  if n > 0 then
+    self.approved_seen = approved
+    c.total, c.approved = c.total + n, c.approved + n
+  end
+  self.rep.requests = requests
+end
+
+--- Carry the batch on for at most about `max_wait` seconds.
+-- @tparam number max_wait seconds the step may block waiting for replies
+-- @return true while the run has work left, false once it is finished
+function Run:step(max_wait)
+  if self.finished then return false end
+  local now = monotonic()
+  self:check_stop(now)
+  if self.stopping and not self.drained then self:drain() end
+  local pulls = 0
+  if not self.stopping then pulls = self:fill(now) end
+  local pipe = self.pipe
+  local _, _, _, in_flight, ready = pipe:counts()
+  if ready > 0 and not self.stopping and not self:refresh_headers() then
+    if self.stopping then self:drain() end
+    _, _, _, in_flight, ready = pipe:counts()
+  end
+  if in_flight > 0 or ready > 0 or (self.jr and self.jr:unsynced() > 0) then
+    local decisions, failure, sent = pipe:step(self:wait_for(max_wait, now, pulls))
+    if sent then reply.sent(self, sent) end
+    if failure then self:stop("stopped", failure) end
+    if decisions then
+      for _, d in ipairs(decisions) do reply.decide(self, d) end
+    end
+    self:count_fast()
+  elseif self.timers:size() > 0 then
+    local wait = self:wait_for(max_wait, now, pulls)
+    if wait > 0 then core.sleep(wait) end
+  end
+  if self.prog.mode ~= "off" then self.prog.tick(self.rep.counts, self:progress_extra()) end
+  _, _, _, in_flight, ready = pipe:counts()
+  if in_flight == 0 and ready == 0 and self.timers:size() == 0 and (self.exhausted or self.stopping) then
+    self.finished = true
+  end
+  return not self.finished
+end
+
+--- The report (complete once `step` has returned false and `close` ran).
+function Run:report() return self.rep end
+
+--- End the run: status, journal summary, audit log; then (unless
+-- `failed`, when the loop raised) the progress line's last word and the JSON
+-- report. Idempotent. Items still in flight are not waited for.
+-- @tparam[opt] boolean failed the run ended with an error
+-- @return the report
+function Run:close(failed)
+  if self.closed then return self.rep end
+  self.closed = true
+  if self.use_signals then core.signals_restore() end
+  self:count_fast()
+  self.pipe:close()
+  local rep = self.rep
+  local status = self.stopping == nil and "complete" or self.stopping
+  rep:finish(status, self.stop_reason)
+  if self.jr then
+    local c = rep.counts
+    local ok, err = self.jr:close{ status = status, approved = c.approved, failed = c.failed,
+                                   unknown = c.unknown, denied = c.denied, skipped = c.skipped }
+    if not ok then
+      rep.journal_error = err.message
+      self:warn(err.message)
+    end
+  end
+  if self.audit then self.audit:close() end
+  if failed then return rep end
+  self.prog.finish(rep.counts, { in_flight = 0, stopping = self.stopping })
+  if self.opts.report then
+    local ok, err = rep:write_json(self.opts.report)
+    if not ok then
+      rep.report_error = err
+      self:warn(err)
+    end
+  end
+  return rep
+end
+
+return M
