@@ -10,33 +10,30 @@ local M = {}
 
 local Request = request.Request
 
+local DEFAULT = "no rule decided (default deny)"
+
 -- A validated request through policy `p`: skip becomes the default deny.
-local function decide(p, r, ctx)
-  local d = D.run(p, r, ctx)
-  local verdict, deciding = d.verdict, d.deciding
+-- `commit` records an allowed request in `ctx` as `M.commit` does.
+local function decide(p, r, ctx, commit)
+  local verdict, out, trail, deciding = D.execute(p, r, ctx)
+  if verdict == "allow" or verdict == "adjust" then
+    if verdict == "adjust" and D.same(out, r) then verdict = "allow" end
+    if commit and type(ctx) == "table" then
+      state.record(out, ctx)
+      return { allow = true, verdict = verdict, request = out, trail = trail, committed = true }
+    end
+    return { allow = true, verdict = verdict, request = out, trail = trail }
+  end
   if verdict == "skip" then
-    deciding = { rule = "default", verdict = "deny", reason = "no rule decided (default deny)", depth = 0 }
-    d.trail[#d.trail + 1] = deciding
-    verdict = "deny"
+    deciding = { rule = "default", verdict = "deny", reason = DEFAULT, depth = 0 }
+    trail[#trail + 1] = deciding
   end
-  d.deciding, d.error = nil, nil
-  if verdict == "deny" then
-    d.allow, d.verdict, d.request = false, "deny", r
-    d.reason = deciding.rule .. ": " .. deciding.reason
-  elseif verdict == "adjust" and D.same(d.request, r) then
-    d.verdict = "allow"
-  end
-  return d
+  return { allow = false, verdict = "deny", request = r, trail = trail,
+           reason = deciding.rule .. ": " .. deciding.reason }
 end
 
---- Decide on one request without recording anything in `ctx`.
--- @return the decision, a plain table: `allow`, `verdict` (`allow`, `adjust`
---   or `deny`), `request` (what to send: the adjusted request, or the
---   validated input when denied; nil for an invalid input, which is kept in
---   `input`), `trail` (a list of `{rule=, verdict=, reason=, depth=}`), and
---   for a deny `reason` (`"rule: reason"` of the entry that decided)
-function M.decide(p, req, ctx)
-  D.check(p, "policy.decide", 2)
+-- The decision on `req`, validated here unless it already was.
+local function validated(p, req, ctx, commit)
   local r, why
   if getmetatable(req) == Request then
     r = req
@@ -51,7 +48,18 @@ function M.decide(p, req, ctx)
     local entry = { rule = "validate", verdict = "deny", reason = why, depth = 0 }
     return { allow = false, verdict = "deny", input = req, trail = { entry }, reason = "validate: " .. why }
   end
-  return decide(p, r, ctx)
+  return decide(p, r, ctx, commit)
+end
+
+--- Decide on one request without recording anything in `ctx`.
+-- @return the decision, a plain table: `allow`, `verdict` (`allow`, `adjust`
+--   or `deny`), `request` (what to send: the adjusted request, or the
+--   validated input when denied; nil for an invalid input, which is kept in
+--   `input`), `trail` (a list of `{rule=, verdict=, reason=, depth=}`), and
+--   for a deny `reason` (`"rule: reason"` of the entry that decided)
+function M.decide(p, req, ctx)
+  D.check(p, "policy.decide", 2)
+  return validated(p, req, ctx, false)
 end
 
 --- Record an allowed decision in `ctx` (for `unique` and `rate_limit`).
@@ -71,7 +79,7 @@ end
 -- @tparam[opt] table ctx `now` and per-batch state; pass the same one for a batch
 function M.evaluate(p, req, ctx)
   D.check(p, "policy.evaluate", 2)
-  return M.commit(M.decide(p, req, ctx), ctx)
+  return validated(p, req, ctx, true)
 end
 
 --- Decide on a list of requests, without any network, with one shared `ctx`

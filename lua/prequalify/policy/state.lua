@@ -110,7 +110,7 @@ function M.unique(t)
       return "deny", text.digest(data) .. " was already approved " .. scope .. "in this batch"
     end
     return "allow", text.digest(data, not_before)
-  end)
+  end, true)
 end
 
 local KEYS = { user = true, environment = true, all = true }
