@@ -1494,6 +1494,110 @@ describe("policy.load", function()
     assert.is_function(policy.max_hours)
   end)
 
+  it("holds exactly the documented names in a policy file's environment", function()
+    local p = assert(load_text(table.concat({
+      "local function keys(t)",
+      "  local out = {}",
+      "  for k in pairs(t) do out[#out + 1] = k end",
+      "  table.sort(out)",
+      "  return out",
+      "end",
+      "local env = { _G = keys(_G) }",
+      'for _, lib in ipairs{ "string", "table", "math", "utf8", "coroutine", "os", "policy" } do',
+      "  env[lib] = keys(_G[lib])",
+      "end",
+      'return policy.rule("env", function(_, ctx) ctx.env = env; return true end)',
+    }, "\n")))
+    local ctx = {}
+    assert.is_true(run(p, nil, ctx).allow)
+    local env = ctx.env
+    local function keys(t, except)
+      local out = {}
+      for k in pairs(t) do if not (except and except[k]) then out[#out + 1] = k end end
+      table.sort(out)
+      return out
+    end
+    assert.same({ "_G", "_VERSION", "assert", "coroutine", "error", "getmetatable", "ipairs", "load", "math", "next",
+                  "os", "pairs", "pcall", "policy", "rawequal", "rawget", "rawlen", "rawset", "require", "select",
+                  "setmetatable", "string", "table", "tonumber", "tostring", "type", "utf8", "xpcall" }, env._G)
+    assert.same(keys(string, { dump = true }), env.string)
+    assert.same(keys(table), env.table)
+    assert.same(keys(math), env.math)
+    assert.same(keys(utf8), env.utf8)
+    assert.same(keys(coroutine), env.coroutine)
+    assert.same({ "clock", "date", "difftime", "time" }, env.os)
+    assert.same(keys(policy, { load = true }), env.policy)
+  end)
+
+  it("reaches string.dump only through a string's methods, and cannot load the bytecode it makes", function()
+    local p = assert(load_text(table.concat({
+      'local dump = ("").dump',
+      "local code = dump(function() return 1 end)",
+      "local f, why = load(code)",
+      'return policy.rule("dump", function() return f == nil, why end)',
+    }, "\n")))
+    local d = run(p)
+    assert.is_true(d.allow)
+    assert.matches("attempt to load a binary chunk", d.trail[1].reason, 1, true)
+  end)
+
+  describe("instruction budget", function()
+    local LOOP = 'return policy.rule("spin", function() while true do end end)\n'
+
+    it("denies a rule that never returns, with the budget in the trail", function()
+      local p = assert(load_text(LOOP))
+      local d = run(p)
+      assert.is_false(d.allow)
+      assert.matches("^spin: error: .*p%.lua:1: the rule exceeded its instruction budget %(10000000 instructions%)$",
+        d.reason)
+      assert.is_nil(debug.gethook())
+    end)
+
+    it("takes its size from policy.load, per evaluation", function()
+      local text = 'return policy.rule("count", function()\n' ..
+        "local n = 0\nfor _ = 1, 20000 do n = n + 1 end\nreturn true\nend)\n"
+      assert.is_true(run(assert(load_text(text))).allow)
+      local small = assert(policy.load(write(dir .. "/small.lua", text), { budget = 50000 }))
+      assert.is_true(run(small).allow)
+      local tiny = assert(policy.load(write(dir .. "/tiny.lua", text), { budget = 1000 }))
+      local d = run(tiny)
+      assert.is_false(d.allow)
+      assert.matches("exceeded its instruction budget (1000 instructions)", d.reason, 1, true)
+      assert.is_true(run(small).allow, "the next evaluation starts with a full budget")
+    end)
+
+    it("cannot be caught by the rule itself, nor escaped into a coroutine", function()
+      for _, text in ipairs{
+        'local function spin() while true do end end\n' ..
+          'return policy.rule("sly", function() while true do pcall(spin) end end)\n',
+        'local spin = coroutine.wrap(function() while true do end end)\n' ..
+          'return policy.rule("sly", function() return spin() end)\n',
+        'local co = coroutine.create(function() while true do end end)\n' ..
+          'return policy.rule("sly", function() return coroutine.resume(co) end)\n',
+      } do
+        local d = run(assert(load_text(text)))
+        assert.is_false(d.allow)
+        assert.matches("exceeded its instruction budget", d.reason, 1, true)
+      end
+    end)
+
+    it("leaves the host's rules and built-in rules without a budget", function()
+      local spins = 0
+      local host = policy.rule("host", function()
+        for _ = 1, 2000000 do spins = spins + 1 end
+        return true
+      end)
+      local p = assert(load_text("return policy.max_hours(48)\n"))
+      assert.is_true(run(policy.all{ p, host }).allow)
+      assert.equal(2000000, spins)
+    end)
+
+    it("refuses a budget that is not a positive whole number", function()
+      assert.has_error(function() policy.load(write(dir .. "/b.lua", LOOP), { budget = 0 }) end,
+        "policy.load: budget must be a positive whole number of instructions, got 0")
+    end)
+  end)
+
   it("keeps the sandbox for rules that run later", function()
     local p = assert(load_text('return policy.rule("sneaky", function() os.execute("true"); return true end)\n'))
     local d = run(p)
