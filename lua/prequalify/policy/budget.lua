@@ -22,12 +22,14 @@ local sethook, gethook, getinfo = debug.sethook, debug.gethook, debug.getinfo
 -- call running now.
 local spent = setmetatable({}, { __mode = "k" })
 local running = nil
-local call
+local call, finish
 
 local function hook()
   local r = running
   -- `call` itself, between the rule's return and putting the hook back
-  if not r or getinfo(2, "f").func == call then return end
+  if not r then return end
+  local f = getinfo(2, "f").func
+  if f == call or f == finish then return end
   r.used = r.used + r.step
   if r.used >= r.limit then
     sethook(hook, "", 1)
@@ -60,21 +62,24 @@ function M.compiling(limit, fn, ...)
   return table.unpack(res, 2, res.n)
 end
 
+-- The end of `call`: the hook as it was, the instructions counted.
+function finish(outer, oh, omask, ocount, r, key, ok, ...)
+  running = outer
+  if type(oh) == "function" then sethook(oh, omask, ocount) else sethook() end
+  spent[key] = r.used -- what the hook did not see yet (under one step) is not counted
+  if not ok then error((...), 0) end
+  return ...
+end
+
 --- Call `fn(...)` under the budget `limit` of the evaluation whose trail is
 -- `key`. Raises what `fn` raises, and once over the budget.
 function call(limit, key, fn, ...)
   local outer = running
   local oh, omask, ocount = gethook()
-  local r = { used = spent[key] or 0, limit = limit, step = math.min(M.STEP, limit) }
+  local r = { used = spent[key] or 0, limit = limit, step = limit < M.STEP and limit or M.STEP }
   running = r
   sethook(hook, "", r.step)
-  local res = table.pack(pcall(fn, ...))
-  -- what the hook did not see yet (under one step) is not counted
-  running = outer
-  if type(oh) == "function" then sethook(oh, omask, ocount) else sethook() end
-  spent[key] = r.used
-  if not res[1] then error(res[2], 0) end
-  return table.unpack(res, 2, res.n)
+  return finish(outer, oh, omask, ocount, r, key, pcall(fn, ...))
 end
 M.call = call
 
