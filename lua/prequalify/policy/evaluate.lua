@@ -6,9 +6,9 @@ local errors = require "prequalify.errors"
 local D = require "prequalify.policy.decision"
 local state = require "prequalify.policy.state"
 
-local M = {}
-
 local Request = request.Request
+
+local M = {}
 
 local DEFAULT = "no rule decided (default deny)"
 
