@@ -78,7 +78,8 @@ end
 -- @param req a normalized request or a plain table (validated here)
 -- @tparam[opt] table ctx `now` and per-batch state; pass the same one for a batch
 function M.evaluate(p, req, ctx)
-  D.check(p, "policy.evaluate", 2)
+  if type(p) ~= "function" then D.check(p, "policy.evaluate", 2) end
+  if getmetatable(req) == Request then return decide(p, req, ctx, true) end
   return validated(p, req, ctx, true)
 end
 
