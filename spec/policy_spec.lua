@@ -1047,79 +1047,207 @@ describe("prequalify.plan", function()
   end)
 end)
 
-describe("the fast path of built-in policies", function()
-  -- The same policy with a user's rule (which skips) after it runs every
-  -- rule through decision.run, one by one: both ways must decide alike.
-  local function slow(p)
-    return policy.all{ p, policy.rule("slow path", function() return "skip" end) }
-  end
+describe("every rule and combinator", function()
+  -- One row per rule and per way a combinator decides: the request (a few
+  -- fields changed), then the decision (allow, verdict, reason, what is
+  -- sent) and the whole trail. Tuesday, 09:30 UTC.
+  local NOT_SINGLE = "single_use is not set (the server default allows unlimited use until expiry)"
+  local P = [[**\Prod*]]
+  local yes, no = policy.environment{ P }, policy.environment{ [[**\Staging]] }
+  local skip = policy.rule("abstain", function() return "skip", "not mine" end)
+  local boom = policy.rule("boom", function() error("broken", 0) end)
+  local rows = {
+    { "environment", policy.environment{ P }, nil,
+      { true, "allow", nil, {} }, {
+        "allow environment(**\\Prod*): matches **\\Prod*",
+      } },
+    { "users", policy.users{ allow = "local:Build-Bot" }, nil,
+      { true, "allow", nil, {} }, {
+        "allow users(allow local:Build-Bot): local:build-bot is on the allow list",
+      } },
+    { "users deny", policy.users{ deny = "local:build-bot" }, nil,
+      { false, "deny", "users(deny local:build-bot): local:build-bot is on the deny list", {} }, {
+        "deny users(deny local:build-bot): local:build-bot is on the deny list",
+      } },
+    { "max_hours", policy.max_hours(4), { hours = 8 },
+      { false, "deny", "max_hours(4): 8 requested exceeds 4", { hours = 8 } }, {
+        "deny max_hours(4): 8 requested exceeds 4",
+      } },
+    { "clamp_hours", policy.clamp_hours(4), { hours = 8 },
+      { true, "adjust", nil, { hours = 4 } }, {
+        "adjust clamp_hours(4): 8 requested clamped to 4",
+      } },
+    { "require_single_use", policy.require_single_use(), nil,
+      { false, "deny", "require_single_use(): " .. NOT_SINGLE, {} }, {
+        "deny require_single_use(): " .. NOT_SINGLE,
+      } },
+    { "force_single_use", policy.force_single_use(), { single_use = false },
+      { true, "adjust", nil, { single_use = true } }, {
+        "adjust force_single_use(): single_use set (was false)",
+      } },
+    { "comment_matches", policy.comment_matches("OPS%-%d+"), nil,
+      { true, "allow", nil, {} }, {
+        "allow comment_matches(OPS%-%d+): comment \"release 4.2 build 118 OPS-4711\" matches",
+      } },
+    { "algorithms", policy.algorithms{ "sha384" }, nil,
+      { false, "deny", "algorithms(sha384): sha256 (32 bytes) is not one of sha384", {} }, {
+        "deny algorithms(sha384): sha256 (32 bytes) is not one of sha384",
+      } },
+    { "deny_hashes", policy.deny_hashes{ SHA256 }, nil,
+      { false, "deny", "deny_hashes(1 hash): q2rFZ7Tqxo2h... is on the deny list", {} }, {
+        "deny deny_hashes(1 hash): q2rFZ7Tqxo2h... is on the deny list",
+      } },
+    { "allow_hashes", policy.allow_hashes{ SHA256 }, nil,
+      { true, "allow", nil, {} }, {
+        "allow allow_hashes(1 hash): q2rFZ7Tqxo2h... is on the allow list",
+      } },
+    { "time_window", policy.time_window{ days = { "mon" } }, nil,
+      { false, "deny", "time_window(mon UTC): Tue 2026-11-24 09:30 UTC is outside mon", {} }, {
+        "deny time_window(mon UTC): Tue 2026-11-24 09:30 UTC is outside mon",
+      } },
+    { "unique", policy.unique(), nil,
+      { true, "allow", nil, {} }, {
+        "allow unique(): q2rFZ7Tqxo2h... was not approved before in this batch",
+      } },
+    { "rate_limit", policy.rate_limit{ max = 1, per_seconds = 60 }, nil,
+      { true, "allow", nil, {} }, {
+        "allow rate_limit(1 per 1m by user): local:build-bot has 0 approvals in the last 1m (max 1)",
+      } },
+    { "all", policy.all{ yes, policy.clamp_hours(2), policy.force_single_use() }, nil,
+      { true, "adjust", nil, { hours = 2, single_use = true } }, {
+        "allow environment(**\\Prod*): matches **\\Prod*",
+        "adjust clamp_hours(2): 24 requested (server default) clamped to 2",
+        "adjust force_single_use(): single_use set (was not set)",
+      } },
+    { "all deny", policy.all{ yes, no, policy.clamp_hours(2) }, nil,
+      { false, "deny", "environment(**\\Staging): \\VED\\Prod does not match **\\Staging", {} }, {
+        "allow environment(**\\Prod*): matches **\\Prod*",
+        "deny environment(**\\Staging): \\VED\\Prod does not match **\\Staging",
+      } },
+    { "all skips", policy.all{ skip, skip }, nil,
+      { false, "deny", "default: no rule decided (default deny)", {} }, {
+        "skip abstain: not mine",
+        "skip abstain: not mine",
+        "deny default: no rule decided (default deny)",
+      } },
+    { "all empty", policy.all{}, nil,
+      { false, "deny", "default: no rule decided (default deny)", {} }, {
+        "deny default: no rule decided (default deny)",
+      } },
+    { "any", policy.any{ no, policy.clamp_hours(2), yes }, nil,
+      { true, "adjust", nil, { hours = 2 } }, {
+        "adjust any(environment(**\\Staging), clamp_hours(2), environment(**\\Prod*)): clamp_hours(2): "
+          .. "24 requested (server default) clamped to 2",
+        "  deny environment(**\\Staging): \\VED\\Prod does not match **\\Staging",
+        "  adjust clamp_hours(2): 24 requested (server default) clamped to 2",
+      } },
+    { "any none", policy.any{ no, skip }, nil,
+      { false, "deny", "any(environment(**\\Staging), abstain): none of 2 rules allowed", {} }, {
+        "deny any(environment(**\\Staging), abstain): none of 2 rules allowed",
+        "  deny environment(**\\Staging): \\VED\\Prod does not match **\\Staging",
+        "  skip abstain: not mine",
+      } },
+    { "any skips", policy.any{ skip }, nil,
+      { false, "deny", "default: no rule decided (default deny)", {} }, {
+        "skip any(abstain): every rule skipped",
+        "  skip abstain: not mine",
+        "deny default: no rule decided (default deny)",
+      } },
+    { "negate", policy.negate(yes), nil,
+      { false, "deny", "not(environment(**\\Prod*)): matches **\\Prod*", {} }, {
+        "deny not(environment(**\\Prod*)): matches **\\Prod*",
+      } },
+    { "negate composite", policy.negate(policy.all{ yes, no }), nil,
+      { true, "allow", nil, {} }, {
+        "allow not(all(environment(**\\Prod*), environment(**\\Staging))): \\VED\\Prod does not match **\\Staging",
+        "  allow environment(**\\Prod*): matches **\\Prod*",
+        "  deny environment(**\\Staging): \\VED\\Prod does not match **\\Staging",
+      } },
+    { "negate skip", policy.negate(skip), nil,
+      { false, "deny", "default: no rule decided (default deny)", {} }, {
+        "skip not(abstain): not mine",
+        "deny default: no rule decided (default deny)",
+      } },
+    { "when", policy.when(yes, policy.clamp_hours(2)), nil,
+      { true, "adjust", nil, { hours = 2 } }, {
+        "allow environment(**\\Prod*): matches **\\Prod*",
+        "adjust clamp_hours(2): 24 requested (server default) clamped to 2",
+      } },
+    { "when not", policy.when(no, policy.clamp_hours(2)), nil,
+      { false, "deny", "default: no rule decided (default deny)", {} }, {
+        "skip environment(**\\Staging): \\VED\\Prod does not match **\\Staging",
+        "deny default: no rule decided (default deny)",
+      } },
+    { "first", policy.first{ skip, policy.when(no, yes), policy.max_hours(1), yes }, nil,
+      { false, "deny", "max_hours(1): 24 requested (server default) exceeds 1", {} }, {
+        "skip abstain: not mine",
+        "skip environment(**\\Staging): \\VED\\Prod does not match **\\Staging",
+        "deny max_hours(1): 24 requested (server default) exceeds 1",
+      } },
+    { "first skips", policy.first{ skip }, nil,
+      { false, "deny", "default: no rule decided (default deny)", {} }, {
+        "skip abstain: not mine",
+        "deny default: no rule decided (default deny)",
+      } },
+    { "error in any", policy.any{ no, policy.all{ yes, boom } }, nil,
+      { false, "deny", "any(environment(**\\Staging), all(environment(**\\Prod*), boom)): "
+        .. "a rule failed: error: broken", {} }, {
+        "deny any(environment(**\\Staging), all(environment(**\\Prod*), boom)): a rule failed: error: broken",
+        "  deny environment(**\\Staging): \\VED\\Prod does not match **\\Staging",
+        "  allow environment(**\\Prod*): matches **\\Prod*",
+        "  deny boom: error: broken",
+      } },
+    { "error in negate", policy.all{ yes, policy.negate(boom) }, nil,
+      { false, "deny", "not(boom): a rule failed: error: broken", {} }, {
+        "allow environment(**\\Prod*): matches **\\Prod*",
+        "deny not(boom): a rule failed: error: broken",
+        "  deny boom: error: broken",
+      } },
+    { "error in when", policy.when(boom, yes), nil,
+      { false, "deny", "boom: error: broken", {} }, {
+        "deny boom: error: broken",
+      } },
 
-  -- What a decision shows, without the entry of that user's rule.
-  local function shown(d)
-    local trail = {}
-    for _, e in ipairs(d.trail) do
-      if e.rule ~= "slow path" then
-        trail[#trail + 1] = string.rep("  ", e.depth) .. e.verdict .. " " .. e.rule .. ": " .. e.reason
-      end
-    end
-    local r = d.request
-    return { allow = d.allow, verdict = d.verdict, reason = d.reason, trail = trail,
-             request = r and { dn = r.dn, data = r.data, hours = r.hours, single_use = r.single_use } }
-  end
-
-  local function rules()
-    return {
-      policy.environment{ [[**\Production*]] }, policy.users{ allow = { "local:build-bot", "local:bob" } },
-      policy.max_hours(8), policy.comment_matches("%u+%-%d+"), policy.algorithms{ "sha256", "sha384" },
-      policy.deny_hashes{ digest(3) }, policy.time_window{ hours = { 9, 17 } }, policy.unique(),
-    }
-  end
-
-  local policies = {
-    all8 = policy.all(rules()),
-    adjusting = policy.all{ policy.clamp_hours(4), policy.force_single_use(), policy.unique{ by = "environment" },
-                            policy.rate_limit{ max = 3, per_seconds = 600 } },
-    any = policy.any{ policy.environment{ [[**\Staging]] }, policy.all{ policy.users{ deny = "local:eve" },
-                      policy.clamp_hours(8) }, policy.max_hours(1) },
-    negate = policy.negate(policy.any{ policy.users{ allow = "local:eve" }, policy.algorithms{ "sha1" } }),
-    when = policy.when(policy.environment{ [[**\Staging]] }, policy.all{ policy.max_hours(4), policy.unique() }),
-    first = policy.first{ policy.when(policy.users{ allow = "local:bob" }, policy.force_single_use()),
-                          policy.all{}, policy.negate(policy.require_single_use()), policy.any{} },
-    empty = policy.all{},
-    nested = policy.all{ policy.all(rules()), policy.first{ policy.any{ policy.clamp_hours(2) } } },
   }
 
-  local function requests()
-    local list = {}
-    for i = 1, 60 do
-      list[i] = fields{
-        dn = i % 3 == 0 and STAGING or PROD, user = ({ "local:build-bot", "local:bob", "local:eve" })[i % 3 + 1],
-        hours = i % 4 ~= 0 and (i % 13) + 1 or nil, single_use = ({ true, false, nil })[i % 3 + 1],
-        comment = i % 5 == 0 and "nightly" or "release OPS-" .. i % 7, data = digest(i % 9, i % 8 == 0 and 48 or 32),
-      }
-    end
-    return list
-  end
-
-  for name, p in pairs(policies) do
-    it("decides as rule by rule does, with the same trail read at once or late: " .. name, function()
-      local t = TUESDAY - 2 * HOUR
-      local fast_ctx, slow_ctx = { now = function() return t end }, { now = function() return t end }
-      local late = {}
-      for i, r in ipairs(requests()) do
-        t = t + 7 * 60 + i
-        local d, want = policy.evaluate(p, r, fast_ctx), policy.evaluate(slow(p), r, slow_ctx)
-        if i % 2 == 0 then
-          assert.same(shown(want), shown(d))
-        else
-          late[#late + 1] = { d, shown(want) }
-        end
-      end
-      for _, pair in ipairs(late) do assert.same(pair[2], shown(pair[1])) end
-      assert.same(slow_ctx.state, fast_ctx.state)
+  for _, row in ipairs(rows) do
+    local name, p, over, want, trail = row[1], row[2], row[3], row[4], row[5]
+    it("decides as documented: " .. name, function()
+      local f = fields(over)
+      f.dn = [[\VED\Prod]]
+      local r = req(f)
+      local d = policy.evaluate(p, r, { now = TUESDAY })
+      assert.same({ allow = want[1], verdict = want[2], reason = want[3] },
+        { allow = d.allow, verdict = d.verdict, reason = d.reason })
+      local sent, out = want[4], d.request
+      assert.same({ dn = r.dn, data = r.data, comment = r.comment, user = r.user,
+                    hours = sent.hours, single_use = sent.single_use },
+        { dn = out.dn, data = out.data, comment = out.comment, user = out.user,
+          hours = out.hours, single_use = out.single_use })
+      assert.same(trail, lines(d))
     end)
   end
 
+  it("gives plain decisions that survive cjson with the same allow, trail and reasons", function()
+    local cjson = require "cjson"
+    for _, row in ipairs(rows) do
+      local d = policy.evaluate(row[2], req(fields{ dn = [[\VED\Prod]] }), { now = TUESDAY })
+      assert.is_nil(getmetatable(d))
+      local back = cjson.decode(cjson.encode(d))
+      assert.equal(d.allow, back.allow)
+      assert.equal(d.verdict, back.verdict)
+      assert.equal(d.reason, back.reason)
+      assert.same(d.trail, back.trail)
+      local keys = {}
+      for k in pairs(d) do keys[#keys + 1] = k end
+      table.sort(keys)
+      assert.same(d.allow and { "allow", "committed", "request", "trail", "verdict" }
+        or { "allow", "reason", "request", "trail", "verdict" }, keys)
+    end
+  end)
+end)
+
+describe("built-in policies", function()
   it("gives a trail read late the reasons of the moment it was decided", function()
     local t = TUESDAY
     local ctx = { now = function() return t end }
@@ -1364,6 +1492,110 @@ describe("policy.load", function()
     assert(load_text("leaked = true\npolicy.max_hours = nil\nreturn policy.all{}\n"))
     assert.is_nil(rawget(_G, "leaked"))
     assert.is_function(policy.max_hours)
+  end)
+
+  it("holds exactly the documented names in a policy file's environment", function()
+    local p = assert(load_text(table.concat({
+      "local function keys(t)",
+      "  local out = {}",
+      "  for k in pairs(t) do out[#out + 1] = k end",
+      "  table.sort(out)",
+      "  return out",
+      "end",
+      "local env = { _G = keys(_G) }",
+      'for _, lib in ipairs{ "string", "table", "math", "utf8", "coroutine", "os", "policy" } do',
+      "  env[lib] = keys(_G[lib])",
+      "end",
+      'return policy.rule("env", function(_, ctx) ctx.env = env; return true end)',
+    }, "\n")))
+    local ctx = {}
+    assert.is_true(run(p, nil, ctx).allow)
+    local env = ctx.env
+    local function keys(t, except)
+      local out = {}
+      for k in pairs(t) do if not (except and except[k]) then out[#out + 1] = k end end
+      table.sort(out)
+      return out
+    end
+    assert.same({ "_G", "_VERSION", "assert", "coroutine", "error", "getmetatable", "ipairs", "load", "math", "next",
+                  "os", "pairs", "pcall", "policy", "rawequal", "rawget", "rawlen", "rawset", "require", "select",
+                  "setmetatable", "string", "table", "tonumber", "tostring", "type", "utf8", "xpcall" }, env._G)
+    assert.same(keys(string, { dump = true }), env.string)
+    assert.same(keys(table), env.table)
+    assert.same(keys(math), env.math)
+    assert.same(keys(utf8), env.utf8)
+    assert.same(keys(coroutine), env.coroutine)
+    assert.same({ "clock", "date", "difftime", "time" }, env.os)
+    assert.same(keys(policy, { load = true }), env.policy)
+  end)
+
+  it("reaches string.dump only through a string's methods, and cannot load the bytecode it makes", function()
+    local p = assert(load_text(table.concat({
+      'local dump = ("").dump',
+      "local code = dump(function() return 1 end)",
+      "local f, why = load(code)",
+      'return policy.rule("dump", function() return f == nil, why end)',
+    }, "\n")))
+    local d = run(p)
+    assert.is_true(d.allow)
+    assert.matches("attempt to load a binary chunk", d.trail[1].reason, 1, true)
+  end)
+
+  describe("instruction budget", function()
+    local LOOP = 'return policy.rule("spin", function() while true do end end)\n'
+
+    it("denies a rule that never returns, with the budget in the trail", function()
+      local p = assert(load_text(LOOP))
+      local d = run(p)
+      assert.is_false(d.allow)
+      assert.matches("^spin: error: .*p%.lua:1: the rule exceeded its instruction budget %(10000000 instructions%)$",
+        d.reason)
+      assert.is_nil(debug.gethook())
+    end)
+
+    it("takes its size from policy.load, per evaluation", function()
+      local text = 'return policy.rule("count", function()\n' ..
+        "local n = 0\nfor _ = 1, 20000 do n = n + 1 end\nreturn true\nend)\n"
+      assert.is_true(run(assert(load_text(text))).allow)
+      local small = assert(policy.load(write(dir .. "/small.lua", text), { budget = 50000 }))
+      assert.is_true(run(small).allow)
+      local tiny = assert(policy.load(write(dir .. "/tiny.lua", text), { budget = 1000 }))
+      local d = run(tiny)
+      assert.is_false(d.allow)
+      assert.matches("exceeded its instruction budget (1000 instructions)", d.reason, 1, true)
+      assert.is_true(run(small).allow, "the next evaluation starts with a full budget")
+    end)
+
+    it("cannot be caught by the rule itself, nor escaped into a coroutine", function()
+      for _, text in ipairs{
+        'local function spin() while true do end end\n' ..
+          'return policy.rule("sly", function() while true do pcall(spin) end end)\n',
+        'local spin = coroutine.wrap(function() while true do end end)\n' ..
+          'return policy.rule("sly", function() return spin() end)\n',
+        'local co = coroutine.create(function() while true do end end)\n' ..
+          'return policy.rule("sly", function() return coroutine.resume(co) end)\n',
+      } do
+        local d = run(assert(load_text(text)))
+        assert.is_false(d.allow)
+        assert.matches("exceeded its instruction budget", d.reason, 1, true)
+      end
+    end)
+
+    it("leaves the host's rules and built-in rules without a budget", function()
+      local spins = 0
+      local host = policy.rule("host", function()
+        for _ = 1, 2000000 do spins = spins + 1 end
+        return true
+      end)
+      local p = assert(load_text("return policy.max_hours(48)\n"))
+      assert.is_true(run(policy.all{ p, host }).allow)
+      assert.equal(2000000, spins)
+    end)
+
+    it("refuses a budget that is not a positive whole number", function()
+      assert.has_error(function() policy.load(write(dir .. "/b.lua", LOOP), { budget = 0 }) end,
+        "policy.load: budget must be a positive whole number of instructions, got 0")
+    end)
   end)
 
   it("keeps the sandbox for rules that run later", function()

@@ -5,11 +5,14 @@
 --   lua5.4 bench/lua/overhead.lua --requests 100000
 --
 -- Inputs are made before the clock starts (distinct digests, so that
--- `unique` allows each one). Prints one JSON line: us_total (all three
--- steps per request), us_validate_encode (the two without the policy),
--- us_policy (evaluate on already validated requests) and us_rule (each
--- rule alone through evaluate), in microseconds per request, and allowed
--- (must equal requests).
+-- `unique` allows each one). Every decision's trail is read, as the batch
+-- needs it for denied or adjusted items. Prints one JSON line: us_total (all
+-- three steps per request), us_validate_encode (the two without the policy),
+-- us_policy (evaluate on already validated requests), us_rule (each rule
+-- alone through evaluate), us_file_rule and us_host_rule (one rule of a
+-- policy file, under the instruction budget's count hook, and the same rule
+-- made by the program, without it), in microseconds per request, and
+-- allowed (must equal requests).
 local sample = require "sample"
 local request = require "prequalify.request"
 local policy = require "prequalify.policy"
@@ -35,11 +38,12 @@ local function per_request(t0) return (os.clock() - t0) / n * 1e6 end
 -- 1. The whole path, as client:prequalify and the batch runner take it.
 local pol, ctx = make_policy(), { now = NOW }
 collectgarbage()
-local allowed = 0
+local allowed, trails = 0, 0
 local t0 = os.clock()
 for i = 1, n do
   local req = request.new(items[i])
   local d = policy.evaluate(pol, req, ctx)
+  trails = trails + #d.trail
   if d.allow then
     allowed = allowed + 1
     request.encode(d.request)
@@ -59,13 +63,25 @@ local function policy_alone(p)
   local c = { now = NOW }
   collectgarbage()
   local t = os.clock()
-  for i = 1, n do policy.evaluate(p, reqs[i], c) end
+  for i = 1, n do trails = trails + #policy.evaluate(p, reqs[i], c).trail end
   return per_request(t)
 end
 local us_policy = policy_alone(make_policy())
 local us_rule = {}
 for _, r in ipairs(RULES) do us_rule[r[1]] = policy_alone(r[2](policy)) end
 
+-- 4. The instruction budget's hook: the same rule from a policy file and
+-- from the program.
+local RULE = [[function(req) return req.comment:find("%u+%-%d+") ~= nil, "has a ticket" end]]
+local file = os.tmpname()
+local f = assert(io.open(file, "w"))
+f:write("return policy.rule(\"ticket\", " .. RULE .. ")\n")
+f:close()
+local us_file_rule = policy_alone(assert(policy.load(file)))
+os.remove(file)
+local us_host_rule = policy_alone(policy.rule("ticket", assert(load("return " .. RULE))()))
+
 sample.emit{ requests = n, allowed = allowed, us_total = us_total, us_validate_encode = us_validate_encode,
-             us_policy = us_policy, us_rule = us_rule }
+             us_policy = us_policy, us_rule = us_rule, us_file_rule = us_file_rule, us_host_rule = us_host_rule,
+             trails = trails }
 os.exit(allowed == n and 0 or 1)

@@ -18,20 +18,22 @@ M.STEP = 10000
 
 local sethook, gethook, getinfo = debug.sethook, debug.gethook, debug.getinfo
 
--- Instructions spent per evaluation (its trail), and the budget of the
--- call running now.
-local spent = setmetatable({}, { __mode = "k" })
-local running = nil
-local call
+-- The call running now: its budget (nil when none runs), the instructions
+-- counted so far in its evaluation, and the hook's period. The last
+-- evaluation's count is kept for its next rule (`key` is its trail).
+local limit, used, step = nil, 0, M.STEP
+local last_key, last_used = nil, 0
+local call, finish
 
 local function hook()
-  local r = running
   -- `call` itself, between the rule's return and putting the hook back
-  if not r or getinfo(2, "f").func == call then return end
-  r.used = r.used + r.step
-  if r.used >= r.limit then
+  if not limit then return end
+  local f = getinfo(2, "f").func
+  if f == call or f == finish then return end
+  used = used + step
+  if used >= limit then
     sethook(hook, "", 1)
-    error(string.format("the rule exceeded its instruction budget (%d instructions)", r.limit), 2)
+    error(string.format("the rule exceeded its instruction budget (%d instructions)", limit), 2)
   end
 end
 
@@ -49,32 +51,34 @@ function M.loading()
   return loading
 end
 
---- Run `fn(...)` with `limit` as the budget of users' rules compiled
+--- Run `fn(...)` with `budget` as the budget of users' rules compiled
 -- meanwhile; returns what `fn` returns (and raises what it raises).
-function M.compiling(limit, fn, ...)
+function M.compiling(budget, fn, ...)
   local before = loading
-  loading = limit
+  loading = budget
   local res = table.pack(pcall(fn, ...))
   loading = before
   if not res[1] then error(res[2], 0) end
   return table.unpack(res, 2, res.n)
 end
 
---- Call `fn(...)` under the budget `limit` of the evaluation whose trail is
--- `key`. Raises what `fn` raises, and once over the budget.
-function call(limit, key, fn, ...)
-  local outer = running
-  local oh, omask, ocount = gethook()
-  local r = { used = spent[key] or 0, limit = limit, step = math.min(M.STEP, limit) }
-  running = r
-  sethook(hook, "", r.step)
-  local res = table.pack(pcall(fn, ...))
-  -- what the hook did not see yet (under one step) is not counted
-  running = outer
+-- The end of `call`: the hook and the outer call's count as they were.
+function finish(key, outer, outer_used, outer_step, oh, omask, ocount, ok, ...)
+  last_key, last_used = key, used -- what the hook did not see yet (under one step) is not counted
+  limit, used, step = outer, outer_used, outer_step
   if type(oh) == "function" then sethook(oh, omask, ocount) else sethook() end
-  spent[key] = r.used
-  if not res[1] then error(res[2], 0) end
-  return table.unpack(res, 2, res.n)
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- Call `fn(...)` under the budget `budget` of the evaluation whose trail is
+-- `key`. Raises what `fn` raises, and once over the budget.
+function call(budget, key, fn, ...)
+  local outer, outer_used, outer_step = limit, used, step
+  local oh, omask, ocount = gethook()
+  limit, used, step = budget, key == last_key and last_used or 0, budget < M.STEP and budget or M.STEP
+  sethook(hook, "", step)
+  return finish(key, outer, outer_used, outer_step, oh, omask, ocount, pcall(fn, ...))
 end
 M.call = call
 

@@ -9,11 +9,13 @@
 -- combinator's step calls the steps of its parts; a user's rule gets a step
 -- when a combinator (or `run`) first meets it.
 --
--- Errors are not caught rule by rule. A step opens its entry (verdict
--- `false`) before it runs anything that may raise; `run` catches the error
--- once and closes the open entries as denies: the innermost with the
--- error, each around it with "a rule failed: ...". So a broken rule denies
--- the whole request, whatever combinator it sits in.
+-- Errors are not caught rule by rule: `run` catches an error once. A
+-- combinator with a heading entry (and a user's rule) opens its entry
+-- (verdict `false`) before its parts run; a built-in rule is noted as
+-- running. On an error the running rule gets an entry and the open entries
+-- are closed as denies: the innermost with the error, each around it with
+-- "a rule failed: ...". So a broken rule denies the whole request,
+-- whatever combinator it sits in.
 -- @module prequalify.policy.decision
 local request = require "prequalify.request"
 local budget = require "prequalify.policy.budget"
@@ -26,6 +28,8 @@ local M = {}
 local names = setmetatable({}, { __mode = "k" })
 local steps = setmetatable({}, { __mode = "k" })
 local user_steps = setmetatable({}, { __mode = "k" })
+
+local View = view.View
 
 local VERDICTS = { allow = true, adjust = true, deny = true, skip = true }
 
@@ -77,8 +81,6 @@ function M.undecided(name, verdict, depth)
   return { rule = name, verdict = verdict, reason = "no rule decided", depth = depth }
 end
 
-local View = view.View
-
 --- True if two requests carry the same user fields.
 function M.same(a, b)
   if getmetatable(a) == View then return rawget(a, "uses") == rawget(b, "uses") end
@@ -99,20 +101,19 @@ end
 
 local INVALID = "the adjusted request is invalid: "
 
---- Close entry `e` with a verdict. An adjustment (`changes` applied to
--- `base`, by default `req`) is validated here; one that changes nothing is
--- an allow. Returns what a step returns.
+--- Apply an adjustment: `changes` applied to `base` (by default `req`)
+-- and validated. Returns the verdict (`adjust`; `allow` if nothing
+-- changed; `deny` if the result is invalid), the reason and the request.
+function M.adjust(req, changes, reason, base)
+  local new, msg = M.adjusted(base or req, changes)
+  if not new then return "deny", INVALID .. msg, req end
+  if M.same(new, req) then return "allow", reason, req end
+  return "adjust", reason, new
+end
+
+-- Close entry `e` with a verdict; returns what a step returns.
 local function close(e, verdict, reason, req, changes, base)
-  if verdict == "adjust" then
-    local new, msg = M.adjusted(base or req, changes)
-    if not new then
-      verdict, reason = "deny", INVALID .. msg
-    elseif M.same(new, req) then
-      verdict = "allow"
-    else
-      req = new
-    end
-  end
+  if verdict == "adjust" then verdict, reason, req = M.adjust(req, changes, reason, base) end
   e.verdict, e.reason = verdict, reason
   return verdict, req, e
 end
@@ -129,33 +130,50 @@ end
 M.builtin = policy_of
 
 -- On a ticket view, a rule that reads a field the ticket lacks skips, and
--- says which field; any other error goes on to `run`.
-local function guarded(e, req, ok, ...)
+-- says which field; any other error goes on to `execute`.
+local function skip_missing(ok, ...)
   if ok then return ... end
   local err = ...
-  if view.is_missing(err) then
-    e.verdict, e.reason = "skip", tostring(err)
-    return "skip", req, e, true
-  end
+  if view.is_missing(err) then return "skip", tostring(err) end
   error(err, 0)
 end
 
+-- The built-in rule running now: its name, depth and trail. A rule's entry
+-- is made when it has decided, so an error is put on its name from here.
+local at_trail, at_name, at_depth = nil, nil, nil
+
+-- Entries remembered per built-in rule (see `leaf`).
+local ENTRIES = 64
+
 --- A built-in rule from its check `(req, ctx) -> verdict, reason[, changes]`:
 -- `changes` (for `adjust`) are the fields to set, e.g. `{hours = 8}`.
-function M.leaf(name, check)
+--
+-- Trail entries are values: the same rule, verdict, reason and depth give
+-- the same entry table, remembered for the rule's last `ENTRIES` reasons
+-- (a table costs more than the rest of a rule). `fresh` is for a rule whose
+-- reasons name the request (a hash), which no other request repeats.
+function M.leaf(name, check, fresh)
+  local known, count = {}, 0
+  local function remember(verdict, reason, depth)
+    local e = { rule = name, verdict = verdict, reason = reason, depth = depth }
+    if not fresh then
+      if count >= ENTRIES then known, count = {}, 0 end
+      known[reason], count = e, count + 1
+    end
+    return e
+  end
   return policy_of(name, function(req, ctx, trail, depth)
-    local e = { rule = name, verdict = false, reason = false, depth = depth }
-    trail[#trail + 1] = e
+    at_trail, at_name, at_depth = trail, name, depth
     local verdict, reason, changes
     if getmetatable(req) == View then
-      local skipped
-      verdict, reason, changes, skipped = guarded(e, req, pcall(check, req, ctx))
-      if skipped then return verdict, reason, changes end
+      verdict, reason, changes = skip_missing(pcall(check, req, ctx))
     else
       verdict, reason, changes = check(req, ctx)
     end
-    if verdict == "adjust" then return close(e, verdict, reason, req, changes) end
-    e.verdict, e.reason = verdict, reason
+    if verdict == "adjust" then verdict, reason, req = M.adjust(req, changes, reason) end
+    local e = known[reason]
+    if e == nil or e.depth ~= depth or e.verdict ~= verdict then e = remember(verdict, reason, depth) end
+    trail[#trail + 1] = e
     return verdict, req, e
   end)
 end
@@ -230,15 +248,11 @@ end
 local function user_step(p)
   local name, limit = M.name(p), budget.loading()
   return function(req, ctx, trail, depth)
+    at_trail = nil
     local e = M.open(trail, name, depth)
     if getmetatable(req) == View then
-      local function call()
-        if limit then return budget.call(limit, trail, p, copy(req), ctx) end
-        return p(copy(req), ctx)
-      end
-      local a, b, c, skipped = guarded(e, req, pcall(call))
-      if skipped then return a, b, c end
-      return normalize(e, req, trail, a, b)
+      if limit then return normalize(e, req, trail, skip_missing(pcall(budget.call, limit, trail, p, copy(req), ctx))) end
+      return normalize(e, req, trail, skip_missing(pcall(p, copy(req), ctx)))
     end
     if limit then return normalize(e, req, trail, budget.call(limit, trail, p, copy(req), ctx)) end
     return normalize(e, req, trail, p(copy(req), ctx))
@@ -265,6 +279,7 @@ local function failed(trail, err, name)
     local ok, s = pcall(tostring, err)
     reason = "error: " .. (ok and s or "(an error object that cannot be shown)")
   end
+  if at_trail == trail then M.open(trail, at_name, at_depth) end
   local deciding
   for i = #trail, 1, -1 do
     local e = trail[i]
@@ -277,18 +292,25 @@ local function failed(trail, err, name)
   return deciding
 end
 
---- Run policy `p` on `req`: never raises, always returns a decision
--- `{allow=, verdict=, request=, trail=, deciding=}` (and `error = true` if a
--- rule failed). `verdict` may be `skip`: `evaluate` makes that a deny.
-function M.run(p, req, ctx)
+--- Run policy `p` on `req`: never raises.
+-- @return verdict (`allow`, `adjust`, `deny` or `skip`), the request as
+--   the policy leaves it, the trail, the entry that decided, and true if a
+--   rule failed (raised)
+function M.execute(p, req, ctx)
   local trail = {}
-  local ok, verdict, out, deciding = pcall(M.step(p), req, ctx, trail, 0)
-  if not ok then
-    return { allow = false, verdict = "deny", request = req, trail = trail, error = true,
-             deciding = failed(trail, verdict, M.name(p)) }
-  end
+  local ok, verdict, out, deciding = pcall(steps[p] or M.step(p), req, ctx, trail, 0)
+  if ok then return verdict, out, trail, deciding end
+  return "deny", req, trail, failed(trail, verdict, M.name(p)), true
+end
+
+--- Run policy `p` on `req` as a rule does (`evaluate` adds validation and
+-- the default deny): never raises, always returns a decision
+-- `{allow=, verdict=, request=, trail=, deciding=}` (and `error = true` if a
+-- rule failed). `verdict` may be `skip`.
+function M.run(p, req, ctx)
+  local verdict, out, trail, deciding, err = M.execute(p, req, ctx)
   return { allow = verdict == "allow" or verdict == "adjust", verdict = verdict, request = out, trail = trail,
-           deciding = deciding }
+           deciding = deciding, error = err }
 end
 
 return M

@@ -7,38 +7,35 @@ local D = require "prequalify.policy.decision"
 local state = require "prequalify.policy.state"
 local view = require "prequalify.tickets.view"
 
-local M = {}
-
 local Request = request.Request
 
+local M = {}
+
+local DEFAULT = "no rule decided (default deny)"
+
 -- A validated request through policy `p`: skip becomes the default deny.
-local function decide(p, r, ctx)
-  local d = D.run(p, r, ctx)
-  local verdict, deciding = d.verdict, d.deciding
+-- `commit` records an allowed request in `ctx` as `M.commit` does.
+local function decide(p, r, ctx, commit)
+  local verdict, out, trail, deciding = D.execute(p, r, ctx)
+  if verdict == "allow" or verdict == "adjust" then
+    if verdict == "adjust" and D.same(out, r) then verdict = "allow" end
+    -- Tickets are not pre-qualifications: `unique` and `rate_limit` count only those.
+    if commit and type(ctx) == "table" and getmetatable(out) ~= view.View then
+      state.record(out, ctx)
+      return { allow = true, verdict = verdict, request = out, trail = trail, committed = true }
+    end
+    return { allow = true, verdict = verdict, request = out, trail = trail }
+  end
   if verdict == "skip" then
-    deciding = { rule = "default", verdict = "deny", reason = "no rule decided (default deny)", depth = 0 }
-    d.trail[#d.trail + 1] = deciding
-    verdict = "deny"
+    deciding = { rule = "default", verdict = "deny", reason = DEFAULT, depth = 0 }
+    trail[#trail + 1] = deciding
   end
-  d.deciding, d.error = nil, nil
-  if verdict == "deny" then
-    d.allow, d.verdict, d.request = false, "deny", r
-    d.reason = deciding.rule .. ": " .. deciding.reason
-  elseif verdict == "adjust" and D.same(d.request, r) then
-    d.verdict = "allow"
-  end
-  return d
+  return { allow = false, verdict = "deny", request = r, trail = trail,
+           reason = deciding.rule .. ": " .. deciding.reason }
 end
 
---- Decide on one request (or ticket view, see `prequalify.tickets.view`)
--- without recording anything in `ctx`.
--- @return the decision, a plain table: `allow`, `verdict` (`allow`, `adjust`
---   or `deny`), `request` (what to send: the adjusted request, or the
---   validated input when denied; nil for an invalid input, which is kept in
---   `input`), `trail` (a list of `{rule=, verdict=, reason=, depth=}`), and
---   for a deny `reason` (`"rule: reason"` of the entry that decided)
-function M.decide(p, req, ctx)
-  D.check(p, "policy.decide", 2)
+-- The decision on `req`, validated here unless it already was.
+local function validated(p, req, ctx, commit)
   local r, why
   if getmetatable(req) == Request or getmetatable(req) == view.View then
     r = req
@@ -55,7 +52,19 @@ function M.decide(p, req, ctx)
     local entry = { rule = "validate", verdict = "deny", reason = why, depth = 0 }
     return { allow = false, verdict = "deny", input = req, trail = { entry }, reason = "validate: " .. why }
   end
-  return decide(p, r, ctx)
+  return decide(p, r, ctx, commit)
+end
+
+--- Decide on one request (or ticket view, see `prequalify.tickets.view`)
+-- without recording anything in `ctx`.
+-- @return the decision, a plain table: `allow`, `verdict` (`allow`, `adjust`
+--   or `deny`), `request` (what to send: the adjusted request, or the
+--   validated input when denied; nil for an invalid input, which is kept in
+--   `input`), `trail` (a list of `{rule=, verdict=, reason=, depth=}`), and
+--   for a deny `reason` (`"rule: reason"` of the entry that decided)
+function M.decide(p, req, ctx)
+  D.check(p, "policy.decide", 2)
+  return validated(p, req, ctx, false)
 end
 
 --- Record an allowed decision in `ctx` (for `unique` and `rate_limit`).
@@ -79,17 +88,14 @@ end
 --   `policy.denial(decision)` makes the `policy` error)
 -- @raise when `p` is not a policy (a programming mistake)
 function M.evaluate(p, req, ctx)
-  D.check(p, "policy.evaluate", 2)
-  return M.commit(M.decide(p, req, ctx), ctx)
+  if type(p) ~= "function" then D.check(p, "policy.evaluate", 2) end
+  if getmetatable(req) == Request then return decide(p, req, ctx, true) end
+  return validated(p, req, ctx, true)
 end
 
 --- Decide on a list of requests, without any network, with one shared `ctx`
 -- (made if not given). Inputs are not changed.
--- @tparam table requests a list of request tables
--- @tparam function p the policy
--- @tparam[opt] table ctx the shared context
 -- @return the decisions, in input order
--- @raise when `requests` or `ctx` is not a table, or `p` not a policy
 function M.plan(requests, p, ctx)
   if type(requests) ~= "table" then
     error("prequalify.plan: expected a list of requests, got " .. type(requests), 2)

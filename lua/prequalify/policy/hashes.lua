@@ -116,7 +116,7 @@ local function list_rule(who, src, base, listed, unlisted)
     local hit = set[data]
     if hit then return listed(data, hit) end
     return unlisted(data)
-  end)
+  end, true)
 end
 
 --- Denies a hash that is on the list.

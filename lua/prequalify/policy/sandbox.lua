@@ -8,7 +8,10 @@
 -- `package`, `dofile`, `loadfile`, `collectgarbage`, `print`, `string.dump`,
 -- the string metatable, or `require` of any other module; `load` takes text
 -- chunks only. Reaching for a missing capability raises an error that names
--- it. The sandbox limits what a policy can reach, not how long it runs.
+-- it. A string's methods are the host's (the string metatable is shared),
+-- so `("").dump` is reachable: it makes bytecode that `load` refuses. The
+-- file's rules run under an instruction budget (`prequalify.policy.budget`).
+-- docs/POLICIES.md lists the environment exactly.
 -- @module prequalify.policy.sandbox
 local errors = require "prequalify.errors"
 local D = require "prequalify.policy.decision"

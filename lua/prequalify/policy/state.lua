@@ -17,10 +17,9 @@ local clock = require "prequalify.policy.clock"
 local D = require "prequalify.policy.decision"
 local text = require "prequalify.policy.text"
 
-local M = {}
+local lowered, mtype = text.lowered, math.type
 
-local lowered = text.lowered
-local mtype = math.type
+local M = {}
 
 -- The approvals in `ctx` (a table), made if missing.
 local function approvals(ctx)
@@ -110,7 +109,7 @@ function M.unique(t)
       return "deny", text.digest(data) .. " was already approved " .. scope .. "in this batch"
     end
     return "allow", text.digest(data, not_before)
-  end)
+  end, true)
 end
 
 local KEYS = { user = true, environment = true, all = true }

@@ -11,7 +11,7 @@ local find, gsub, sub = string.find, string.gsub, string.sub
 --- The first characters of a Base64 digest, enough to tell hashes apart,
 -- followed by `rest` if given (one string made, not two).
 function M.digest(data, rest)
-  data = tostring(data or "")
+  if type(data) ~= "string" then data = tostring(data or "") end
   if #data > 16 then return sub(data, 1, 12) .. "..." .. (rest or "") end
   if rest then return data .. rest end
   return data
