@@ -251,8 +251,9 @@ local function user_step(p)
     at_trail = nil
     local e = M.open(trail, name, depth)
     if getmetatable(req) == View then
-      if limit then return normalize(e, req, trail, skip_missing(pcall(budget.call, limit, trail, p, copy(req), ctx))) end
-      return normalize(e, req, trail, skip_missing(pcall(p, copy(req), ctx)))
+      local c = copy(req)
+      if limit then return normalize(e, req, trail, skip_missing(pcall(budget.call, limit, trail, p, c, ctx))) end
+      return normalize(e, req, trail, skip_missing(pcall(p, c, ctx)))
     end
     if limit then return normalize(e, req, trail, budget.call(limit, trail, p, copy(req), ctx)) end
     return normalize(e, req, trail, p(copy(req), ctx))
