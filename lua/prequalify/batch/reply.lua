@@ -14,6 +14,7 @@ local M = {}
 local common_code = response.common_code
 
 --- Tell the `on_event` hook of the requests a step submitted.
+-- @param run the Run
 -- @param sent slot, attempt pairs, flat
 function M.sent(run, sent)
   for i = 1, #sent, 2 do
@@ -75,6 +76,7 @@ local function failed(run, job, err)
 end
 
 --- Decide about one item the pipeline handed back.
+-- @param run the Run
 -- @param d the decision: the engine's result plus `slot`, `attempts`,
 --   `epoch`, `t_first`; or `refused` (a message) instead of a result
 function M.decide(run, d)

@@ -7,7 +7,8 @@ local M = {}
 
 --- Claim an item in the journal and decide.
 -- @param jr the journal
--- @param key, ikey the item's key and its short form
+-- @param key the item's key
+-- @param ikey its short form
 -- @param seq the item's number in this run
 -- @tparam table o `retry_unknown`, `retry_failed`
 -- @return `"send"` (and the earlier outcome to report as `previous`, if

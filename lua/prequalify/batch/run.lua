@@ -73,6 +73,7 @@ function Run:secrets() return self.t:secrets() end
 
 --- Start stopping: no new requests; in-flight ones finish.
 -- @tparam string why `interrupted`, `deadline` or `stopped`
+-- @tparam string reason what the report and the summary say
 function Run:stop(why, reason)
   if self.stopping then return end
   self.stopping, self.stop_reason = why, reason

@@ -95,6 +95,9 @@ end
 
 --- Decide on a list of requests, without any network, with one shared `ctx`
 -- (made if not given). Inputs are not changed.
+-- @tparam table requests the requests (plain tables or normalized)
+-- @tparam function p the policy
+-- @tparam[opt] table ctx shared per-batch state
 -- @return the decisions, in input order
 function M.plan(requests, p, ctx)
   if type(requests) ~= "table" then

@@ -154,6 +154,7 @@ end
 --- Load and run a policy file.
 -- @tparam string path the file
 -- @tparam table api the `prequalify.policy` module
+-- @tparam[opt] table opts `budget`: instructions per evaluation
 -- @return the policy, or nil and an `invalid` error naming the file and line
 function M.load(path, api, opts)
   if type(path) ~= "string" then error("policy.load: expected a file name, got " .. type(path), 3) end

@@ -36,7 +36,9 @@ function M.quote(s)
 end
 
 --- Check a rule's Lua pattern argument when the policy is built: raises,
--- naming the rule (`who`, e.g. "policy.comment_matches"), for a mistake.
+-- naming the rule, for a mistake.
+-- @param who the rule, e.g. "policy.comment_matches"
+-- @param pattern the argument to check
 -- @param what how the argument is described ("a Lua pattern (string)")
 -- @param level where the caller's mistake is, counted from the caller of this function
 function M.check_pattern(who, pattern, what, level)

@@ -62,6 +62,7 @@ function M.entry(raw)
 end
 
 --- Every archive entry matching `filter`, following the pages.
+-- @param t the transport
 -- @tparam[opt] table filter `environments` (a DN or an array of DNs),
 --   `since` and `before` (unix seconds or ISO 8601), `user`, `page_size` (100)
 -- @return array of entries, or nil and an error

@@ -32,6 +32,7 @@ end
 local LIST_OPTIONS = { approved = "boolean", product_code = "number", page_size = "number" }
 
 --- Every pending ticket (or approved, with `opts.approved`), page by page.
+-- @param t the transport
 -- @tparam[opt] table opts `approved` (false), `product_code` (code-signing
 --   key use, 1610743809; 0 = all), `page_size` (100)
 -- @return array of tickets, or nil and an error
@@ -164,6 +165,7 @@ end
 local WIRE_NAME = { approve = "Approve", reject = "Reject", update = "Update" }
 
 --- Approve, reject or update tickets.
+-- @param t the transport
 -- @tparam string action "approve", "reject" or "update"
 -- @param ids a ticket id or an array of them
 -- @tparam table o see `client:approve_tickets` and the others

@@ -76,6 +76,7 @@ M.server_words = server_words
 
 --- Make the sign-in for auth fields `c` (see `M.method`).
 -- @param c the checked auth fields; `c.password` is consumed here
+-- @param method the sign-in method (see `M.method`)
 -- @param ctx `{transport=, warn=, getenv=}`
 -- @param clock function returning Unix seconds
 -- @return `{method=, path=, login(secrets) -> doc | nil, err, secrets(list)}`,

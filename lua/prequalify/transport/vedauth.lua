@@ -43,6 +43,8 @@ end
 
 --- A GET with the current bearer token (`M.VERIFY_PATH`, `M.REVOKE_PATH`),
 -- repeated once with a fresh token after a 401.
+-- @param t the transport
+-- @tparam string path the vedauth path
 -- @tparam string what the caller's name for errors (e.g. "token_info")
 -- @return the decoded JSON object, or nil and an error
 function M.get(t, path, what)
