@@ -98,7 +98,8 @@ end
 -- @tparam table requests the requests (plain tables or normalized)
 -- @tparam function p the policy
 -- @tparam[opt] table ctx shared per-batch state
--- @return the decisions, in input order
+-- @return the decisions, in input order (an invalid request is a deny, not an error)
+-- @raise when `requests`, `p` or `ctx` is of the wrong type (a programming mistake)
 function M.plan(requests, p, ctx)
   if type(requests) ~= "table" then
     error("prequalify.plan: expected a list of requests, got " .. type(requests), 2)
