@@ -27,6 +27,23 @@ M.CURLE = CURLE
 -- issued (a caller that knows a CA was given may say more).
 M.UNTRUSTED = "the server certificate is not trusted; add your CA with ca_file (it extends the system store)"
 
+--- An untrusted-certificate error from a client that was given a CA: the
+-- message names that CA (`option` is how the caller knows it, e.g.
+-- `ca_file` or `--ca-file`) instead of suggesting to add one. Other errors
+-- are returned as they are.
+-- @param err an error value, or nil
+-- @tparam string option the CA option's name
+-- @tparam string path its value
+-- @return the same error, its message rewritten where it applies
+function M.name_ca(err, option, path)
+  local msg = err and err.message
+  local at = msg and msg:find(M.UNTRUSTED, 1, true)
+  if not at then return err end
+  err.message = msg:sub(1, at - 1) .. "the server certificate is not trusted: neither " .. option .. " (" .. path
+    .. ") nor the system store holds the CA that issued it; check that it is that CA" .. msg:sub(at + #M.UNTRUSTED)
+  return err
+end
+
 local TLS_HINTS = {
   [CURLE.SSL_PINNEDPUBKEYNOTMATCH] = "the server public key does not match pinned_pubkey",
   [CURLE.SSL_CACERT_BADFILE] = "ca_file or ca_path could not be loaded",

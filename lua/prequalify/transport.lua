@@ -32,7 +32,9 @@ function M.new(c)
     engine = engine, base = c.base, prequalify_path = c.prequalify_path, settings = c.settings,
     retry_unknown = c.retry_unknown or false, on_event = c.on_event, _warn = c.warn,
   }, Transport)
-  local p = { headers = {}, bearer = {} }
+  local ec = c.engine or {}
+  local ca = ec.ca_file and "ca_file" or ec.ca_path and "ca_path"
+  local p = { headers = {}, bearer = {}, ca = ca, ca_value = ca and ec[ca] }
   private[t] = p
   local source, err = auth.new(c.credentials, { transport = t, warn = function(msg) t:warn(msg) end })
   if not source then
@@ -54,6 +56,16 @@ function Transport:close()
     self.closed = true
     self.engine:close()
   end
+end
+
+--- A classified reply's error as the user should read it: an untrusted
+-- server certificate names the CA this client was given, if any.
+-- @param err an error value, or nil
+-- @return the same error
+function Transport:explain(err)
+  local p = private[self]
+  if not p.ca then return err end
+  return response.name_ca(err, p.ca, p.ca_value)
 end
 
 --- The full URL for a server path (`/vedsdk/...`, `/vedauth/...`).
@@ -142,6 +154,7 @@ local function attempt_once(t, method, url, body, attempt, opts, secrets)
       { field = "headers" })
   end
   local res, err = (opts.classify or response.classify)(r, secrets())
+  err = t:explain(err)
   t:emit{ event = "response", what = what, method = method, url = url, attempt = attempt,
           status = r.status, elapsed = r.elapsed, ok = res ~= nil,
           kind = err and err.kind, outcome = err and err.outcome,

@@ -104,6 +104,7 @@ function M.decide(run, d)
     end
   end
   local res, err = response.classify(d, run:secrets())
+  err = run:explain(err)
   if events then
     run:emit{ event = "response", what = "batch", index = job.entry.index, attempt = job.attempts,
               status = d.status, elapsed = d.elapsed, ok = res ~= nil, kind = err and err.kind,

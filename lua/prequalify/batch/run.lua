@@ -70,6 +70,7 @@ end
 function Run:warn(msg) self.t:warn(msg) end
 function Run:emit(event) self.t:emit(event) end
 function Run:secrets() return self.t:secrets() end
+function Run:explain(err) return self.t:explain(err) end
 
 --- Start stopping: no new requests; in-flight ones finish.
 -- @tparam string why `interrupted`, `deadline` or `stopped`

@@ -37,21 +37,20 @@ function Context:fail(msg)
   return M.EXIT.FAILED
 end
 
---- The message of a failure as the user should read it: an untrusted
--- server certificate, when --ca-file or --ca-path was given, names that CA
--- instead of suggesting to add one.
+--- The message of a failure as the user should read it: the library names
+-- the CA an untrusted server certificate was checked against by its Lua
+-- option (`ca_file`); here it is named as the user gave it (`--ca-file`,
+-- a variable or a config line).
 -- @param err an error value (its `tostring`), or a message
 -- @treturn string the message, without the "prequalify: " lead
 function Context:failure(err)
   local msg = tostring(err):gsub("^prequalify: ", "")
   local s = self.current_settings
   local ca = s and (s:get("ca_file") and "ca_file" or s:get("ca_path") and "ca_path")
-  local untrusted = require("prequalify.response").UNTRUSTED
-  local at = ca and msg:find(untrusted, 1, true)
+  local named = ca and "not trusted: neither " .. ca .. " ("
+  local at = named and msg:find(named, 1, true)
   if not at then return msg end
-  return msg:sub(1, at - 1) .. "the server certificate is not trusted: neither " .. s:source(ca) .. " ("
-    .. s:get(ca) .. ") nor the system store holds the CA that issued it; check that it is that CA"
-    .. msg:sub(at + #untrusted)
+  return msg:sub(1, at - 1) .. "not trusted: neither " .. s:source(ca) .. " (" .. msg:sub(at + #named)
 end
 
 --- Print a warning on stderr.
