@@ -33,6 +33,21 @@ describe("prequalify errors name the source of a value #nosan", function()
     usage(cli.run{ "batch", "--concurrency", "-3", "m.jsonl" }, "--concurrency must be a whole number >= 1, got '-3'")
   end)
 
+  it("names --jwt-file and PREQUALIFY_JWT_ENV, not the Lua auth fields, when the JWT cannot be had", function()
+    local missing = dir .. "/no-such.jwt"
+    local r = cli.run{ "token", "get", "--out", "-", "--url", "https://127.0.0.1:9", "--client-id", "x",
+                       "--jwt-file", missing }
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("--jwt-file could not be read: " .. missing, 1, true), r.err)
+    assert.falsy(r.err:find("auth.jwt", 1, true), r.err)
+    r = cli.run({ "token", "get", "--out", "-", "--url", "https://127.0.0.1:9", "--client-id", "x" },
+      { env = { PREQUALIFY_JWT_ENV = "PQ_SPEC_UNSET_JWT" } })
+    assert.equal(1, r.code, r.err)
+    assert.truthy(r.err:find("PREQUALIFY_JWT_ENV: the environment variable PQ_SPEC_UNSET_JWT is not set", 1, true),
+      r.err)
+    assert.falsy(r.err:find("auth.jwt", 1, true), r.err)
+  end)
+
   it("names --insecure-http, not the Lua option, for an http:// url", function()
     local r = cli.run(with({ "submit", "--url", "http://localhost:1", "--token-stdin" }, table.unpack(REQUEST)),
       { stdin = "t\n" })

@@ -122,7 +122,7 @@ describe("password-less sign-in #emulator", function()
       r = cli.run({ "submit", "--dn", helpers.DN_PROD, "--user", helpers.USER, "--comment", "cli jwt",
                     "--data", helpers.SHA256_B64 }, { env = env })
       assert.equal(1, r.code, r.out .. r.err)
-      assert.matches("the JWT from auth.jwt_file " .. dir .. "/old.jwt expired at", r.out .. r.err, 1, true)
+      assert.matches("the JWT from PREQUALIFY_JWT_FILE " .. dir .. "/old.jwt expired at", r.out .. r.err, 1, true)
       assert.equal(1, emu:received(JWT_PATH))
     end)
 

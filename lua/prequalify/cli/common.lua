@@ -46,6 +46,7 @@ end
 function Context:failure(err)
   local msg = tostring(err):gsub("^prequalify: ", "")
   local s = self.current_settings
+  if s then msg = s:own_words(msg) end
   local ca = s and (s:get("ca_file") and "ca_file" or s:get("ca_path") and "ca_path")
   local named = ca and "not trusted: neither " .. ca .. " ("
   local at = named and msg:find(named, 1, true)

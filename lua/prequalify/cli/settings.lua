@@ -220,12 +220,21 @@ local LUA_NAMES = { allow_insecure_http = "insecure_http", prequalify_path = "ap
 -- @param err an error value (with `field`) or a message
 -- @treturn string
 function Settings:explain(err)
-  if type(err) ~= "table" then return tostring(err) end
-  local key = err.field and (LUA_NAMES[err.field] or err.field)
+  if type(err) ~= "table" then return self:own_words(tostring(err)) end
+  local key = err.field and (LUA_NAMES[err.field] or err.field:match("^auth%.(.+)$") or err.field)
   local src = key and self.sources[key]
-  local msg = tostring(err.message)
-  if not src then return msg end
+  local msg = self:own_words(tostring(err.message))
+  if not src or msg:find(src, 1, true) then return msg end
   return src .. ": " .. msg
+end
+
+--- A library message with the sign-in fields it names (`auth.jwt_file`,
+-- `auth.client_id`...) called as the user gave them (`--jwt-file`,
+-- `PREQUALIFY_JWT_FILE` or a config file line).
+-- @tparam string msg the message
+-- @treturn string
+function Settings:own_words(msg)
+  return (msg:gsub("auth%.([%w_]+)", function(key) return self.sources[key] end))
 end
 
 --- The request fields from the settings: dn, user, comment, hours, single_use.
