@@ -155,6 +155,11 @@ describe("digests", function()
     if IS_ROOT then
       -- Root reads any file: run the check as nobody (the directory must
       -- then be searchable by others).
+      local can, why = helpers.nobody_can_run()
+      if not can then
+        pending("cannot run as nobody here: " .. why)
+        return
+      end
       assert(os.execute("chmod 0755 " .. q(dir)))
       out = lua_child("setpriv --reuid=65534 --regid=65534 --clear-groups env LUA_CPATH=" ..
                       q(helpers.core_cpath() .. ";;") ..

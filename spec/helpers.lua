@@ -306,4 +306,17 @@ function Emulator:client_cert(identity, dir, name)
   return cert, key
 end
 
+
+--- Whether this machine can run a command as nobody (setpriv) that loads the
+-- core from this checkout: root ignores file permissions, so tests of
+-- permission errors run as nobody. False and the reason where the file
+-- system or the checkout is not open to others (a 0700 chroot or folder).
+function helpers.nobody_can_run()
+  local p = io.popen("setpriv --reuid=65534 --regid=65534 --clear-groups env LUA_CPATH="
+    .. q(helpers.core_cpath() .. ";;") .. " lua5.4 -e 'require \"prequalify.core\"' 2>&1")
+  local out = p:read("a")
+  if p:close() then return true end
+  return false, out:gsub("%s+$", "")
+end
+
 return helpers
