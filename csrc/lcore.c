@@ -13,6 +13,8 @@ int luaopen_prequalify_core(lua_State *L)
     lua_pushliteral(L, PREQUALIFY_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lvalidate_register(L);
+    lwire_register(L);
+    lbase64_register(L);
     lengine_register(L);
     ldigest_register(L);
     ljournal_register(L);

@@ -10,6 +10,8 @@
 #include "pq_common.h"
 
 void lvalidate_register(lua_State *L);
+void lwire_register(lua_State *L);
+void lbase64_register(lua_State *L);
 void lengine_register(lua_State *L);
 void ldigest_register(lua_State *L);
 void ljournal_register(lua_State *L);

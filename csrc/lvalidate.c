@@ -1,6 +1,6 @@
 /* Lua binding of the request rules: walks a Lua table, rejects unknown or
  * mistyped fields, runs the plain-C checkers and builds the normalized
- * request. Also exposes Base64 for the Lua layer. */
+ * request and its wire body (lwire.c). */
 #include "pq_prefix.h"
 
 #include <ctype.h>
@@ -12,6 +12,7 @@
 
 #include "lcore.h"
 #include "lvalidate.h"
+#include "lwire.h"
 #include "pq_base64.h"
 #include "pq_validate.h"
 
@@ -131,17 +132,15 @@ typedef int (*lvalidate_checker)(const char *, size_t, char *, size_t);
  * body and the batch pipeline's item are made from. Strings point into
  * values the validation left on the Lua stack (so they stay anchored). */
 typedef struct lvalidate_req {
-    const char *str[4]; /* dn, data (Base64), comment, user */
-    size_t len[4];
-    int at[4];          /* their stack index: tables reuse the strings */
-    lua_Integer digest_length, hours;
+    pq_wire_req w;      /* dn, data (Base64), comment, user; hours, single_use */
+    int at[4];          /* the strings' stack index: tables reuse them */
+    lua_Integer digest_length;
     const char *algorithm; /* NULL for an unusual length */
-    int has_hours, has_single, single_use;
 } lvalidate_req;
 
-enum { LV_DN, LV_DATA, LV_COMMENT, LV_USER };
+enum { LV_DN = PQ_WIRE_DN, LV_DATA = PQ_WIRE_DATA, LV_COMMENT = PQ_WIRE_COMMENT, LV_USER = PQ_WIRE_USER };
 
-/* Checks a required string field into r->str[i] (the value stays on the
+/* Checks a required string field into r->w.str[i] (the value stays on the
  * stack); 0, or the 3 results of a failure. */
 static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_checker check,
                             lvalidate_req *r, int i)
@@ -156,9 +155,9 @@ static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_ch
         int rc = lvalidate_type(L, lua_gettop(L), field, "a string");
         return rc;
     }
-    r->str[i] = lua_tolstring(L, -1, &r->len[i]);
+    r->w.str[i] = lua_tolstring(L, -1, &r->w.len[i]);
     r->at[i] = lua_gettop(L);
-    if (check(r->str[i], r->len[i], msg, sizeof msg) != 0) {
+    if (check(r->w.str[i], r->w.len[i], msg, sizeof msg) != 0) {
         lua_pop(L, 1);
         return lvalidate_failf(L, field, msg);
     }
@@ -221,7 +220,7 @@ static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
         }
         lua_pop(L, 1);
     }
-    r->str[LV_DATA] = lua_tolstring(L, -1, &r->len[LV_DATA]);
+    r->w.str[LV_DATA] = lua_tolstring(L, -1, &r->w.len[LV_DATA]);
     r->at[LV_DATA] = lua_gettop(L);
     r->digest_length = (lua_Integer)dlen;
     r->algorithm = pq_algorithm_for_length(dlen);
@@ -258,8 +257,8 @@ static int lvalidate_hours(lua_State *L, int t, lvalidate_req *r)
     }
     if (pq_check_hours((long long)h, msg, sizeof msg) != 0)
         return lvalidate_failf(L, "hours", msg);
-    r->has_hours = 1;
-    r->hours = h;
+    r->w.has_hours = 1;
+    r->w.hours = h;
     return 0;
 }
 
@@ -270,8 +269,8 @@ static int lvalidate_single_use(lua_State *L, int t, lvalidate_req *r)
         int rc = lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
         return rc;
     }
-    r->has_single = ty != LUA_TNIL;
-    r->single_use = lua_toboolean(L, -1);
+    r->w.has_single = ty != LUA_TNIL;
+    r->w.single_use = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return 0;
 }
@@ -310,12 +309,12 @@ static void lvalidate_push_table(lua_State *L, const lvalidate_req *r, int summa
         lua_pushstring(L, r->algorithm);
         lua_setfield(L, -2, "algorithm");
     }
-    if (r->has_hours) {
-        lua_pushinteger(L, r->hours);
+    if (r->w.has_hours) {
+        lua_pushinteger(L, r->w.hours);
         lua_setfield(L, -2, "hours");
     }
-    if (r->has_single || summary) {
-        lua_pushboolean(L, r->single_use);
+    if (r->w.has_single || summary) {
+        lua_pushboolean(L, r->w.single_use);
         lua_setfield(L, -2, "single_use");
     }
 }
@@ -329,133 +328,6 @@ static int lvalidate_validate(lua_State *L)
     lua_settop(L, 1);
     if ((rc = lvalidate_check_req(L, 1, &r)) != 0) return rc;
     lvalidate_push_table(L, &r, 0);
-    return 1;
-}
-
-/* Bytes that lua-cjson escapes in a string: control characters, ", /, \\ and DEL. */
-static const unsigned char lvalidate_json_escaped[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-};
-
-/* Appends s as a JSON string. Escapes what lua-cjson escapes (", \\, /,
- * control characters, DEL), so that bodies are byte for byte what the cjson
- * encoder made before; UTF-8 was validated and passes through. */
-static void lvalidate_json_string(luaL_Buffer *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i, run = 0;
-    luaL_addchar(b, '"');
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        const char *esc = NULL;
-        char u[6];
-        if (!lvalidate_json_escaped[c]) continue;
-        luaL_addlstring(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '/': esc = "\\/"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        default:
-            memcpy(u, "\\u00", 4);
-            u[4] = hex[c >> 4];
-            u[5] = hex[c & 15];
-            luaL_addlstring(b, u, 6);
-            continue;
-        }
-        luaL_addstring(b, esc);
-    }
-    luaL_addlstring(b, s + run, n - run);
-    luaL_addchar(b, '"');
-}
-
-/* Appends the JSON body of PreQualify/Create for r: Dn, Data, Comment, User,
- * Hours, SingleUse in that order, absent optional fields left out (never
- * null), Hours an integer. */
-static void lvalidate_add_wire(luaL_Buffer *b, const lvalidate_req *r)
-{
-    static const char *const wire[] = {"{\"Dn\":", ",\"Data\":", ",\"Comment\":", ",\"User\":"};
-    static const size_t wire_len[] = {6, 8, 11, 8};
-    size_t i;
-    for (i = 0; i < 4; i++) {
-        if (!r->str[i]) continue;
-        luaL_addlstring(b, wire[i], wire_len[i]);
-        lvalidate_json_string(b, r->str[i], r->len[i]);
-    }
-    if (r->has_hours) {
-        /* Digits by hand: snprintf was a third of the body's cost. */
-        char num[32], *p = num + sizeof num;
-        lua_Integer hours = r->hours;
-        lua_Unsigned u = hours < 0 ? 0u - (lua_Unsigned)hours : (lua_Unsigned)hours;
-        do {
-            *--p = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        if (hours < 0) *--p = '-';
-        luaL_addlstring(b, ",\"Hours\":", 9);
-        luaL_addlstring(b, p, (size_t)(num + sizeof num - p));
-    }
-    if (r->has_single) {
-        if (r->single_use) luaL_addlstring(b, ",\"SingleUse\":true", 17);
-        else luaL_addlstring(b, ",\"SingleUse\":false", 18);
-    }
-    luaL_addchar(b, '}');
-}
-
-/* Pushes the body of r. */
-static void lvalidate_push_body(lua_State *L, const lvalidate_req *r)
-{
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    lvalidate_add_wire(&b, r);
-    luaL_pushresult(&b);
-}
-
-/* core.wire(req) -> the JSON body of a normalized request (dn and data
- * required; raises for a field of the wrong type). */
-static int lvalidate_wire(lua_State *L)
-{
-    static const char *const names[] = {"dn", "data", "comment", "user"};
-    lvalidate_req r;
-    int i, isint, type;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 1);
-    memset(&r, 0, sizeof r);
-    for (i = 0; i < 4; i++) {
-        type = lua_getfield(L, 1, names[i]);
-        if (type == LUA_TSTRING) r.str[i] = lua_tolstring(L, -1, &r.len[i]);
-        else if (type != LUA_TNIL || i < 2) luaL_error(L, "wire: field '%s' is not a string", names[i]);
-    }
-    if (lua_getfield(L, 1, "hours") != LUA_TNIL) {
-        r.has_hours = 1;
-        r.hours = lua_tointegerx(L, -1, &isint);
-        if (!isint) luaL_error(L, "wire: field 'hours' is not an integer");
-    }
-    type = lua_getfield(L, 1, "single_use");
-    if (type != LUA_TNIL && type != LUA_TBOOLEAN) luaL_error(L, "wire: field 'single_use' is not a boolean");
-    r.has_single = type != LUA_TNIL;
-    r.single_use = lua_toboolean(L, -1);
-    lvalidate_push_body(L, &r);
     return 1;
 }
 
@@ -480,7 +352,7 @@ static int lvalidate_prepare(lua_State *L)
         luaL_setmetatable(L, LVALIDATE_REQUEST_MT);
     }
     lvalidate_push_table(L, &r, 1);
-    lvalidate_push_body(L, &r);
+    lwire_push_body(L, &r.w);
     return 3;
 }
 
@@ -489,21 +361,21 @@ int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it)
     lvalidate_req r;
     int rc = lvalidate_check_req(L, idx, &r);
     if (rc != 0) return rc;
-    lvalidate_push_body(L, &r);
+    lwire_push_body(L, &r.w);
     it->body = lua_tolstring(L, -1, &it->body_len);
-    it->dn.s = r.str[LV_DN];
-    it->dn.n = r.len[LV_DN];
-    it->data.s = r.str[LV_DATA];
-    it->data.n = r.len[LV_DATA];
-    it->comment.s = r.str[LV_COMMENT];
-    it->comment.n = r.len[LV_COMMENT];
-    it->user.s = r.str[LV_USER];
-    it->user.n = r.len[LV_USER];
+    it->dn.s = r.w.str[LV_DN];
+    it->dn.n = r.w.len[LV_DN];
+    it->data.s = r.w.str[LV_DATA];
+    it->data.n = r.w.len[LV_DATA];
+    it->comment.s = r.w.str[LV_COMMENT];
+    it->comment.n = r.w.len[LV_COMMENT];
+    it->user.s = r.w.str[LV_USER];
+    it->user.n = r.w.len[LV_USER];
     it->algorithm.s = r.algorithm;
     it->algorithm.n = r.algorithm ? strlen(r.algorithm) : 0;
     it->digest_length = (double)r.digest_length;
-    it->hours = r.has_hours ? (double)r.hours : -1;
-    it->single_use = r.single_use;
+    it->hours = r.w.has_hours ? (double)r.w.hours : -1;
+    it->single_use = r.w.single_use;
     return 0;
 }
 
@@ -542,41 +414,12 @@ static int lvalidate_check(lua_State *L)
     return 2;
 }
 
-static int lvalidate_b64encode(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
-    char *out = luaL_buffinitsize(L, &b, pq_b64_encoded_len(n) + 1);
-    luaL_pushresultsize(&b, pq_b64_encode((const unsigned char *)s, n, out));
-    return 1;
-}
-
-static int lvalidate_b64decode(lua_State *L)
-{
-    char msg[PQ_MSG_MAX];
-    size_t n, dlen;
-    const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
-    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, n / 4 * 3 + 1);
-    if (pq_b64_decode(s, n, out, &dlen, msg, sizeof msg) != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, msg);
-        return 2;
-    }
-    luaL_pushresultsize(&b, dlen);
-    return 1;
-}
-
 void lvalidate_register(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"validate", lvalidate_validate},
         {"check", lvalidate_check},
-        {"wire", lvalidate_wire},
         {"prepare", lvalidate_prepare},
-        {"b64encode", lvalidate_b64encode},
-        {"b64decode", lvalidate_b64decode},
         {NULL, NULL}
     };
     luaL_setfuncs(L, fns, 0);

@@ -1,0 +1,127 @@
+/* Unit test of pq_wire (the JSON body of PreQualify/Create): field order and
+ * omission, Hours digits, the escapes lua-cjson makes (quote, backslash,
+ * slash, control characters, DEL), UTF-8 passed through, and the
+ * snprintf-like contract on a short buffer. Prints one line per failed
+ * check and a total. */
+#include "pq_prefix.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pq_wire.h"
+#include "test_check.h"
+
+/* Sets field i of r to the first n bytes of s. */
+static void test_set(pq_wire_req *r, int i, const char *s, size_t n)
+{
+    r->str[i] = s;
+    r->len[i] = n;
+}
+
+static void test_req(pq_wire_req *r, const char *dn, const char *data)
+{
+    memset(r, 0, sizeof *r);
+    test_set(r, PQ_WIRE_DN, dn, strlen(dn));
+    test_set(r, PQ_WIRE_DATA, data, strlen(data));
+}
+
+/* 1 when the body of r is exactly want (and its length is returned). */
+static int test_body_is(const pq_wire_req *r, const char *want)
+{
+    char out[512];
+    size_t n = pq_wire_body(r, out, sizeof out);
+    if (n == strlen(want) && memcmp(out, want, n) == 0) return 1;
+    printf("  got  %.*s\n  want %s\n", (int)(n < sizeof out ? n : sizeof out), out, want);
+    return 0;
+}
+
+static void test_fields(void)
+{
+    pq_wire_req r;
+    test_req(&r, "\\VED\\x", "q83v");
+    CHECK(test_body_is(&r, "{\"Dn\":\"\\\\VED\\\\x\",\"Data\":\"q83v\"}"));
+    test_set(&r, PQ_WIRE_USER, "local:u", 7);
+    CHECK(test_body_is(&r, "{\"Dn\":\"\\\\VED\\\\x\",\"Data\":\"q83v\",\"User\":\"local:u\"}"));
+    test_set(&r, PQ_WIRE_COMMENT, "", 0);
+    r.has_hours = 1;
+    r.hours = 8;
+    r.has_single = 1;
+    r.single_use = 1;
+    CHECK(test_body_is(&r, "{\"Dn\":\"\\\\VED\\\\x\",\"Data\":\"q83v\",\"Comment\":\"\","
+                           "\"User\":\"local:u\",\"Hours\":8,\"SingleUse\":true}"));
+    r.single_use = 0;
+    r.hours = 8760;
+    CHECK(test_body_is(&r, "{\"Dn\":\"\\\\VED\\\\x\",\"Data\":\"q83v\",\"Comment\":\"\","
+                           "\"User\":\"local:u\",\"Hours\":8760,\"SingleUse\":false}"));
+}
+
+static void test_hours(void)
+{
+    pq_wire_req r;
+    test_req(&r, "d", "AA==");
+    r.has_hours = 1;
+    r.hours = 0;
+    CHECK(test_body_is(&r, "{\"Dn\":\"d\",\"Data\":\"AA==\",\"Hours\":0}"));
+    r.hours = -42;
+    CHECK(test_body_is(&r, "{\"Dn\":\"d\",\"Data\":\"AA==\",\"Hours\":-42}"));
+    r.hours = LLONG_MAX;
+    CHECK(test_body_is(&r, "{\"Dn\":\"d\",\"Data\":\"AA==\",\"Hours\":9223372036854775807}"));
+    r.hours = LLONG_MIN;
+    CHECK(test_body_is(&r, "{\"Dn\":\"d\",\"Data\":\"AA==\",\"Hours\":-9223372036854775808}"));
+}
+
+static void test_escapes(void)
+{
+    static const char ctl[] = "a\0b\001\037\b\f\n\r\t\177z";
+    pq_wire_req r;
+    test_req(&r, "say \"hi\"", "x/y\\z");
+    CHECK(test_body_is(&r, "{\"Dn\":\"say \\\"hi\\\"\",\"Data\":\"x\\/y\\\\z\"}"));
+    test_set(&r, PQ_WIRE_COMMENT, ctl, sizeof ctl - 1);
+    CHECK(test_body_is(&r, "{\"Dn\":\"say \\\"hi\\\"\",\"Data\":\"x\\/y\\\\z\","
+                           "\"Comment\":\"a\\u0000b\\u0001\\u001f\\b\\f\\n\\r\\t\\u007fz\"}"));
+    /* Only the escaped bytes change: a whole string of them, and one at each end. */
+    test_req(&r, "\"\"", "\\");
+    test_set(&r, PQ_WIRE_USER, "\x1b[0m", 4);
+    CHECK(test_body_is(&r, "{\"Dn\":\"\\\"\\\"\",\"Data\":\"\\\\\",\"User\":\"\\u001b[0m\"}"));
+}
+
+static void test_utf8(void)
+{
+    /* e-acute, euro sign, a 4-byte emoji, and U+2028 (which cjson leaves alone). */
+    static const char text[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8";
+    pq_wire_req r;
+    test_req(&r, "d", "AA==");
+    test_set(&r, PQ_WIRE_COMMENT, text, sizeof text - 1);
+    CHECK(test_body_is(&r, "{\"Dn\":\"d\",\"Data\":\"AA==\",\"Comment\":\"caf\xc3\xa9 \xe2\x82\xac "
+                           "\xf0\x9f\x98\x80 \xe2\x80\xa8\"}"));
+}
+
+/* Like snprintf: the full length whatever the room, and nothing written past it. */
+static void test_short_buffer(void)
+{
+    static const char want[] = "{\"Dn\":\"a\\\"b\",\"Data\":\"AA==\",\"SingleUse\":true}";
+    char out[64];
+    size_t cap, n = sizeof want - 1;
+    pq_wire_req r;
+    test_req(&r, "a\"b", "AA==");
+    r.has_single = 1;
+    r.single_use = 1;
+    CHECK(pq_wire_body(&r, NULL, 0) == n);
+    for (cap = 0; cap <= n; cap++) {
+        memset(out, '#', sizeof out);
+        CHECK(pq_wire_body(&r, out, cap) == n);
+        CHECK(out[cap] == '#');
+    }
+    CHECK(memcmp(out, want, n) == 0);
+}
+
+int main(void)
+{
+    test_fields();
+    test_hours();
+    test_escapes();
+    test_utf8();
+    test_short_buffer();
+    return test_total();
+}
