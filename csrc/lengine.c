@@ -289,6 +289,22 @@ static int lengine_pending(lua_State *L)
     return 3;
 }
 
+/* engine:pollfd() -> the epoll descriptor following the engine's sockets */
+static int lengine_pollfd(lua_State *L)
+{
+    lua_pushinteger(L, pq_engine_pollfd(lengine_check(L, 1)->e));
+    return 1;
+}
+
+/* engine:timeout() -> seconds until libcurl's timer is due, or nil */
+static int lengine_timeout(lua_State *L)
+{
+    long ms = pq_engine_timeout_ms(lengine_check(L, 1)->e);
+    if (ms < 0) lua_pushnil(L);
+    else lua_pushnumber(L, (double)ms / 1000.0);
+    return 1;
+}
+
 /* One idempotent closer for close(), __close and __gc. */
 static int lengine_gc(lua_State *L)
 {
@@ -379,6 +395,8 @@ void lengine_register(lua_State *L)
         {"poll", lengine_poll},
         {"perform", lengine_perform},
         {"pending", lengine_pending},
+        {"pollfd", lengine_pollfd},
+        {"timeout", lengine_timeout},
         {"close", lengine_close},
         {NULL, NULL}
     };

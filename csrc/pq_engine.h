@@ -30,10 +30,14 @@
  *    pq_engine_take_done(id) a given one (pq_engine_find_done() looks without
  *    taking). pq_engine_result() describes a finished transfer; its pointers stay valid until pq_engine_release(),
  *    which returns the transfer to the pool.
- *  - Later drivers (epoll, curl_multi_socket_action) use pq_engine_multi()
- *    to install CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION on the multi
- *    and call pq_engine_collect() after each socket action; drive() is then
- *    not used. */
+ *  - The engine drives libcurl through curl_multi_socket_action: its
+ *    CURLMOPT_SOCKETFUNCTION keeps an epoll set in step with libcurl's
+ *    sockets and its CURLMOPT_TIMERFUNCTION records libcurl's next timeout
+ *    (both only touch C state). pq_engine_pollfd() is that epoll descriptor:
+ *    it is readable whenever a socket has something for the engine, so a
+ *    host's event loop can watch it, and pq_engine_timeout_ms() says when
+ *    libcurl's timer is due; then drive(e, 0, ...) does the ready work
+ *    without waiting. */
 #ifndef PQ_ENGINE_H
 #define PQ_ENGINE_H
 
@@ -117,6 +121,10 @@ void pq_headers_unref(pq_headers *hl); /* NULL is fine */
 long long pq_engine_submit(pq_engine *e, const pq_request *r, char *err, size_t errcap);
 int pq_engine_drive(pq_engine *e, long timeout_ms, long long want_id, char *err, size_t errcap);
 void pq_engine_collect(pq_engine *e);
+/* The epoll descriptor (owned by the engine) and the milliseconds until
+ * libcurl's timer is due (0: now; -1: no timer). */
+int pq_engine_pollfd(const pq_engine *e);
+long pq_engine_timeout_ms(const pq_engine *e);
 
 int pq_engine_running(const pq_engine *e); /* submitted, not finished */
 int pq_engine_done(const pq_engine *e);    /* finished, not taken */

@@ -40,6 +40,9 @@ struct pq_engine {
     pq_xfer *all, *free_list, *done_head, *done_tail;
     pq_headers *no_headers; /* "Expect:" alone */
     int running, ndone;
+    int epfd;              /* epoll set following libcurl's sockets */
+    int timer_set;         /* libcurl asked for a timeout at timer_at */
+    double timer_at;       /* monotonic seconds */
     unsigned long finished; /* transfers ever finished, for drive() */
     long long next_id;
     char *ca_file, *ca_path, *client_cert, *client_key, *key_password;
