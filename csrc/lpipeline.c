@@ -39,6 +39,9 @@ static lpipeline *lpipeline_check(lua_State *L)
 {
     lpipeline *lp = (lpipeline *)luaL_checkudata(L, 1, LPIPELINE_MT);
     if (!lp->p) luaL_error(L, "attempt to use a closed pipeline");
+    lua_getiuservalue(L, 1, 1);
+    if (!lengine_peek(L, -1)) luaL_error(L, "attempt to use a pipeline whose client is closed");
+    lua_pop(L, 1);
     return lp;
 }
 
@@ -342,6 +345,11 @@ static int lpipeline_timeout(lua_State *L)
 static int lpipeline_gc(lua_State *L)
 {
     lpipeline *lp = (lpipeline *)luaL_checkudata(L, 1, LPIPELINE_MT);
+    if (!lp->p) return 0;
+    /* Requests still in flight go back to the engine's pool, unless the
+     * engine is gone (closed: it freed them). */
+    lua_getiuservalue(L, 1, 1);
+    if (lengine_peek(L, -1)) pq_pipeline_abandon(lp->p);
     pq_pipeline_free(lp->p);
     lp->p = NULL;
     return 0;

@@ -55,6 +55,7 @@ long long pq_engine_submit(pq_engine *e, const pq_request *r, char *err, size_t 
     if (!x) return pq_engine_refuse(e, NULL, "out of memory (engine transfer)", err, errcap);
     x->resp_max = e->max_response;
     x->user = r->user;
+    x->owner = r->owner;
     x->headers = r->headers ? r->headers : e->no_headers;
     pq_headers_ref(x->headers);
     if (r->body_len + 1 > x->body_cap) {
@@ -243,11 +244,13 @@ pq_xfer *pq_engine_find_done(pq_engine *e, long long id)
     return NULL;
 }
 
-pq_xfer *pq_engine_take_done(pq_engine *e, long long id)
+/* Takes the first done transfer with this id (any when id <= 0), or, when
+ * by_owner, with this owner. */
+static pq_xfer *pq_engine_take(pq_engine *e, long long id, int by_owner, const void *owner)
 {
     pq_xfer *prev = NULL, *x;
     for (x = e->done_head; x; prev = x, x = x->next) {
-        if (id > 0 && x->id != id) continue;
+        if (by_owner ? x->owner != owner : id > 0 && x->id != id) continue;
         if (prev) prev->next = x->next;
         else e->done_head = x->next;
         if (e->done_tail == x) e->done_tail = prev;
@@ -255,6 +258,37 @@ pq_xfer *pq_engine_take_done(pq_engine *e, long long id)
         e->ndone--;
         return x;
     }
+    return NULL;
+}
+
+pq_xfer *pq_engine_take_done(pq_engine *e, long long id)
+{
+    return pq_engine_take(e, id, 0, NULL);
+}
+
+pq_xfer *pq_engine_take_owned(pq_engine *e, const void *owner)
+{
+    return pq_engine_take(e, 0, 1, owner);
+}
+
+void pq_engine_abort(pq_engine *e, long long id)
+{
+    pq_xfer *x = pq_engine_take_done(e, id);
+    if (!x) {
+        /* Not on the done list: running, or unknown. */
+        for (x = e->all; x && x->id != id; x = x->all_next) {}
+        if (!x || id <= 0) return;
+        curl_multi_remove_handle(e->multi, x->easy);
+        e->running--;
+    }
+    pq_engine_release(e, x);
+}
+
+pq_xfer *pq_engine_find_owned(pq_engine *e, const void *owner)
+{
+    pq_xfer *x;
+    for (x = e->done_head; x; x = x->next)
+        if (x->owner == owner) return x;
     return NULL;
 }
 

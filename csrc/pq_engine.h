@@ -86,6 +86,7 @@ typedef struct pq_request {
     size_t body_len;
     long timeout_ms;         /* < 0: the engine's; 0: no limit */
     void *user;              /* handed back in the result */
+    const void *owner;       /* who takes it (pq_engine_find_owned); NULL: Lua's poll */
 } pq_request;
 
 typedef struct pq_result {
@@ -132,8 +133,15 @@ int pq_engine_transfers(const pq_engine *e); /* owned: busy, done or idle */
 /* Without taking it: the transfer with this id, or the oldest when id <= 0. */
 pq_xfer *pq_engine_find_done(pq_engine *e, long long id);
 pq_xfer *pq_engine_next_done(pq_engine *e);
+/* Without taking it: the oldest finished transfer submitted with this
+ * owner (several takers can share one engine without taking each other's). */
+pq_xfer *pq_engine_find_owned(pq_engine *e, const void *owner);
+pq_xfer *pq_engine_take_owned(pq_engine *e, const void *owner);
 pq_xfer *pq_engine_take_done(pq_engine *e, long long id);
 void pq_engine_result(pq_xfer *x, pq_result *out);
 void pq_engine_release(pq_engine *e, pq_xfer *x);
+/* Stops a submitted transfer (running or finished, not yet taken) and
+ * returns it to the pool; nothing when no such transfer is held. */
+void pq_engine_abort(pq_engine *e, long long id);
 
 #endif

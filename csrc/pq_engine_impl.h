@@ -19,6 +19,7 @@ struct pq_xfer {
     pq_xfer *all_next; /* every transfer the engine owns */
     long long id;
     void *user;
+    const void *owner;
     pq_headers *headers;
     char *body;
     size_t body_cap;

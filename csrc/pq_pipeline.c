@@ -62,6 +62,19 @@ static void pq_release_held(pq_pipeline *p)
     p->ndecisions = 0;
 }
 
+void pq_pipeline_abandon(pq_pipeline *p)
+{
+    int i;
+    pq_release_held(p);
+    for (i = 0; i < p->nslots; i++) {
+        pq_slot *x = &p->slots[i];
+        if (x->state != SLOT_FLIGHT) continue;
+        pq_engine_abort(p->engine, x->id);
+        x->state = SLOT_DECIDED;
+        p->in_flight--;
+    }
+}
+
 void pq_pipeline_free(pq_pipeline *p)
 {
     int i;
@@ -259,6 +272,7 @@ static void pq_submit(pq_pipeline *p, int s, double now)
     rq.body_len = x->body_len;
     rq.timeout_ms = -1;
     rq.user = (void *)(uintptr_t)(s + 1);
+    rq.owner = p;
     x->attempts++;
     x->epoch = p->epoch;
     id = pq_engine_submit(p->engine, &rq, msg, PQ_ENGINE_ERR_MAX);
@@ -362,7 +376,7 @@ int pq_pipeline_step(pq_pipeline *p, long timeout_ms, char *err, size_t errcap)
             return p->ndecisions;
         }
     }
-    while ((xf = pq_engine_next_done(p->engine)) != NULL)
+    while ((xf = pq_engine_take_owned(p->engine, p)) != NULL)
         finished += pq_complete(p, xf, err, errcap);
     if (finished && p->has_journal && !p->failed) {
         int rc = p->journal.flush(p->journal.ud);

@@ -118,6 +118,10 @@ typedef struct pq_pipeline_counts {
 
 pq_pipeline *pq_pipeline_new(pq_engine *e, const pq_pipeline_opts *o, char *err, size_t errcap);
 void pq_pipeline_free(pq_pipeline *p);
+/* Stops every request in flight and gives back finished ones not yet taken
+ * (to the engine's pool, unsent replies lost): for a pipeline closed
+ * mid-run, before pq_pipeline_free, while the engine lives. */
+void pq_pipeline_abandon(pq_pipeline *p);
 
 /* The headers for the next requests, and their epoch (a re-authentication
  * makes a new one). The pipeline takes a reference. */

@@ -103,6 +103,8 @@ void pq_transfer_reset(pq_xfer *x)
     }
     x->resp_len = 0;
     x->user = NULL;
+    x->owner = NULL;
+    x->id = 0; /* not submitted (pq_engine_abort looks for running ids) */
     x->content_type[0] = x->retry_after[0] = x->errbuf[0] = '\0';
     x->oversized = x->is_post = x->attempts = x->resend_refused = 0;
     x->result = CURLE_OK;
