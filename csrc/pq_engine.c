@@ -365,6 +365,7 @@ void pq_engine_free(pq_engine *e)
     if (e->multi) curl_multi_cleanup(e->multi);
     if (e->share) curl_share_cleanup(e->share);
     if (e->epfd >= 0) close(e->epfd);
+    pq_transfer_free_store(e->ca_store);
     free(e->ca_file); free(e->ca_path); free(e->client_cert); free(e->client_key);
     if (e->key_password) {
         memset(e->key_password, 0, strlen(e->key_password));
@@ -407,6 +408,9 @@ pq_engine *pq_engine_new(const pq_engine_opts *o, char *err, size_t errcap)
     e->max_response = o->max_response;
     e->http2 = o->http2;
     e->ca_replace = o->ca_replace;
+    /* Loaded now rather than at the first handshake, inside a host's loop
+     * (a bad file is reported by the handshake, as with ca_replace). */
+    if (!e->ca_replace && (e->ca_file || e->ca_path)) (void)pq_transfer_ca_store(e);
 
     sc = curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     if (sc == CURLSHE_OK) sc = curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);

@@ -49,6 +49,7 @@ struct pq_engine {
     char *ca_file, *ca_path, *client_cert, *client_key, *key_password;
     char *pinned_pubkey, *proxy, *noproxy, *user_agent;
     int ca_replace, http2;
+    void *ca_store;        /* X509_STORE shared by TLS contexts (pq_transfer.c) */
     long timeout_ms, connect_timeout_ms;
     size_t max_response;
 };
@@ -57,5 +58,9 @@ struct pq_engine {
 pq_xfer *pq_transfer_get(pq_engine *e);
 void pq_transfer_reset(pq_xfer *x);
 void pq_transfer_free(pq_xfer *x);
+/* Builds the engine's trust store (system roots plus ca_file / ca_path) if
+ * not yet built; 0, or -1 (then the TLS handshake reports the bad file). */
+int pq_transfer_ca_store(pq_engine *e);
+void pq_transfer_free_store(void *store);
 
 #endif
