@@ -8,7 +8,7 @@
 PQ_PKGS_DEMO="build-essential cmake pkg-config python3 curl openssl ca-certificates
   lua5.4 liblua5.4-dev lua-cjson lua-argparse lua-filesystem libcurl4-openssl-dev libssl-dev"
 # Plus what the whole test suite needs.
-PQ_PKGS_CI="$PQ_PKGS_DEMO lua-busted lua-check lua-ldoc lua-discount luarocks valgrind clang procps nginx-light groff-base python3-yaml"
+PQ_PKGS_CI="$PQ_PKGS_DEMO lua-luv lua-cqueues lua-busted lua-check lua-ldoc lua-discount luarocks valgrind clang procps nginx-light groff-base python3-yaml"
 
 # pq_missing PKG...: prints the packages that are not installed.
 pq_missing() {

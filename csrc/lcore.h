@@ -29,6 +29,7 @@ int lsignal_stop_requested(void);
 struct pq_engine;
 struct pq_result;
 struct pq_engine *lengine_get(lua_State *L, int idx);
+struct pq_engine *lengine_peek(lua_State *L, int idx);
 void lengine_push_res(lua_State *L, const struct pq_result *res);
 
 PQ_EXPORT int luaopen_prequalify_core(lua_State *L);

@@ -238,6 +238,13 @@ pq_engine *lengine_get(lua_State *L, int idx)
     return lengine_check(L, idx)->e;
 }
 
+/* The engine of the userdata at idx, or NULL once closed (never raises). */
+pq_engine *lengine_peek(lua_State *L, int idx)
+{
+    lengine *le = (lengine *)luaL_testudata(L, idx, LENGINE_MT);
+    return le ? le->e : NULL;
+}
+
 static void lengine_drive(lua_State *L, pq_engine *e, long timeout_ms, long long want)
 {
     char err[PQ_ENGINE_ERR_MAX];
@@ -253,10 +260,10 @@ static int lengine_poll(lua_State *L)
     pq_xfer *x;
     lua_Integer i = 0;
     luaL_argcheck(L, t >= 0 && t <= LENGINE_SECONDS_MAX, 2, "expected a timeout in seconds (0 to 86400)");
-    if (pq_engine_done(le->e) == 0 && pq_engine_running(le->e) > 0)
+    if (pq_engine_find_owned(le->e, NULL) == NULL && pq_engine_running(le->e) > 0)
         lengine_drive(L, le->e, (long)(t * 1000.0), 0);
     lua_createtable(L, pq_engine_done(le->e), 0);
-    while ((x = pq_engine_find_done(le->e, 0)) != NULL) {
+    while ((x = pq_engine_find_owned(le->e, NULL)) != NULL) {
         lengine_push_result(L, le->e, x);
         lua_rawseti(L, -2, ++i);
     }
@@ -278,6 +285,22 @@ static int lengine_perform(lua_State *L)
     return 1;
 }
 
+/* engine:take(id) -> result | nil: does the ready work without waiting,
+ * then takes transfer `id` if it has finished (others stay queued). */
+static int lengine_take(lua_State *L)
+{
+    lengine *le = lengine_check(L, 1);
+    long long id = (long long)luaL_checkinteger(L, 2);
+    pq_xfer *x = pq_engine_find_done(le->e, id);
+    if (!x && pq_engine_running(le->e) > 0) {
+        lengine_drive(L, le->e, 0, id);
+        x = pq_engine_find_done(le->e, id);
+    }
+    if (!x) return 0;
+    lengine_push_result(L, le->e, x);
+    return 1;
+}
+
 /* engine:pending() -> transfers in flight, finished ones not yet polled,
  * and every transfer the engine holds (idle ones in its pool included) */
 static int lengine_pending(lua_State *L)
@@ -287,6 +310,22 @@ static int lengine_pending(lua_State *L)
     lua_pushinteger(L, pq_engine_done(le->e));
     lua_pushinteger(L, pq_engine_transfers(le->e));
     return 3;
+}
+
+/* engine:pollfd() -> the epoll descriptor following the engine's sockets */
+static int lengine_pollfd(lua_State *L)
+{
+    lua_pushinteger(L, pq_engine_pollfd(lengine_check(L, 1)->e));
+    return 1;
+}
+
+/* engine:timeout() -> seconds until libcurl's timer is due, or nil */
+static int lengine_timeout(lua_State *L)
+{
+    long ms = pq_engine_timeout_ms(lengine_check(L, 1)->e);
+    if (ms < 0) lua_pushnil(L);
+    else lua_pushnumber(L, (double)ms / 1000.0);
+    return 1;
 }
 
 /* One idempotent closer for close(), __close and __gc. */
@@ -379,6 +418,9 @@ void lengine_register(lua_State *L)
         {"poll", lengine_poll},
         {"perform", lengine_perform},
         {"pending", lengine_pending},
+        {"take", lengine_take},
+        {"pollfd", lengine_pollfd},
+        {"timeout", lengine_timeout},
         {"close", lengine_close},
         {NULL, NULL}
     };

@@ -31,6 +31,7 @@
 
 typedef struct lpipeline {
     pq_pipeline *p;  /* NULL when closed */
+    pq_engine *engine; /* borrowed: kept alive as user value 1 */
     int events;
 } lpipeline;
 
@@ -38,6 +39,9 @@ static lpipeline *lpipeline_check(lua_State *L)
 {
     lpipeline *lp = (lpipeline *)luaL_checkudata(L, 1, LPIPELINE_MT);
     if (!lp->p) luaL_error(L, "attempt to use a closed pipeline");
+    lua_getiuservalue(L, 1, 1);
+    if (!lengine_peek(L, -1)) luaL_error(L, "attempt to use a pipeline whose client is closed");
+    lua_pop(L, 1);
     return lp;
 }
 
@@ -76,6 +80,7 @@ static int lpipeline_new(lua_State *L)
      * engine, journal and spool are kept alive as user values. */
     lp = (lpipeline *)lua_newuserdatauv(L, sizeof *lp, 3);
     lp->p = NULL;
+    lp->engine = e;
     lp->events = lua_toboolean(L, 9);
     luaL_setmetatable(L, LPIPELINE_MT);
     lua_pushvalue(L, 1);
@@ -319,10 +324,32 @@ static int lpipeline_counts(lua_State *L)
     return 5;
 }
 
+/* p:pollfd() -> the engine's epoll descriptor */
+static int lpipeline_pollfd(lua_State *L)
+{
+    lpipeline *lp = lpipeline_check(L);
+    lua_pushinteger(L, pq_engine_pollfd(lp->engine));
+    return 1;
+}
+
+/* p:timeout() -> seconds until timed work, or nil */
+static int lpipeline_timeout(lua_State *L)
+{
+    long ms = pq_pipeline_timeout_ms(lpipeline_check(L)->p);
+    if (ms < 0) lua_pushnil(L);
+    else lua_pushnumber(L, (double)ms / 1000.0);
+    return 1;
+}
+
 /* One idempotent closer for close(), __close and __gc. */
 static int lpipeline_gc(lua_State *L)
 {
     lpipeline *lp = (lpipeline *)luaL_checkudata(L, 1, LPIPELINE_MT);
+    if (!lp->p) return 0;
+    /* Requests still in flight go back to the engine's pool, unless the
+     * engine is gone (closed: it freed them). */
+    lua_getiuservalue(L, 1, 1);
+    if (lengine_peek(L, -1)) pq_pipeline_abandon(lp->p);
     pq_pipeline_free(lp->p);
     lp->p = NULL;
     return 0;
@@ -350,6 +377,7 @@ void lpipeline_register(lua_State *L)
         {"step", lpipeline_step},
         {"resend", lpipeline_resend}, {"drop", lpipeline_drop}, {"unqueue", lpipeline_unqueue},
         {"entry", lpipeline_entry}, {"room", lpipeline_room}, {"counts", lpipeline_counts},
+        {"pollfd", lpipeline_pollfd}, {"timeout", lpipeline_timeout},
         {"close", lpipeline_close}, {NULL, NULL}
     };
     static const luaL_Reg meta[] = {

@@ -3,12 +3,15 @@
  * one loop that drives the multi handle, and the list of finished transfers. */
 #include "pq_prefix.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/epoll.h>
 
 #include "pq_common.h"
 #include "pq_engine_impl.h"
@@ -52,6 +55,7 @@ long long pq_engine_submit(pq_engine *e, const pq_request *r, char *err, size_t 
     if (!x) return pq_engine_refuse(e, NULL, "out of memory (engine transfer)", err, errcap);
     x->resp_max = e->max_response;
     x->user = r->user;
+    x->owner = r->owner;
     x->headers = r->headers ? r->headers : e->no_headers;
     pq_headers_ref(x->headers);
     if (r->body_len + 1 > x->body_cap) {
@@ -87,6 +91,9 @@ long long pq_engine_submit(pq_engine *e, const pq_request *r, char *err, size_t 
 
 /* ---- driving ------------------------------------------------------------- */
 
+/* Socket events taken per epoll_wait. */
+#define PQ_ENGINE_EVENTS 64
+
 void pq_engine_collect(pq_engine *e)
 {
     CURLMsg *msg;
@@ -113,32 +120,99 @@ void pq_engine_collect(pq_engine *e)
     }
 }
 
-static long pq_engine_ms_since(const struct timespec *t0)
+static double pq_engine_now(void)
 {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (long)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: follow libcurl's interest in a socket. */
+static int pq_engine_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    pq_engine *e = userp;
+    struct epoll_event ev;
+    (void)easy;
+    (void)socketp;
+    if (what == CURL_POLL_REMOVE) {
+        /* The socket may be closed already (then epoll dropped it). */
+        epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = s;
+    if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: remember when libcurl wants to run its timers. */
+static int pq_engine_on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    pq_engine *e = userp;
+    (void)multi;
+    e->timer_set = timeout_ms >= 0;
+    if (e->timer_set) e->timer_at = pq_engine_now() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
+int pq_engine_pollfd(const pq_engine *e)
+{
+    return e->epfd;
+}
+
+long pq_engine_timeout_ms(const pq_engine *e)
+{
+    double left;
+    if (!e->timer_set) return -1;
+    left = (e->timer_at - pq_engine_now()) * 1000.0;
+    if (left <= 0) return 0;
+    return left > (double)LONG_MAX ? LONG_MAX : (long)left + 1;
+}
+
+/* Hands ready sockets and a due timer to libcurl; waits up to wait_ms first. */
+static CURLMcode pq_engine_act(pq_engine *e, long wait_ms, int *interrupted)
+{
+    struct epoll_event evs[PQ_ENGINE_EVENTS];
+    long timer = pq_engine_timeout_ms(e);
+    int n, i, still;
+    CURLMcode mc = CURLM_OK;
+    if (timer >= 0 && timer < wait_ms) wait_ms = timer;
+    n = epoll_wait(e->epfd, evs, PQ_ENGINE_EVENTS, wait_ms > INT_MAX ? INT_MAX : (int)wait_ms);
+    if (n < 0) {
+        /* A signal: the caller looks at it before waiting again. */
+        *interrupted = errno == EINTR;
+        n = 0;
+    }
+    for (i = 0; i < n && mc == CURLM_OK; i++) {
+        int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                    ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                    ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+        mc = curl_multi_socket_action(e->multi, evs[i].data.fd, flags, &still);
+    }
+    if (mc == CURLM_OK && e->timer_set && pq_engine_timeout_ms(e) == 0) {
+        e->timer_set = 0;
+        mc = curl_multi_socket_action(e->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    }
+    return mc;
 }
 
 int pq_engine_drive(pq_engine *e, long timeout_ms, long long want_id, char *err, size_t errcap)
 {
     unsigned long start = e->finished;
-    struct timespec t0;
+    double t0 = pq_engine_now();
+    long wait = 0; /* the first pass only takes what is ready */
     CURLMcode mc;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        int still;
-        long waited;
-        mc = curl_multi_perform(e->multi, &still);
+        int interrupted = 0;
+        mc = pq_engine_act(e, wait, &interrupted);
         if (mc != CURLM_OK) break;
         pq_engine_collect(e);
         if (want_id > 0 ? pq_engine_find_done(e, want_id) != NULL : e->finished != start) return 0;
-        if (e->running == 0) return 0;
-        waited = pq_engine_ms_since(&t0);
-        if (waited >= timeout_ms) return 0;
-        mc = curl_multi_poll(e->multi, NULL, 0, timeout_ms - waited > INT_MAX ? INT_MAX : (int)(timeout_ms - waited),
-                             NULL);
-        if (mc != CURLM_OK) break;
+        if (e->running == 0 || interrupted) return 0;
+        wait = timeout_ms - (long)((pq_engine_now() - t0) * 1000.0);
+        if (wait <= 0) return 0;
     }
     snprintf(err, errcap, "libcurl multi error: %s", curl_multi_strerror(mc));
     return -1;
@@ -170,11 +244,13 @@ pq_xfer *pq_engine_find_done(pq_engine *e, long long id)
     return NULL;
 }
 
-pq_xfer *pq_engine_take_done(pq_engine *e, long long id)
+/* Takes the first done transfer with this id (any when id <= 0), or, when
+ * by_owner, with this owner. */
+static pq_xfer *pq_engine_take(pq_engine *e, long long id, int by_owner, const void *owner)
 {
     pq_xfer *prev = NULL, *x;
     for (x = e->done_head; x; prev = x, x = x->next) {
-        if (id > 0 && x->id != id) continue;
+        if (by_owner ? x->owner != owner : id > 0 && x->id != id) continue;
         if (prev) prev->next = x->next;
         else e->done_head = x->next;
         if (e->done_tail == x) e->done_tail = prev;
@@ -182,6 +258,37 @@ pq_xfer *pq_engine_take_done(pq_engine *e, long long id)
         e->ndone--;
         return x;
     }
+    return NULL;
+}
+
+pq_xfer *pq_engine_take_done(pq_engine *e, long long id)
+{
+    return pq_engine_take(e, id, 0, NULL);
+}
+
+pq_xfer *pq_engine_take_owned(pq_engine *e, const void *owner)
+{
+    return pq_engine_take(e, 0, 1, owner);
+}
+
+void pq_engine_abort(pq_engine *e, long long id)
+{
+    pq_xfer *x = pq_engine_take_done(e, id);
+    if (!x) {
+        /* Not on the done list: running, or unknown. */
+        for (x = e->all; x && x->id != id; x = x->all_next) {}
+        if (!x || id <= 0) return;
+        curl_multi_remove_handle(e->multi, x->easy);
+        e->running--;
+    }
+    pq_engine_release(e, x);
+}
+
+pq_xfer *pq_engine_find_owned(pq_engine *e, const void *owner)
+{
+    pq_xfer *x;
+    for (x = e->done_head; x; x = x->next)
+        if (x->owner == owner) return x;
     return NULL;
 }
 
@@ -257,6 +364,8 @@ void pq_engine_free(pq_engine *e)
     pq_headers_unref(e->no_headers);
     if (e->multi) curl_multi_cleanup(e->multi);
     if (e->share) curl_share_cleanup(e->share);
+    if (e->epfd >= 0) close(e->epfd);
+    pq_transfer_free_store(e->ca_store);
     free(e->ca_file); free(e->ca_path); free(e->client_cert); free(e->client_key);
     if (e->key_password) {
         memset(e->key_password, 0, strlen(e->key_password));
@@ -282,7 +391,8 @@ pq_engine *pq_engine_new(const pq_engine_opts *o, char *err, size_t errcap)
         return NULL;
     }
     e = calloc(1, sizeof *e);
-    if (!e || !(e->multi = curl_multi_init()) || !(e->share = curl_share_init()) ||
+    if (e) e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (!e || e->epfd < 0 || !(e->multi = curl_multi_init()) || !(e->share = curl_share_init()) ||
         !(e->no_headers = pq_headers_new(NULL, 0, err, errcap)) ||
         pq_engine_dup(&e->ca_file, o->ca_file) || pq_engine_dup(&e->ca_path, o->ca_path) ||
         pq_engine_dup(&e->client_cert, o->client_cert) || pq_engine_dup(&e->client_key, o->client_key) ||
@@ -298,6 +408,9 @@ pq_engine *pq_engine_new(const pq_engine_opts *o, char *err, size_t errcap)
     e->max_response = o->max_response;
     e->http2 = o->http2;
     e->ca_replace = o->ca_replace;
+    /* Loaded now rather than at the first handshake, inside a host's loop
+     * (a bad file is reported by the handshake, as with ca_replace). */
+    if (!e->ca_replace && (e->ca_file || e->ca_path)) (void)pq_transfer_ca_store(e);
 
     sc = curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     if (sc == CURLSHE_OK) sc = curl_share_setopt(e->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
@@ -310,6 +423,10 @@ pq_engine *pq_engine_new(const pq_engine_opts *o, char *err, size_t errcap)
     mc = curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, o->max_connections);
     if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
     if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, o->max_connections);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, pq_engine_on_socket);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, pq_engine_on_timer);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
     if (mc == CURLM_OK)
         mc = curl_multi_setopt(e->multi, CURLMOPT_PIPELINING, e->http2 ? CURLPIPE_MULTIPLEX : CURLPIPE_NOTHING);
     if (mc != CURLM_OK) {

@@ -30,10 +30,14 @@
  *    pq_engine_take_done(id) a given one (pq_engine_find_done() looks without
  *    taking). pq_engine_result() describes a finished transfer; its pointers stay valid until pq_engine_release(),
  *    which returns the transfer to the pool.
- *  - Later drivers (epoll, curl_multi_socket_action) use pq_engine_multi()
- *    to install CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION on the multi
- *    and call pq_engine_collect() after each socket action; drive() is then
- *    not used. */
+ *  - The engine drives libcurl through curl_multi_socket_action: its
+ *    CURLMOPT_SOCKETFUNCTION keeps an epoll set in step with libcurl's
+ *    sockets and its CURLMOPT_TIMERFUNCTION records libcurl's next timeout
+ *    (both only touch C state). pq_engine_pollfd() is that epoll descriptor:
+ *    it is readable whenever a socket has something for the engine, so a
+ *    host's event loop can watch it, and pq_engine_timeout_ms() says when
+ *    libcurl's timer is due; then drive(e, 0, ...) does the ready work
+ *    without waiting. */
 #ifndef PQ_ENGINE_H
 #define PQ_ENGINE_H
 
@@ -82,6 +86,7 @@ typedef struct pq_request {
     size_t body_len;
     long timeout_ms;         /* < 0: the engine's; 0: no limit */
     void *user;              /* handed back in the result */
+    const void *owner;       /* who takes it (pq_engine_find_owned); NULL: Lua's poll */
 } pq_request;
 
 typedef struct pq_result {
@@ -117,6 +122,10 @@ void pq_headers_unref(pq_headers *hl); /* NULL is fine */
 long long pq_engine_submit(pq_engine *e, const pq_request *r, char *err, size_t errcap);
 int pq_engine_drive(pq_engine *e, long timeout_ms, long long want_id, char *err, size_t errcap);
 void pq_engine_collect(pq_engine *e);
+/* The epoll descriptor (owned by the engine) and the milliseconds until
+ * libcurl's timer is due (0: now; -1: no timer). */
+int pq_engine_pollfd(const pq_engine *e);
+long pq_engine_timeout_ms(const pq_engine *e);
 
 int pq_engine_running(const pq_engine *e); /* submitted, not finished */
 int pq_engine_done(const pq_engine *e);    /* finished, not taken */
@@ -124,8 +133,15 @@ int pq_engine_transfers(const pq_engine *e); /* owned: busy, done or idle */
 /* Without taking it: the transfer with this id, or the oldest when id <= 0. */
 pq_xfer *pq_engine_find_done(pq_engine *e, long long id);
 pq_xfer *pq_engine_next_done(pq_engine *e);
+/* Without taking it: the oldest finished transfer submitted with this
+ * owner (several takers can share one engine without taking each other's). */
+pq_xfer *pq_engine_find_owned(pq_engine *e, const void *owner);
+pq_xfer *pq_engine_take_owned(pq_engine *e, const void *owner);
 pq_xfer *pq_engine_take_done(pq_engine *e, long long id);
 void pq_engine_result(pq_xfer *x, pq_result *out);
 void pq_engine_release(pq_engine *e, pq_xfer *x);
+/* Stops a submitted transfer (running or finished, not yet taken) and
+ * returns it to the pool; nothing when no such transfer is held. */
+void pq_engine_abort(pq_engine *e, long long id);
 
 #endif

@@ -19,6 +19,7 @@ struct pq_xfer {
     pq_xfer *all_next; /* every transfer the engine owns */
     long long id;
     void *user;
+    const void *owner;
     pq_headers *headers;
     char *body;
     size_t body_cap;
@@ -40,11 +41,15 @@ struct pq_engine {
     pq_xfer *all, *free_list, *done_head, *done_tail;
     pq_headers *no_headers; /* "Expect:" alone */
     int running, ndone;
+    int epfd;              /* epoll set following libcurl's sockets */
+    int timer_set;         /* libcurl asked for a timeout at timer_at */
+    double timer_at;       /* monotonic seconds */
     unsigned long finished; /* transfers ever finished, for drive() */
     long long next_id;
     char *ca_file, *ca_path, *client_cert, *client_key, *key_password;
     char *pinned_pubkey, *proxy, *noproxy, *user_agent;
     int ca_replace, http2;
+    void *ca_store;        /* X509_STORE shared by TLS contexts (pq_transfer.c) */
     long timeout_ms, connect_timeout_ms;
     size_t max_response;
 };
@@ -53,5 +58,9 @@ struct pq_engine {
 pq_xfer *pq_transfer_get(pq_engine *e);
 void pq_transfer_reset(pq_xfer *x);
 void pq_transfer_free(pq_xfer *x);
+/* Builds the engine's trust store (system roots plus ca_file / ca_path) if
+ * not yet built; 0, or -1 (then the TLS handshake reports the bad file). */
+int pq_transfer_ca_store(pq_engine *e);
+void pq_transfer_free_store(void *store);
 
 #endif

@@ -62,6 +62,19 @@ static void pq_release_held(pq_pipeline *p)
     p->ndecisions = 0;
 }
 
+void pq_pipeline_abandon(pq_pipeline *p)
+{
+    int i;
+    pq_release_held(p);
+    for (i = 0; i < p->nslots; i++) {
+        pq_slot *x = &p->slots[i];
+        if (x->state != SLOT_FLIGHT) continue;
+        pq_engine_abort(p->engine, x->id);
+        x->state = SLOT_DECIDED;
+        p->in_flight--;
+    }
+}
+
 void pq_pipeline_free(pq_pipeline *p)
 {
     int i;
@@ -259,6 +272,7 @@ static void pq_submit(pq_pipeline *p, int s, double now)
     rq.body_len = x->body_len;
     rq.timeout_ms = -1;
     rq.user = (void *)(uintptr_t)(s + 1);
+    rq.owner = p;
     x->attempts++;
     x->epoch = p->epoch;
     id = pq_engine_submit(p->engine, &rq, msg, PQ_ENGINE_ERR_MAX);
@@ -362,7 +376,7 @@ int pq_pipeline_step(pq_pipeline *p, long timeout_ms, char *err, size_t errcap)
             return p->ndecisions;
         }
     }
-    while ((xf = pq_engine_next_done(p->engine)) != NULL)
+    while ((xf = pq_engine_take_owned(p->engine, p)) != NULL)
         finished += pq_complete(p, xf, err, errcap);
     if (finished && p->has_journal && !p->failed) {
         int rc = p->journal.flush(p->journal.ud);
@@ -372,6 +386,36 @@ int pq_pipeline_step(pq_pipeline *p, long timeout_ms, char *err, size_t errcap)
         }
     }
     return p->ndecisions;
+}
+
+/* The earlier of two waits in ms, -1 being none. */
+static long pq_sooner(long a, long b)
+{
+    if (a < 0) return b;
+    if (b < 0) return a;
+    return a < b ? a : b;
+}
+
+static long pq_ms_left(double since, long period_ms, double now)
+{
+    double left = (since - now) * 1000.0 + (double)period_ms;
+    return left <= 0 ? 0 : (long)left + 1;
+}
+
+long pq_pipeline_timeout_ms(const pq_pipeline *p)
+{
+    double now = pq_now(CLOCK_MONOTONIC);
+    long t = -1;
+    if (p->ndecisions > 0) return 0;
+    if (!p->failed && p->nready > 0) {
+        int group_min = p->concurrency / 4 > 1 ? p->concurrency / 4 : 1;
+        int grouping = p->has_journal && p->in_flight > 0 && p->concurrency - p->in_flight < group_min;
+        t = grouping ? pq_ms_left(p->last_wave, PQ_PIPELINE_GROUP_WAIT_MS, now) : 0;
+    }
+    if (!p->failed && p->has_journal && p->journal.unsynced(p->journal.ud) > 0)
+        t = pq_sooner(t, p->in_flight == 0 ? 0 : pq_ms_left(p->last_sync, PQ_PIPELINE_SYNC_MS, now));
+    if (p->in_flight > 0) t = pq_sooner(t, pq_engine_timeout_ms(p->engine));
+    return t;
 }
 
 const pq_pipeline_decision *pq_pipeline_decision_at(const pq_pipeline *p, int i)

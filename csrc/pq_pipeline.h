@@ -118,6 +118,10 @@ typedef struct pq_pipeline_counts {
 
 pq_pipeline *pq_pipeline_new(pq_engine *e, const pq_pipeline_opts *o, char *err, size_t errcap);
 void pq_pipeline_free(pq_pipeline *p);
+/* Stops every request in flight and gives back finished ones not yet taken
+ * (to the engine's pool, unsent replies lost): for a pipeline closed
+ * mid-run, before pq_pipeline_free, while the engine lives. */
+void pq_pipeline_abandon(pq_pipeline *p);
 
 /* The headers for the next requests, and their epoch (a re-authentication
  * makes a new one). The pipeline takes a reference. */
@@ -148,6 +152,10 @@ const char *pq_pipeline_entry(pq_pipeline *p, int slot, size_t *len);
  * in err (err[0] is '\0' otherwise) and stops all further sending. */
 int pq_pipeline_step(pq_pipeline *p, long timeout_ms, char *err, size_t errcap);
 const pq_pipeline_decision *pq_pipeline_decision_at(const pq_pipeline *p, int i);
+/* Milliseconds until the pipeline has timed work (a wave to send, a journal
+ * sync, libcurl's timer); 0: now; -1: only sockets can wake it (see
+ * pq_engine_pollfd). Decisions not yet taken by a step count as now. */
+long pq_pipeline_timeout_ms(const pq_pipeline *p);
 /* Slot and attempt of the i-th request submitted in the last step (for the
  * caller's events); 0 past the last one. */
 int pq_pipeline_sent_at(const pq_pipeline *p, int i, int *slot, int *attempt);

@@ -71,18 +71,37 @@ static int pq_transfer_on_prereq(void *ud, char *primary_ip, char *local_ip, int
     return CURL_PREREQFUNC_ABORT;
 }
 
-/* Adds ca_file / ca_path to the store libcurl already loaded (the system
- * roots), so that a corporate CA extends trust instead of replacing it. */
+/* The system roots plus ca_file / ca_path, so that a corporate CA extends
+ * trust instead of replacing it. The store is built once per engine and
+ * shared by every TLS context: loading the system roots for each new
+ * connection costs tens of milliseconds of CPU, which would stall a host's
+ * event loop while a batch opens its connections. */
+int pq_transfer_ca_store(pq_engine *e)
+{
+    X509_STORE *store;
+    if (e->ca_store) return 0;
+    if (!(store = X509_STORE_new())) return -1;
+    if (X509_STORE_set_default_paths(store) != 1 ||
+        X509_STORE_load_locations(store, e->ca_file, e->ca_path) != 1) {
+        X509_STORE_free(store);
+        return -1;
+    }
+    e->ca_store = store;
+    return 0;
+}
+
 static CURLcode pq_transfer_on_ssl_ctx(CURL *easy, void *sslctx, void *ud)
 {
     pq_engine *e = (pq_engine *)ud;
-    X509_STORE *store = SSL_CTX_get_cert_store((SSL_CTX *)sslctx);
     (void)easy;
-    if (!store) return CURLE_SSL_CACERT_BADFILE;
-    if ((e->ca_file || e->ca_path) &&
-        X509_STORE_load_locations(store, e->ca_file, e->ca_path) != 1)
-        return CURLE_SSL_CACERT_BADFILE;
+    if (pq_transfer_ca_store(e) != 0) return CURLE_SSL_CACERT_BADFILE;
+    SSL_CTX_set1_cert_store((SSL_CTX *)sslctx, (X509_STORE *)e->ca_store);
     return CURLE_OK;
+}
+
+void pq_transfer_free_store(void *store)
+{
+    X509_STORE_free((X509_STORE *)store);
 }
 
 /* ---- transfers ------------------------------------------------------------ */
@@ -103,6 +122,8 @@ void pq_transfer_reset(pq_xfer *x)
     }
     x->resp_len = 0;
     x->user = NULL;
+    x->owner = NULL;
+    x->id = 0; /* not submitted (pq_engine_abort looks for running ids) */
     x->content_type[0] = x->retry_after[0] = x->errbuf[0] = '\0';
     x->oversized = x->is_post = x->attempts = x->resend_refused = 0;
     x->result = CURLE_OK;
@@ -148,6 +169,9 @@ static int pq_transfer_setup(pq_engine *e, pq_xfer *x)
         if (e->ca_file) PQ_SET(CURLOPT_CAINFO, e->ca_file);
         if (e->ca_path) PQ_SET(CURLOPT_CAPATH, e->ca_path);
     } else if (e->ca_file || e->ca_path) {
+        /* libcurl loads nothing: the callback installs the engine's store. */
+        PQ_SET(CURLOPT_CAINFO, (char *)NULL);
+        PQ_SET(CURLOPT_CAPATH, (char *)NULL);
         PQ_SET(CURLOPT_SSL_CTX_FUNCTION, pq_transfer_on_ssl_ctx);
         PQ_SET(CURLOPT_SSL_CTX_DATA, (void *)e);
     }

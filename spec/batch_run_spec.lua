@@ -42,11 +42,12 @@ describe("batch Run #emulator", function()
   it("steps a batch to its end and reports as client:batch does", function()
     local run = assert(batch.start(transport, items(40, "stepped"), { concurrency = 4, signals = false }))
     local steps = 0
-    while run:step(0.2) do
+    assert.is_nil(run:report(), "no report before the end")
+    while not run:step(0.2) do
       steps = steps + 1
       assert.is_true(steps < 10000, "the run ends")
     end
-    assert.is_false(run:step(0.2), "a finished run stays finished")
+    assert.is_true(run:step(0.2), "a finished run stays finished")
     local rep = run:close()
     assert.equal(rep, run:report())
     assert.equal("complete", rep.status)
@@ -59,11 +60,11 @@ describe("batch Run #emulator", function()
   it("stops sending when cancelled and counts the items it did not reach", function()
     emu:fault{ kind = "delay", delay = 0.05, count = 1000, path = PATH }
     local run = assert(batch.start(transport, items(30, "cancelled"), { concurrency = 2, signals = false }))
-    assert.is_true(run:step(0))
+    assert.is_false(run:step(0))
     run:cancel()
-    while run:step(0.2) do end
+    repeat until run:step(0.2)
     local rep = run:close()
-    assert.equal("stopped", rep.status)
+    assert.equal("interrupted", rep.status)
     assert.equal("cancelled by the caller", rep.reason)
     local c = rep.counts
     assert.same({ 2, 2 }, { c.total, c.approved }, "what was in flight finished")

@@ -224,8 +224,9 @@ end
 
 -- The batch pipeline (csrc/pq_pipeline.c): common successes finished in C
 -- with a journal and a spool, replies handed back and resent (429, a drop),
--- an array input whose every reply comes back, and a Run closed with
--- requests still in flight.
+-- an array input whose every reply comes back, a Run closed with requests
+-- still in flight, a Run collected mid-batch, and one call stepped from
+-- poll(2) (the engine's epoll set and socket_action paths).
 local function batch_pipeline(emu, token, dir)
   local client = assert(prequalify.client{ url = emu.url, token = token, ca_file = emu.ca, timeout = SLOW,
                                            connect_timeout = SLOW, retries = { max = 3, base_delay = 0 } })
@@ -256,7 +257,18 @@ local function batch_pipeline(emu, token, dir)
   run:step(0)
   run:close()
   t:close()
+  -- A Run abandoned mid-batch and collected: its requests are stopped.
+  emu:fault{ kind = "delay", delay = 2, count = 2, path = PATH }
+  local abandoned = assert(client:start_batch({ item(300), item(301) }, { concurrency = 2, signals = false }))
+  abandoned:step(0)
+  abandoned = nil -- luacheck: ignore
+  collectgarbage()
+  collectgarbage()
   emu:clear_faults()
+  -- One call stepped from poll(2) on its descriptor.
+  local call = client:start(item(400))
+  while not call:step(0) do core.poll_fd(call:pollfd(), call:events(), call:timeout()) end
+  check(call:report() ~= nil, "one call as a pollable object")
   client:close()
 end
 

@@ -5,10 +5,13 @@
 --
 --   lua5.4 bench/lua/batch.lua --url https://127.0.0.1:8443 --ca ca.pem \
 --     --requests 20000 --concurrency 16 [--manifest file.jsonl] [--array] [--token T]
---     [--journal path] [--policy]
+--     [--journal path] [--policy] [--luv]
 --
 -- `--policy` runs every item through the 8-rule policy of section 3 (items
 -- then carry distinct digests and hours = 2, so that every rule allows them).
+-- `--luv` runs the same batch from a coroutine of a luv loop (`yield =` of
+-- `prequalify.async.luv`) beside a repeating 10 ms timer, and adds `gap`: the
+-- timer's largest gap between ticks, in seconds.
 -- Prints one JSON line: requests, ok, seconds, cpu (process CPU seconds
 -- during the batch), rss_peak_kib and rss_kib (VmHWM and VmRSS at the end),
 -- and fsyncs (journal fsyncs, with a journal).
@@ -51,12 +54,44 @@ else
   end
 end
 
-collectgarbage()
-local c0, t0 = os.clock(), core.monotonic()
-local rep = assert(client:batch(items, {
+local opts = {
   concurrency = concurrency, signals = false, journal = a.journal,
   policy = a.policy and sample.policy() or nil, ctx = a.policy and { now = sample.NOW } or nil,
-}))
+}
+
+-- The batch from a luv coroutine, a 10 ms timer ticking beside it.
+local function under_luv()
+  local uv = require "luv"
+  opts.yield = require("prequalify.async.luv").yield
+  local gap, last, rep = 0, nil, nil
+  local tick = uv.new_timer()
+  tick:start(10, 10, function()
+    local now = uv.hrtime()
+    if last then gap = math.max(gap, (now - last) / 1e9) end
+    last = now
+  end)
+  local co = coroutine.wrap(function()
+    rep = assert(client:batch(items, opts))
+    tick:stop()
+    tick:close()
+  end)
+  local kick = uv.new_timer()
+  kick:start(0, 0, function()
+    kick:close()
+    co()
+  end)
+  uv.run()
+  return rep, gap
+end
+
+collectgarbage()
+local c0, t0 = os.clock(), core.monotonic()
+local rep, gap
+if a.luv then
+  rep, gap = under_luv()
+else
+  rep = assert(client:batch(items, opts))
+end
 local t1, c1 = core.monotonic(), os.clock()
 client:close()
 
@@ -64,6 +99,6 @@ local peak, cur = sample.rss()
 sample.emit{
   client = "ours", requests = rep.counts.total, ok = rep.counts.approved, seconds = t1 - t0, cpu = c1 - c0,
   rss_peak_kib = peak, rss_kib = cur,
-  failed = rep.counts.failed + rep.counts.unknown, fsyncs = rep.journal_fsyncs,
+  failed = rep.counts.failed + rep.counts.unknown, fsyncs = rep.journal_fsyncs, gap = gap,
 }
 os.exit(rep.counts.approved == rep.counts.total and rep.counts.total > 0 and 0 or 1)

@@ -41,7 +41,7 @@ local cfg = {
   only = {},
 }
 for n in env("BENCH_MEM", "10000 100000"):gmatch("%d+") do cfg.mem[#cfg.mem + 1] = math.tointeger(tonumber(n)) end
-local ONLY = "batch,overhead,digest,memory,emulator,instructions"
+local ONLY = "batch,overhead,digest,memory,emulator,instructions,async"
 for s in env("BENCH_ONLY", ONLY):gmatch("[%w_]+") do cfg.only[s] = true end
 
 local LUA = "lua5.4 "
@@ -245,13 +245,15 @@ local function ours_cmd(base, n, c, extra)
   if extra and extra.manifest then cmd = cmd .. " --manifest " .. q(extra.manifest) end
   if extra and extra.journal then cmd = cmd .. " --journal " .. q(extra.journal) end
   if extra and extra.policy then cmd = cmd .. " --policy" end
+  if extra and extra.luv then cmd = cmd .. " --luv" end
   return cmd
 end
 
 function clients.ours(base, n, c, extra)
   local t = run_json(ours_cmd(base, n, c, extra))
   return { rps = t.requests / t.seconds, cpu_per_1k = t.cpu / t.requests * 1000, requests = t.requests,
-           ok = t.ok, seconds = t.seconds, cpu = t.cpu, rss_peak_kib = t.rss_peak_kib, fsyncs = t.fsyncs }
+           ok = t.ok, seconds = t.seconds, cpu = t.cpu, rss_peak_kib = t.rss_peak_kib, fsyncs = t.fsyncs,
+           gap = t.gap }
 end
 
 -- The batch runner with the 8-rule policy of section 3, and with a journal
@@ -597,6 +599,34 @@ local function banner()
     cfg.concurrency, cfg.body_len, cfg.runs)
 end
 
+-- ---------------------------------------------------------------------------
+-- 8. The batch driven by a luv loop (`yield =`) against client:batch
+
+local function async_section()
+  local n, c = cfg.requests, cfg.concurrency
+  local cpu = { ours = {}, luv = {} }
+  local ratio, gaps = {}, {}
+  for rep = 1, cfg.runs do
+    local per = {}
+    for i, k in ipairs(rep % 2 == 1 and { "ours", "luv" } or { "luv", "ours" }) do
+      local res = clients.ours(cfg.http, n, c, { luv = k == "luv" })
+      if res.ok ~= n then error(string.format("%s: %d of %d requests got 200", k, res.ok, n), 0) end
+      per[k] = res
+      cpu[k][#cpu[k] + 1] = res.cpu_per_1k
+      raw[#raw + 1] = { section = "async", client = k, run = rep, order = i, result = res }
+      log("async %-4s run %d: %8.0f req/s, %.4f s CPU/1k%s", k, rep, res.rps, res.cpu_per_1k,
+        res.gap and string.format(", timer gap %.1f ms", res.gap * 1000) or "")
+    end
+    ratio[#ratio + 1] = per.luv.cpu_per_1k / per.ours.cpu_per_1k
+    gaps[#gaps + 1] = per.luv.gap * 1000
+  end
+  local sec = string.format("8. batch driven by luv (yield) over HTTP: %d POSTs, %d runs", n, cfg.runs)
+  row(sec, "CPU s/1k   " .. NAMES.ours:format(c), cpu.ours, "%.4f")
+  row(sec, "CPU s/1k   the same from a luv coroutine", cpu.luv, "%.4f")
+  row(sec, "ratio CPU/request  luv / client:batch (same run)", ratio, "%.3f", { op = "<=", goal = 1.1 })
+  row(sec, "largest gap of a 10 ms luv timer, ms", gaps, "%.1f", { op = "<=", goal = 50, on = "max" })
+end
+
 local SECTIONS = {
   { "batch", function()
     batch_section("HTTPS", cfg.https)
@@ -607,6 +637,7 @@ local SECTIONS = {
   { "memory", memory_section },
   { "emulator", emulator_section },
   { "instructions", instructions_section },
+  { "async", async_section },
 }
 
 cfg.body_len = write_body()

@@ -200,7 +200,8 @@ end
 -- @param t a request table or a normalized request
 -- @tparam[opt] table opts `policy` (a policy function; a denied request
 --   returns a `policy` error with its `trail` and sends nothing), `ctx`
---   (policy context), `retry_unknown`
+--   (policy context), `retry_unknown`, `yield` (`f(fd, timeout)`, called
+--   where the call would block: see docs/EMBEDDING.md)
 -- @return `{ok=true, status=200, result=1, result_name="Success", elapsed=s,
 --   attempts=n}` or nil and an error (`err.kind`: `invalid`, `policy`,
 --   `transport`, `auth`, `forbidden`, `http`, `server` or `protocol`;
@@ -224,8 +225,8 @@ function Client:prequalify(t, opts)
   end
   local body, eerr = request.encode(req)
   if not body then return nil, eerr end
-  local res, cerr = p:call("POST", p.prequalify_path, body, { retry_unknown = opts and opts.retry_unknown,
-                                                             what = "prequalify" })
+  local res, cerr = p:with_yield(opts and opts.yield, p.call, p, "POST", p.prequalify_path, body,
+                                 { retry_unknown = opts and opts.retry_unknown, what = "prequalify" })
   if cerr then
     cerr.request = req
     cerr.trail = decision and decision.trail
@@ -391,6 +392,18 @@ end
 -- @return the report (`prequalify.report`), or nil and an `invalid` error when
 --   the run cannot start
 function Client:batch(items, opts) return require("prequalify.batch").run(state(self), items, opts) end
+
+--- Start a batch without blocking: the Run `client:batch` loops over, for
+-- a host's event loop (docs/EMBEDDING.md); nil and an `invalid` error as
+-- `batch` gives.
+function Client:start_batch(items, opts) return require("prequalify.batch").start(state(self), items, opts) end
+
+--- Start one pre-qualification without blocking: an object with the Run's
+-- `step`, `pollfd`, `events`, `timeout` and `close`, whose `report()` is
+-- what `client:prequalify(req, opts)` returns (`prequalify.async.call`).
+function Client:start(req, opts)
+  return require("prequalify.async.call").prequalify(self, state(self).engine:pollfd(), req, opts)
+end
 
 -- Flow tickets and the signing archive: thin delegations (prequalify.tickets).
 local tickets = require "prequalify.tickets"

@@ -34,7 +34,8 @@ function M.new(c)
   }, Transport)
   local ec = c.engine or {}
   local ca = ec.ca_file and "ca_file" or ec.ca_path and "ca_path"
-  local p = { headers = {}, bearer = {}, ca = ca, ca_value = ca and ec[ca] }
+  local p = { headers = {}, bearer = {}, ca = ca, ca_value = ca and ec[ca],
+              yields = setmetatable({}, { __mode = "k" }) }
   private[t] = p
   local source, err = auth.new(c.credentials, { transport = t, warn = function(msg) t:warn(msg) end })
   if not source then
@@ -130,6 +131,56 @@ function Transport:emit(event)
   if not ok then self:warn("on_event hook failed: " .. tostring(err)) end
 end
 
+--- Make the calls of the running coroutine wait through `f(fd, timeout)`
+-- (the `yield =` option) rather than block; nil: block again.
+-- @return the function that was set before
+function Transport:set_yield(f)
+  local yields = private[self].yields
+  local co = coroutine.running()
+  local prev = yields[co]
+  yields[co] = f
+  return prev
+end
+
+--- Call `fn(...)` with the running coroutine's calls waiting through `f`
+-- (nil: as they are), and restore what was set before, even on error.
+function Transport:with_yield(f, fn, ...)
+  if not f then return fn(...) end
+  local prev = self:set_yield(f)
+  local out = table.pack(pcall(fn, ...))
+  self:set_yield(prev)
+  if not out[1] then error(out[2], 0) end
+  return table.unpack(out, 2, out.n)
+end
+
+-- The engine's `perform`, through the running coroutine's `yield` when it
+-- has one: the engine drives every transfer it holds (a batch's included)
+-- while this one is waited for.
+local function perform(t, req)
+  local f = private[t].yields[coroutine.running()]
+  local engine = t.engine
+  if not f then return engine:perform(req) end
+  local id, msg = engine:submit(req)
+  if not id then return nil, msg end
+  while true do
+    local r = engine:take(id)
+    if r then return r end
+    f(engine:pollfd(), engine:timeout())
+  end
+end
+
+-- Wait before a retry, through the running coroutine's `yield` when it has
+-- one (`fd` nil: a timer alone).
+local function pause(t, delay)
+  local f = private[t].yields[coroutine.running()]
+  if not f then return core.sleep(delay) end
+  local until_t = core.monotonic() + delay
+  repeat
+    f(nil, math.max(0, until_t - core.monotonic()))
+  until core.monotonic() >= until_t
+  return true
+end
+
 local NO_OPTS = {}
 
 -- One attempt: returns the classified result, and the Authorization value sent.
@@ -148,7 +199,7 @@ local function attempt_once(t, method, url, body, attempt, opts, secrets)
   local what = opts.what
   t:emit{ event = "request", what = what, method = method, url = url, attempt = attempt,
           body_bytes = body and #body or 0 }
-  local r, msg = t.engine:perform{ method = method, url = url, headers = headers, body = body }
+  local r, msg = perform(t, { method = method, url = url, headers = headers, body = body })
   if not r then
     return nil, errors.new("invalid", errors.redact(msg, secrets()) .. " (check the token and header values)",
       { field = "headers" })
@@ -218,7 +269,7 @@ function Transport:call(method, path, body, opts)
     elseif action == "retry" then
       self:emit{ event = "retry", what = opts.what, attempt = attempt, delay = delay,
                  kind = err.kind, outcome = err.outcome, status = err.status }
-      core.sleep(delay)
+      pause(self, delay)
     end
     if not action then
       if err.kind == "auth" and err.status == 401 then explain_401(self, err, decide.reauths, why) end

@@ -37,6 +37,7 @@ local OPTIONS = {
   on_result = "function", progress = "boolean|function|string", deadline = "number",
   retry_unknown = "boolean", retry_failed = "boolean", report = "string", audit = "string",
   keep_items = "boolean", signals = "boolean", total = "number", trails = "boolean",
+  yield = "function",
 }
 
 local function invalid(field, message)
@@ -84,7 +85,7 @@ local function open_logs(t, opts)
 end
 
 --- Start a batch: a Run to carry on with `run:step(max_wait)` until it
--- returns false, then `run:close()`; `run:report()` is the report.
+-- returns true; then `run:report()` is the report.
 -- @param t the client's transport (`prequalify.transport`)
 -- @param items an array of request tables, an iterator function returning
 --   `req[, meta]` (or `false, err` for a bad input) and nil at the end, or a
@@ -125,14 +126,21 @@ end
 --   (seconds), `retry_unknown` (false), `retry_failed` (false), `report`
 --   (path of the JSON report), `audit` (path of the audit log),
 --   `keep_items`, `signals` (true), `total`, `trails` (false: the report
---   keeps the trails of denied and adjusted items only)
+--   keeps the trails of denied and adjusted items only), `yield` (`f(fd,
+--   timeout)`, called where the run would block; see docs/EMBEDDING.md)
 -- @return the report; or nil and an `invalid` error when the run could not
 --   start (bad option, journal locked)
 function M.run(t, items, opts)
   local run, err = M.start(t, items, opts)
   if not run then return nil, err end
+  local f = opts and opts.yield
   local ok, lerr = xpcall(function()
-    while run:step(M.TICK) do end
+    if f then
+      -- Where the loop would block it hands the wait to the caller.
+      while not run:step(0) do f(run:pollfd(), run:timeout()) end
+    else
+      repeat until run:step(M.TICK)
+    end
   end, debug.traceback)
   local rep = run:close(not ok)
   if not ok then error(lerr, 0) end

@@ -13,6 +13,40 @@ local M = {}
 
 local common_code = response.common_code
 
+--- Hand the pipeline the headers for the next wave (a token refreshed if
+-- due; a new epoch after a re-authentication).
+-- @return false when there are none (the run stops)
+function M.headers(run)
+  local h, err = run.t:headers(true)
+  if not h then
+    -- No credentials at all: every other item would fail the same way.
+    local slot = run.pipe:unqueue()
+    run:stop("stopped", "credentials could not be obtained: " .. err.message)
+    if slot then
+      local job = run:job(slot)
+      if run.jr then run.jr:attempt(job.key, job.attempts + 1, err) end
+      run:finish_job(job, "failed", nil, err)
+    end
+    return false
+  end
+  if h ~= run.headers or run.headers_epoch ~= run.auth_epoch then
+    local ok, msg = run.pipe:headers(h, run.auth_epoch)
+    if not ok then
+      -- Refused before sending (CR, LF or NUL in a value): every item fails.
+      local herr = errors.new("invalid", errors.redact(msg, run:secrets()), { field = "headers" })
+      for slot in run.pipe.unqueue, run.pipe do
+        local job = run:job(slot)
+        job.attempts = job.attempts + 1
+        run:journal_done(job, "failed", nil, herr)
+        run:finish_job(job, "failed", nil, herr)
+      end
+      return false
+    end
+    run.headers, run.headers_epoch = h, run.auth_epoch
+  end
+  return true
+end
+
 --- Tell the `on_event` hook of the requests a step submitted.
 -- @param run the Run
 -- @param sent slot, attempt pairs, flat

@@ -3,10 +3,11 @@
 -- moves due retries and new items into the C pipeline (`core.pipeline`,
 -- csrc/pq_pipeline.h), lets the pipeline send, wait and finish the common
 -- successes, and decides what it hands back (`prequalify.batch.reply`).
--- `client:batch` is a loop of `step` (see `prequalify.batch`).
+-- `client:batch` is a loop of `step` (see `prequalify.batch`); a host's
+-- event loop drives the same Run through `pollfd`, `timeout` and `step(0)`
+-- (`client:start_batch`, docs/EMBEDDING.md).
 -- @module prequalify.batch.run
 local core = require "prequalify.core"
-local errors = require "prequalify.errors"
 local report = require "prequalify.report"
 local results = require "prequalify.results"
 local entries = require "prequalify.batch.entry"
@@ -19,6 +20,9 @@ local M = {}
 -- Items pulled (and finished without a request, e.g. denied) per step
 -- before the step waits for replies.
 M.PULL_MAX = 256
+-- Longest a host may wait between steps while signals are handled, so
+-- that a SIGINT is noticed promptly (seconds).
+M.SIGNAL_TICK = 0.2
 
 local Run = {}
 Run.__index = Run
@@ -42,7 +46,7 @@ function M.new(t, c)
     auth_epoch = 0, auth_dead = false, approved_seen = 0, exhausted = false, finished = false,
     -- Without a policy, a journal or an audit log nothing reads the
     -- normalized request of an item, only its summary and body.
-    lite = not opts.policy and not c.jr and not c.audit,
+    lite = not opts.policy and not c.jr and not c.audit, yield = opts.yield,
   }, Run)
   self.t0 = monotonic()
   self.deadline_at = opts.deadline and self.t0 + opts.deadline
@@ -57,6 +61,7 @@ function M.new(t, c)
     spool = self.fast and c.rep.spool or nil, success_name = results.names[1], t0 = self.t0,
     events = t.on_event ~= nil,
   })
+  self.fd = self.pipe:pollfd()
   if self.use_signals then
     local ok, err = core.signals_install()
     if not ok then
@@ -82,9 +87,11 @@ function Run:stop(why, reason)
   self:emit{ event = "stopping", why = why, reason = reason, in_flight = in_flight }
 end
 
---- Stop at the caller's request (status `stopped`).
+--- Stop at the caller's request, as the first SIGINT does: nothing new is
+-- sent, requests in flight finish; the status is `interrupted`.
+-- @tparam[opt] string reason
 function Run:cancel(reason)
-  self:stop("stopped", reason or "cancelled by the caller")
+  self:stop("interrupted", reason or "cancelled by the caller")
 end
 
 --- Record an item's outcome: report, audit log, `on_result`, progress.
@@ -166,38 +173,6 @@ function Run:drain()
   for job in self.timers.pop, self.timers do self:abandon(job) end
 end
 
--- The headers for the next wave; false when there are none (the run stops).
-function Run:refresh_headers()
-  local h, err = self.t:headers(true)
-  if not h then
-    -- No credentials at all: every other item would fail the same way.
-    local slot = self.pipe:unqueue()
-    self:stop("stopped", "credentials could not be obtained: " .. err.message)
-    if slot then
-      local job = self:job(slot)
-      if self.jr then self.jr:attempt(job.key, job.attempts + 1, err) end
-      self:finish_job(job, "failed", nil, err)
-    end
-    return false
-  end
-  if h ~= self.headers or self.headers_epoch ~= self.auth_epoch then
-    local ok, msg = self.pipe:headers(h, self.auth_epoch)
-    if not ok then
-      -- Refused before sending (CR, LF or NUL in a value): every item fails.
-      local herr = errors.new("invalid", errors.redact(msg, self:secrets()), { field = "headers" })
-      for slot in self.pipe.unqueue, self.pipe do
-        local job = self:job(slot)
-        job.attempts = job.attempts + 1
-        self:journal_done(job, "failed", nil, herr)
-        self:finish_job(job, "failed", nil, herr)
-      end
-      return false
-    end
-    self.headers, self.headers_epoch = h, self.auth_epoch
-  end
-  return true
-end
-
 -- Signals and the deadline.
 function Run:check_stop(now)
   if self.stopping then return end
@@ -251,11 +226,8 @@ function Run:count_fast()
   self.rep.requests = requests
 end
 
---- Carry the batch on for at most about `max_wait` seconds.
--- @tparam number max_wait seconds the step may block waiting for replies
--- @return true while the run has work left, false once it is finished
-function Run:step(max_wait)
-  if self.finished then return false end
+-- One step of work (see `step`); true once every item has an outcome.
+function Run:advance(max_wait)
   local now = monotonic()
   self:check_stop(now)
   if self.stopping and not self.drained then self:drain() end
@@ -263,7 +235,7 @@ function Run:step(max_wait)
   if not self.stopping then pulls = self:fill(now) end
   local pipe = self.pipe
   local _, _, _, in_flight, ready = pipe:counts()
-  if ready > 0 and not self.stopping and not self:refresh_headers() then
+  if ready > 0 and not self.stopping and not reply.headers(self) then
     if self.stopping then self:drain() end
     _, _, _, in_flight, ready = pipe:counts()
   end
@@ -280,22 +252,98 @@ function Run:step(max_wait)
     if wait > 0 then core.sleep(wait) end
   end
   if self.prog.mode ~= "off" then self.prog.tick(self.rep.counts, self:progress_extra()) end
-  _, _, _, in_flight, ready = pipe:counts()
-  if in_flight == 0 and ready == 0 and self.timers:size() == 0 and (self.exhausted or self.stopping) then
-    self.finished = true
-  end
-  return not self.finished
+  return self:idle()
 end
 
---- The report (complete once `step` has returned false and `close` ran).
-function Run:report() return self.rep end
+-- Nothing in flight, ready or waiting, and nothing more to send.
+function Run:idle()
+  local _, _, _, in_flight, ready = self.pipe:counts()
+  return in_flight == 0 and ready == 0 and self.timers:size() == 0 and (self.exhausted or self.stopping)
+end
 
---- End the run: status, journal summary, audit log; then (unless
--- `failed`, when the loop raised) the progress line's last word and the JSON
--- report. Idempotent. Items still in flight are not waited for.
--- @tparam[opt] boolean failed the run ended with an error
+--- Carry the batch on: do all the work that is ready (submissions,
+-- replies, due retries, the journal), waiting at most `max_wait` seconds for
+-- more. A finished run has written its journal summary and report.
+-- @tparam number max_wait seconds the step may wait (0: never waits)
+-- @return true once the batch is finished (then `report()` is its report)
+function Run:step(max_wait)
+  if self.finished then return true end
+  -- A token refresh in this step waits through the caller's `yield`.
+  if self.t:with_yield(self.yield, self.advance, self, max_wait) then
+    self.finished = true
+    self:wrap_up()
+  end
+  return self.finished
+end
+
+--- One descriptor that is readable whenever the Run has socket work (an
+-- epoll set following the engine's sockets): watch it with the host's
+-- loop, together with `timeout()`, then call `step(0)`.
+function Run:pollfd() return self.fd end
+
+--- The events to watch `pollfd()` for: `"r"` (the cqueues convention).
+function Run.events() return "r" end
+
+--- Seconds until the Run has timed work (libcurl's timer, a retry, the
+-- journal's next sync, the deadline; 0: now), or nil when only `pollfd()`
+-- can wake it. While signals are handled it is at most `SIGNAL_TICK`.
+function Run:timeout()
+  if self.finished or (self.stopping and not self.drained) or self:idle() then return 0 end
+  local pipe, tq = self.pipe, self.timers
+  if not self.stopping and not self.exhausted and pipe:room() > 0 and tq:size() < self.concurrency then
+    return 0
+  end
+  local t = pipe:timeout()
+  local now = monotonic()
+  local due = tq:next_due()
+  if due then t = math.min(t or math.huge, math.max(0, due - now)) end
+  if self.deadline_at and not self.stopping then t = math.min(t or math.huge, math.max(0, self.deadline_at - now)) end
+  if self.use_signals then t = math.min(t or M.SIGNAL_TICK, M.SIGNAL_TICK) end
+  return t
+end
+
+--- The report, once the run is finished (nil before).
+function Run:report()
+  if self.closed then return self.rep end
+  return nil
+end
+
+--- Release the Run. Mid-batch it is cancel-then-finish (as the first
+-- SIGINT: requests in flight finish, the journal and report are written),
+-- waiting here for what is in flight. Idempotent.
+-- @tparam[opt] boolean failed the driving loop raised: release at once,
+--   without waiting, the progress line or the JSON report
 -- @return the report
 function Run:close(failed)
+  if self.closed then return self.rep end
+  if failed then return self:wrap_up(true) end
+  if not self.finished then
+    self.yield = nil -- nowhere to yield to: close waits
+    self:cancel()
+    repeat until self:step(M.SIGNAL_TICK)
+  end
+  return self.rep
+end
+
+function Run:__close(err)
+  self:close(err ~= nil)
+end
+
+-- An abandoned Run: the pipeline stops its requests, the journal's lock
+-- and the audit log are released (a resume reports what was in flight as
+-- `unknown`), the signal handlers are restored.
+function Run:__gc()
+  if self.closed then return end
+  self.closed = true
+  if self.use_signals then core.signals_restore() end
+  pcall(self.pipe.close, self.pipe)
+  if self.jr then pcall(self.jr.close, self.jr) end
+  if self.audit then pcall(self.audit.close, self.audit) end
+end
+
+-- End the run: status, journal summary, audit log; then (unless `failed`,
+-- when the loop raised) the progress line's last word and the JSON report.
+function Run:wrap_up(failed)
   if self.closed then return self.rep end
   self.closed = true
   if self.use_signals then core.signals_restore() end
