@@ -622,7 +622,7 @@ describe("batch options", function()
     rep, err = c:batch({}, { deadline = -1 })
     assert.is_nil(rep)
     assert.equal("deadline", err.field)
-    assert.has_error(function() c:batch(42) end)
+    assert.error_matches(function() c:batch(42) end, "client:batch: expected an array of requests", 1, true)
     c:close()
   end)
 
