@@ -112,9 +112,12 @@ describe("prequalify usage errors exit 2 #nosan", function()
     local tf = cli.secret_file(dir, "token", "abc")
     local r = cli.run({ "token", "info", "--url", "https://localhost:1", "--token-file", tf, "--timeout", "2" },
       { env = { PREQUALIFY_TOKEN = "other", PREQUALIFY_USERNAME = "u", PREQUALIFY_PASSWORD = "p" } })
-    -- Not a usage error: the connection fails instead (nothing listens on port 1).
+    -- Not a usage error: the connection fails instead (nothing listens on port 1),
+    -- and says so in one line, not with an internal crash and its traceback.
     assert.equal(1, r.code)
     assert.falsy(r.err:find("give one way", 1, true))
+    assert.truthy(r.err:find("prequalify: transport error: .*port 1"), r.err)
+    assert.falsy(r.err:find("traceback", 1, true), r.err)
     helpers.rm_rf(dir)
   end)
 end)

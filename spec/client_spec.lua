@@ -376,6 +376,19 @@ describe("client #emulator", function()
       }
       assert.is_nil(err)
       assert.is_true(res.ok)
+      -- What the server stored, field by field, is what was asked for.
+      local stored = emu:preapprovals()
+      assert.equal(1, stored.count)
+      local p = stored.items[1]
+      assert.equal(helpers.DN_PROD, p.dn)
+      assert.equal(helpers.USER, p.user_name)
+      assert.equal("one build", p.comment)
+      assert.equal(1, p.hours)
+      assert.equal(1795716000, p.not_before) -- 2026-11-26T18:00:00Z
+      assert.equal(1795716000 + 3600, p.expiry)
+      assert.equal("10.0.0.5", p.ip)
+      assert.equal([[C:\Program Files\signtool.exe]], p.executable)
+      assert.is_true(p.single_use)
     end)
 
     it("rejects a NotBefore that is not UTC ISO 8601", function()
