@@ -18,6 +18,7 @@ void lfile_register(lua_State *L);
 void lspool_register(lua_State *L);
 void lclock_register(lua_State *L);
 void lpipeline_register(lua_State *L);
+void lexec_register(lua_State *L);
 
 /* 1 while the handlers of signals_install are in place and have caught
  * SIGINT or SIGTERM (lsignal.c): a wait should end, the run is stopping. */

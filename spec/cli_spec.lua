@@ -708,6 +708,24 @@ describe("prequalify emulator #emulator #nosan", function()
     assert.is_true(ok, tostring(how) .. " " .. tostring(code))
   end)
 
+  it("stops on a SIGTERM sent to its own pid and leaves no process behind", function()
+    local pipe, pid = cli.spawn({ cli.CLI, "emulator", "--port", "0", "--max-lifetime", "120" })
+    local ready = pipe:read("l")
+    assert.truthy(ready and ready:match("^READY "), ready)
+    os.execute("kill -TERM " .. pid) -- the pid only, as `prequalify emulator & kill $!` does
+    -- Waits for that pid to end (bounded), then looks for anything left of
+    -- its process group (cli.spawn made the pid a group leader).
+    os.execute("timeout 60 tail --pid=" .. pid .. " -f /dev/null")
+    local p = io.popen("pgrep -g " .. pid)
+    local left = p:read("a")
+    p:close()
+    if left ~= "" then os.execute("kill -TERM -" .. pid) end -- so that the pipe closes
+    pipe:read("a")
+    local ok, how, code = pipe:close()
+    assert.equal("", left)
+    assert.is_true(ok, tostring(how) .. " " .. tostring(code))
+  end)
+
   it("says where it looked when the emulator is missing", function()
     local emulator = require "prequalify.cli.emulator"
     local getenv = function(k) return k == "PREQUALIFY_EMULATOR" and "/nonexistent/x.py" or nil end
