@@ -21,5 +21,6 @@ int luaopen_prequalify_core(lua_State *L)
     lspool_register(L);
     lclock_register(L);
     lpipeline_register(L);
+    lidset_register(L);
     return 1;
 }
