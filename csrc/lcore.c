@@ -22,5 +22,6 @@ int luaopen_prequalify_core(lua_State *L)
     lclock_register(L);
     lpipeline_register(L);
     lexec_register(L);
+    lidset_register(L);
     return 1;
 }

@@ -331,7 +331,7 @@ describe("batch #emulator", function()
       list[4] = item(2)
       local rep = assert(client():batch(list, { journal = dir .. "/j.jsonl" }))
       local by = outcomes_by_index(rep)
-      assert.same({ "skipped", "duplicate of item 2 (same fields)" }, { by[4].outcome, by[4].reason })
+      assert.same({ "skipped", "duplicate of item 2" }, { by[4].outcome, by[4].reason })
       assert.equal(3, emu:received(PATH))
     end)
 
@@ -632,13 +632,17 @@ describe("batch options", function()
     c:close()
   end)
 
-  it("gives the same key to the same fields and a different one otherwise", function()
+  it("keys an item by DN (any letter case), data and user, not by its terms", function()
     local journal = require "prequalify.journal"
     local r1 = assert(prequalify.request(item(1)))
-    local r2 = assert(prequalify.request(item(1)))
-    local r3 = assert(prequalify.request(item(1, { hours = 2 })))
-    assert.equal(journal.key(r1), journal.key(r2))
-    assert.not_equal(journal.key(r1), journal.key(r3))
+    local same = {
+      assert(prequalify.request(item(1, { hours = 2, single_use = true, comment = "other" }))),
+      assert(prequalify.request(item(1, { dn = item(1).dn:upper() }))),
+    }
+    for _, r in ipairs(same) do assert.equal(journal.key(r1), journal.key(r)) end
+    for _, change in ipairs{ { user = "local:other-user" }, { data = item(2).data }, { dn = item(1).dn .. "X" } } do
+      assert.not_equal(journal.key(r1), journal.key(assert(prequalify.request(item(1, change)))))
+    end
   end)
 
   it("counts signals in C and restores the handlers", function()

@@ -35,7 +35,8 @@ M.TICK = 0.2
 local OPTIONS = {
   concurrency = "number", policy = "function|table", ctx = "table", journal = "string",
   on_result = "function", progress = "boolean|function|string", deadline = "number",
-  retry_unknown = "boolean", retry_failed = "boolean", report = "string", audit = "string",
+  retry_unknown = "boolean|table", retry_failed = "boolean", allow_reapproval = "boolean",
+  report = "string", audit = "string",
   keep_items = "boolean", signals = "boolean", total = "number", trails = "boolean",
 }
 

@@ -38,6 +38,7 @@ function M.new(t, c)
     policy = c.policy, pol = opts.policy, ctx = opts.ctx or {}, on_result = opts.on_result,
     keep_trails = opts.trails, retry_unknown = opts.retry_unknown or false,
     retry_failed = opts.retry_failed or false, use_signals = opts.signals ~= false,
+    allow_reapproval = opts.allow_reapproval or false, ids = core.idset(),
     concurrency = c.concurrency, seq = 0, jobs = {}, timers = timers.new(),
     auth_epoch = 0, auth_dead = false, approved_seen = 0, exhausted = false, finished = false,
     -- Without a policy, a journal or an audit log nothing reads the
