@@ -49,8 +49,10 @@ static void faultfs_init(void)
     else if (strcmp(op, "open") == 0) cfg.op = OP_OPEN;
     e = getenv("PQ_FAULT_ERRNO");
     cfg.err = (e && strcmp(e, "EIO") == 0) ? EIO : ENOSPC;
-    cfg.after = getenv("PQ_FAULT_AFTER") ? atoll(getenv("PQ_FAULT_AFTER")) : 0;
-    cfg.times = getenv("PQ_FAULT_TIMES") ? atoll(getenv("PQ_FAULT_TIMES")) : -1;
+    e = getenv("PQ_FAULT_AFTER");
+    cfg.after = (e && *e) ? atoll(e) : 0;
+    e = getenv("PQ_FAULT_TIMES");
+    cfg.times = (e && *e) ? atoll(e) : -1;
 }
 
 static int faultfs_matches(const char *path)
@@ -177,9 +179,13 @@ size_t fwrite(const void *buf, size_t size, size_t n, FILE *f)
 {
     faultfs_init();
     if (size > 0 && faultfs_tracked(fileno(f))) {
-        size_t len = size * n;
+        size_t len = size * n, done;
         if (faultfs_fire(OP_WRITE, &len)) return 0;
-        n = len / size;
+        if (len == size * n) return NEXT(fwrite)(buf, size, n, f);
+        /* A short count is an error for fwrite: the disk filled up midway. */
+        done = NEXT(fwrite)(buf, size, len / size, f);
+        errno = cfg.err;
+        return done;
     }
     return NEXT(fwrite)(buf, size, n, f);
 }

@@ -20,6 +20,7 @@ local errors = require "prequalify.errors"
 local options = require "prequalify.options"
 local journal = require "prequalify.journal"
 local report = require "prequalify.report"
+local audit_log = require "prequalify.audit_log"
 local progress = require "prequalify.progress"
 local source = require "prequalify.batch.source"
 local run_mod = require "prequalify.batch.run"
@@ -75,7 +76,7 @@ local function open_logs(t, opts)
   end
   if opts.audit then
     local err
-    audit, err = report.audit(opts.audit)
+    audit, err = audit_log.open(opts.audit)
     if not audit then
       if jr then jr:close() end
       return nil, errors.new("invalid", err, { field = "audit" })

@@ -19,8 +19,8 @@ local RESEND = { rejected = true }
 -- @return `"send"` (and the earlier outcome to report as `previous`, if
 --   any); `"approved"`, the record and the intent of an earlier approval
 --   (whose terms the caller compares, `M.terms_differ`); `"recorded"` and
---   the record of an earlier run to report; or `"intent"` (sent by an
---   earlier run that recorded no reply)
+--   the record of an earlier run to report; or `"intent"` (an earlier run
+--   recorded an intent and no outcome)
 function M.claim(jr, key, ikey, o, line)
   local st, rec, intent = jr:lookup(key, ikey)
   local retry_unknown = o.retry_unknown == true
@@ -72,9 +72,11 @@ function M.recorded(rec)
   return rec.outcome == "unknown" and "unknown" or "failed", nil, err, "recorded by an earlier run"
 end
 
---- The error of an item an earlier run sent without recording a reply.
+--- The error of an item an earlier run recorded an intent for and no
+-- outcome. Only that is known: the process may have died after sending, or
+-- the disk may have refused the intent's sync before anything was sent.
 function M.intent_error()
-  return errors.new("transport", "sent by an earlier run that recorded no reply; "
+  return errors.new("transport", "an earlier run recorded an intent and no outcome; it may not have been sent; "
     .. "not resent (retry_unknown resends it)", { outcome = "unknown" })
 end
 
