@@ -488,6 +488,25 @@ describe("prequalify against the emulator #emulator #nosan", function()
       assert.equal(0, emu:received(""))
     end)
 
+    it("warns about data of no known digest length, in text and in JSON, without refusing it", function()
+      local manifest = helpers.write_file(dir .. "/short.jsonl", table.concat({
+        cjson.encode{ data = "AAECAwQFBgcICQoL" }, -- 12 bytes
+        cjson.encode{ data = helpers.SHA256_B64 },
+      }, "\n") .. "\n")
+      local argv = { "plan", manifest, "--dn", DN, "--user", USER, "--comment", "c" }
+      local r = cli.run(argv)
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("12-byte AAEC", 1, true), r.out)
+      assert.truthy(r.out:find("warning: data decodes to 12 bytes, the length of no known digest", 1, true), r.out)
+      assert.truthy(r.err:find("1 item with data of no known digest length", 1, true), r.err)
+      argv[#argv + 1] = "--json"
+      local doc = cli.json(cli.run(argv))
+      assert.matches("pre%-qualify it only if it is not meant to be a digest", doc.items[1].warning)
+      assert.is_nil(doc.items[2].warning)
+      assert.equal(1, doc.counts.unusual_length)
+      assert.equal(0, emu:received(""))
+    end)
+
     it("exits 1 when an item would be denied or is invalid, and prints JSON with --json", function()
       local policy = helpers.write_file(dir .. "/hours.lua", "return policy.max_hours(4)\n")
       local manifest = helpers.write_file(dir .. "/plan.jsonl", table.concat({
