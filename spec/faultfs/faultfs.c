@@ -7,7 +7,8 @@
  *   PQ_FAULT_PATH   the path, matched as a suffix of the opened (or renamed) path
  *   PQ_FAULT_OP     write | fsync | rename | open
  *   PQ_FAULT_ERRNO  ENOSPC (default) | EIO
- *   PQ_FAULT_AFTER  bytes (write) or calls (others) that succeed first; default 0
+ *   PQ_FAULT_AFTER  bytes (write, per opened file) or calls (others) that
+ *                   succeed first; default 0
  *   PQ_FAULT_TIMES  how many calls fail, then it passes again; default: all
  *
  * Under ASan, preload libasan first and this after it: ASan's interceptors
@@ -70,9 +71,13 @@ static int faultfs_tracked(int fd)
     return fd >= 0 && fd < FAULTFS_MAX_FD && cfg.fds[fd];
 }
 
+/* A write budget counts per opened file: a fresh file on a full disk fails
+ * after the same number of bytes (the soak opens one journal per batch). */
 static void faultfs_track(int fd, const char *path)
 {
-    if (fd >= 0 && fd < FAULTFS_MAX_FD) cfg.fds[fd] = (unsigned char)faultfs_matches(path);
+    if (fd < 0 || fd >= FAULTFS_MAX_FD) return;
+    cfg.fds[fd] = (unsigned char)faultfs_matches(path);
+    if (cfg.fds[fd] && cfg.op == OP_WRITE) cfg.used = 0;
 }
 
 /* 1 when this call fails: counts calls (or, for write, bytes via *len,
