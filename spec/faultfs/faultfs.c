@@ -126,38 +126,32 @@ static int faultfs_open_common(int dirfd, const char *path, int flags, mode_t mo
     return fd;
 }
 
-static mode_t faultfs_mode(int flags, va_list ap)
-{
-    return (flags & (O_CREAT | O_TMPFILE)) ? (mode_t)va_arg(ap, int) : 0;
-}
+/* The mode argument of an open that creates a file (absent otherwise). */
+#define FAULTFS_MODE(last, flags, mode) do { \
+        va_list ap_; \
+        va_start(ap_, last); \
+        mode = ((flags) & (O_CREAT | O_TMPFILE)) ? (mode_t)va_arg(ap_, int) : 0; \
+        va_end(ap_); \
+    } while (0)
 
 int open(const char *path, int flags, ...)
 {
-    va_list ap;
     mode_t mode;
-    va_start(ap, flags);
-    mode = faultfs_mode(flags, ap);
-    va_end(ap);
+    FAULTFS_MODE(flags, flags, mode);
     return faultfs_open_common(AT_FDCWD, path, flags, mode, 0);
 }
 
 int open64(const char *path, int flags, ...)
 {
-    va_list ap;
     mode_t mode;
-    va_start(ap, flags);
-    mode = faultfs_mode(flags, ap);
-    va_end(ap);
+    FAULTFS_MODE(flags, flags, mode);
     return faultfs_open_common(AT_FDCWD, path, flags, mode, 1);
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
-    va_list ap;
     mode_t mode;
-    va_start(ap, flags);
-    mode = faultfs_mode(flags, ap);
-    va_end(ap);
+    FAULTFS_MODE(flags, flags, mode);
     return faultfs_open_common(dirfd, path, flags, mode, 2);
 }
 
