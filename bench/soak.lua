@@ -5,7 +5,7 @@
 -- policy denied it) has a done record with the same outcome in the journal;
 -- the emulator stored each approved item exactly once, no failed or denied
 -- item, and at most once an item whose outcome is unknown; it received
--- exactly the requests the report counts.
+-- exactly the requests the reports count.
 --
 --   lua5.4 bench/soak.lua [--minutes N] [--smoke] [--seed S] [--concurrency C]
 --
@@ -14,30 +14,28 @@
 -- One client (a password grant) serves the whole run, as in a long-lived
 -- build service. Each batch starts from a reset emulator (which forgets the
 -- grant, so the first wave meets a 401 and the client signs in again); some
--- batches also see their token expire midway (the emulator's clock jumps).
--- Inputs alternate between Lua arrays and streamed iterators (whose report
--- entries are spooled to a temporary file).
+-- batches see their token expire midway (the emulator's clock jumps), and
+-- some their journal's disk fill up, then resume once space is freed
+-- (bench/soak_disk.lua; an item whose done record the disk refused must be
+-- stored once). Inputs alternate between Lua arrays and streamed iterators.
 --
--- Prints a table over time and a verdict; exits 0 when it passes:
---   lost items = 0;
---   fds flat after the warm-up: files and pipes max - min <= 2, and sockets
---   (the engine's connection pool, which faults thin out, and libcurl's
---   wake-up pair) never above concurrency + 2;
---   RSS flat: the median of the last quarter of the samples after the
---   warm-up is within 10% of the median of the first quarter (with --smoke
---   the run is too short for a trend, and RSS is shown but not judged).
+-- Prints a table over time and a verdict; exits 0 when it passes: lost = 0;
+-- fds flat after the warm-up (files and pipes max - min <= 2, sockets - the
+-- connection pool and libcurl's wake-up pair - never above concurrency + 2);
+-- RSS flat: the median of the last quarter of the samples after the warm-up
+-- within 10% of the first quarter's (not judged with --smoke: too short).
 local function here()
   local src = debug.getinfo(1, "S").source:sub(2)
   return (src:match("^(.*)/bench/[^/]*$")) or "."
 end
 local ROOT = here()
-package.path = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/?.lua;" .. package.path
+package.path = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/?.lua;" .. ROOT .. "/bench/?.lua;"
+  .. package.path
 package.cpath = ROOT .. "/build/?.so;" .. package.cpath
 
 local prequalify = require "prequalify"
 local helpers = require "helpers"
 local cjson = require "cjson"
-local lfs = require "lfs"
 
 local core = prequalify.core
 local PATH = "PreQualify/Create"
@@ -69,6 +67,8 @@ do
     i = i + 1
   end
 end
+local disk = require "soak_disk" -- a full disk under some journals (spec/faultfs)
+local disk_on, disk_why = disk.reexec(ROOT, arg)
 local DURATION = opts.smoke and 18 or opts.minutes * 60
 -- Samples taken before this are not judged: allocator arenas, TLS
 -- contexts, the connection pool and Lua's heap settle in the first batches.
@@ -111,36 +111,14 @@ local function fault_name(f)
   return table.concat(parts, " ")
 end
 
--- Process metrics ----------------------------------------------------------
-
-local function rss_kb()
-  for l in io.lines("/proc/self/status") do
-    local kb = l:match("^VmRSS:%s*(%d+)")
-    if kb then return tonumber(kb) end
-  end
-end
-
--- Open descriptors, and how many of them are sockets. (The directory
--- handle of the walk itself is counted, the same every time.)
+-- Process metrics (soak_metrics.lua): sockets already open when the soak
+-- starts (inherited from a parent, e.g. busted) are not the engine's pool.
+local metrics = require "soak_metrics"
+local rss_kb, median = metrics.rss_kb, metrics.median
+local base_sockets = select(2, metrics.fds())
 local function fds()
-  local total, sockets = 0, 0
-  for name in lfs.dir("/proc/self/fd") do
-    if name ~= "." and name ~= ".." then
-      total = total + 1
-      local target = lfs.symlinkattributes("/proc/self/fd/" .. name, "target")
-      if type(target) == "string" and target:find("^socket:") then sockets = sockets + 1 end
-    end
-  end
-  return total, sockets
-end
-
-local function median(list)
-  if #list == 0 then return nil end
-  local t = {}
-  for i, v in ipairs(list) do t[i] = v end
-  table.sort(t)
-  local m = (#t + 1) // 2
-  return #t % 2 == 1 and t[m] or (t[m] + t[m + 1]) / 2
+  local total, sockets = metrics.fds()
+  return total, sockets - base_sockets
 end
 
 -- One batch ------------------------------------------------------------------
@@ -159,7 +137,8 @@ local policy = prequalify.policy.all{
 }
 
 local totals = { items = 0, approved = 0, failed = 0, unknown = 0, denied = 0, skipped = 0, acted_unknown = 0,
-                 requests = 0, faults = 0, lost = 0, expired = 0, injected_unknown = 0, injected_acted = 0 }
+                 requests = 0, faults = 0, lost = 0, intent_only = 0, expired = 0, injected_unknown = 0,
+                 injected_acted = 0 }
 local fault_counts = {}
 local problems = {}
 
@@ -211,27 +190,33 @@ local function run_round(r)
                 comment = "soak round " .. r .. " item " .. i, hours = 8 }
     by_data[data] = i
   end
-  local input = list
-  if r % 2 == 0 then
+  local function input()
+    if r % 2 == 1 then return list end
     local i = 0
-    input = function()
-      i = i + 1
-      return list[i]
-    end
+    return function() i = i + 1; return list[i] end
   end
-  local journal, report, audit = dir .. "/journal.jsonl", dir .. "/report.json", dir .. "/audit.jsonl"
-  local finished = 0
-  local rep, err = client:batch(input, {
-    concurrency = CONCURRENCY, policy = policy, journal = journal, report = report, audit = audit,
-    on_result = function()
-      finished = finished + 1
-      if finished == expire_after then emu:advance_clock(4000) end
-    end,
-  })
-  if not rep then
-    problem(r, "the batch did not run: " .. tostring(err))
-    return
+  local journal, full = disk.journal(dir, disk_on)
+  local report, audit = dir .. "/report.json", dir .. "/audit.jsonl"
+  local finished, earlier, first = 0, 0, {}
+  local function batch()
+    return client:batch(input(), {
+      concurrency = CONCURRENCY, policy = policy, journal = journal, report = report, audit = audit,
+      on_result = function()
+        finished = finished + 1
+        if finished == expire_after then emu:advance_clock(4000) end
+      end,
+    })
   end
+  local rep, err = batch()
+  if rep and full then -- the disk filled up under the journal: free space, resume
+    fault_counts["disk full (journal), resumed"] = (fault_counts["disk full (journal), resumed"] or 0) + 1
+    earlier = rep.requests
+    for e in rep:entries() do first[e.key] = e.outcome end
+    rep:close()
+    journal = disk.free(journal)
+    rep, err = batch()
+  end
+  if not rep then return problem(r, "the batch did not run: " .. tostring(err)) end
 
   -- Accounting: the report file, the journal and the server agree.
   local doc = cjson.decode(assert(helpers.read_file(report)))
@@ -240,8 +225,9 @@ local function run_round(r)
   for _, p in ipairs(emu:prequalifications().items) do stored[p.data] = (stored[p.data] or 0) + 1 end
   local received = emu:received(PATH)
   if doc.counts.total ~= n then problem(r, string.format("%d items, the report has %d", n, doc.counts.total)) end
-  if received ~= doc.requests then
-    problem(r, string.format("the server received %d requests, the report counts %d", received, doc.requests))
+  if received ~= doc.requests + earlier then
+    problem(r, string.format("the server received %d requests, the reports count %d", received,
+      doc.requests + earlier))
   end
   local seen = {}
   for _, e in ipairs(doc.items) do
@@ -256,6 +242,14 @@ local function run_round(r)
       local rec = done[e.key]
       if e.outcome == "denied" then
         if rec then problem(r, "denied item " .. i .. " has a done record") end
+      elseif disk.intent_only(e) then
+        -- What the faulted run's report said settles it (journal resolve).
+        local want = ({ approved = 1, skipped = 0 })[first[e.key]]
+        if s > 1 or (want and s ~= want) then
+          problem(r, "item " .. i .. " (intent, no outcome; " .. tostring(first[e.key]) .. " in the faulted "
+            .. "run's report) stored " .. s .. " times")
+        end
+        totals.intent_only = totals.intent_only + 1
       elseif not rec or rec.twice or rec.outcome ~= e.outcome or rec.attempts ~= e.attempts then
         problem(r, "item " .. i .. ": report says " .. e.outcome .. ", the journal "
           .. (rec and (rec.outcome .. (rec.twice and " twice" or "")) or "nothing"))
@@ -276,16 +270,16 @@ local function run_round(r)
   end
   if next(stored) then problem(r, "the server stored a hash that is no item of the batch") end
   totals.items = totals.items + n
-  totals.requests = totals.requests + doc.requests
+  totals.requests = totals.requests + doc.requests + earlier
   rep:close()
   for _, p in ipairs{ journal, report, audit } do os.remove(p) end
 end
 
 -- The run ------------------------------------------------------------------
 
-io.write(string.format("soak: %s, seed %d, concurrency %d, %d-%d items per batch, up to %d faults each\n",
+io.write(string.format("soak: %s, seed %d, concurrency %d, %d-%d items per batch, up to %d faults each; %s\n",
   opts.smoke and "smoke (18 s)" or (opts.minutes .. " min"), opts.seed, CONCURRENCY, MIN_ITEMS, MAX_ITEMS,
-  MAX_FAULTS))
+  MAX_FAULTS, disk_on and "a full disk under the journal in ~15% of batches" or disk_why))
 io.flush()
 
 local samples = {}
@@ -374,8 +368,9 @@ io.write(string.format("\n%d batches in %.0f s: %d items, %d requests; %d approv
   totals.skipped))
 io.write(string.format("faults injected: %d (%s); token expired mid-batch in %d batches\n", totals.faults,
   table.concat(flist, ", "), totals.expired))
-io.write(string.format("server stored %d = %d approved + %d unknown it acted on\n",
-  totals.approved + totals.acted_unknown, totals.approved, totals.acted_unknown))
+io.write(string.format("server stored %d = %d approved + %d unknown it acted on; %d unknown after a full disk "
+  .. "(intent, no outcome), each as its faulted run's report said\n",
+  totals.approved + totals.acted_unknown, totals.approved, totals.acted_unknown, totals.intent_only))
 -- Each injected fault that leaves an outcome unknown makes one unknown
 -- item; any other unknown is a request that timed out (1 s) under load.
 io.write(string.format("unknown outcomes: %d, injected %d (the server acted on %d of them, on %d injected)%s\n",

@@ -23,5 +23,7 @@ int luaopen_prequalify_core(lua_State *L)
     lspool_register(L);
     lclock_register(L);
     lpipeline_register(L);
+    lexec_register(L);
+    lidset_register(L);
     return 1;
 }

@@ -20,6 +20,8 @@ void lfile_register(lua_State *L);
 void lspool_register(lua_State *L);
 void lclock_register(lua_State *L);
 void lpipeline_register(lua_State *L);
+void lexec_register(lua_State *L);
+void lidset_register(lua_State *L);
 
 /* 1 while the handlers of signals_install are in place and have caught
  * SIGINT or SIGTERM (lsignal.c): a wait should end, the run is stopping. */
@@ -31,6 +33,10 @@ struct pq_result;
 struct pq_engine *lengine_get(lua_State *L, int idx);
 struct pq_engine *lengine_peek(lua_State *L, int idx);
 void lengine_push_res(lua_State *L, const struct pq_result *res);
+
+/* The identity set of a run (lidset.c), for the pipeline's add_input. */
+struct pq_idset;
+struct pq_idset *lidset_get(lua_State *L, int idx);
 
 PQ_EXPORT int luaopen_prequalify_core(lua_State *L);
 

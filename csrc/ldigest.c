@@ -17,6 +17,7 @@
 #include <openssl/opensslv.h>
 
 #include "lcore.h"
+#include "pq_idset.h"
 #include "pq_base64.h"
 #include "pq_dig.h"
 
@@ -175,44 +176,47 @@ static int ldigest_data(lua_State *L)
 }
 
 /* Feeds a field of the request at index 1 to the key digest, prefixed with
- * its length (4 bytes, big-endian); an absent optional field is empty. */
-static int ldigest_key_field(lua_State *L, EVP_MD_CTX *ctx, const char *name, int optional)
+ * its length (4 bytes, big-endian); the DN with its ASCII letters folded to
+ * lower case (pq_id_fold), as the server compares it. */
+static int ldigest_key_field(lua_State *L, EVP_MD_CTX *ctx, const char *name, int fold)
 {
-    size_t n = 0;
+    size_t n = 0, i, k;
     const char *s;
-    unsigned char len[4];
-    int type = lua_getfield(L, 1, name);
-    if (type == LUA_TNIL && optional) {
-        s = "";
-    } else {
-        if (type != LUA_TSTRING) return luaL_error(L, "request_key: field '%s' is not a string", name);
-        s = lua_tolstring(L, -1, &n);
-    }
+    unsigned char len[4], low[128];
+    int ok;
+    if (lua_getfield(L, 1, name) != LUA_TSTRING) return luaL_error(L, "request_key: field '%s' is not a string", name);
+    s = lua_tolstring(L, -1, &n);
     len[0] = (unsigned char)(n >> 24);
     len[1] = (unsigned char)(n >> 16);
     len[2] = (unsigned char)(n >> 8);
     len[3] = (unsigned char)n;
+    ok = EVP_DigestUpdate(ctx, len, 4);
+    if (!fold) ok = ok && EVP_DigestUpdate(ctx, s, n);
+    for (i = 0; fold && ok && i < n; i += k) {
+        for (k = 0; k < sizeof low && i + k < n; k++) low[k] = pq_id_fold((unsigned char)s[i + k]);
+        ok = EVP_DigestUpdate(ctx, low, k);
+    }
     lua_pop(L, 1); /* still anchored by the request table */
-    return EVP_DigestUpdate(ctx, len, 4) && EVP_DigestUpdate(ctx, s, n);
+    return ok;
 }
 
 /* request_key(req) -> key, short key: the stable identity of a normalized
- * request for the journal (see journal.lua): Base64 without padding of the
- * SHA-256 of "prequalify-key-v1\0", the length-prefixed dn, data, user and
- * comment, then "h<hours>" or "-", then "1" or "0" for single_use; and its
- * first 8 bytes as a little-endian integer for the in-memory index. */
+ * request for the journal (see journal.lua, pq_idset.h): Base64 without
+ * padding of the SHA-256 of "prequalify-key-v2\0" and the length-prefixed
+ * dn (ASCII case folded), data and user - what the server matches at
+ * signing time, not the terms (hours, single-use, comment); and its first 8
+ * bytes as a little-endian integer for the in-memory index. */
 static int ldigest_request_key(lua_State *L)
 {
-    static const char tag[] = "prequalify-key-v1";
+    static const char tag[] = "prequalify-key-v2";
     ldigest_cache *c = (ldigest_cache *)lua_touserdata(L, lua_upvalueindex(1));
     const EVP_MD *md;
     EVP_MD_CTX *ctx;
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int outlen = 0;
-    char tail[32], b64[EVP_MAX_MD_SIZE * 2];
-    size_t tlen;
-    lua_Integer hours;
-    int isint, ok;
+    char b64[EVP_MAX_MD_SIZE * 2];
+    size_t i;
+    int ok;
     uint64_t shortkey = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -220,20 +224,12 @@ static int ldigest_request_key(lua_State *L)
     if (!c->key_ctx && !(c->key_ctx = EVP_MD_CTX_new())) return luaL_error(L, "out of memory");
     ctx = c->key_ctx;
     ok = EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, tag, sizeof tag);
-    ok = ok && ldigest_key_field(L, ctx, "dn", 0) && ldigest_key_field(L, ctx, "data", 0);
-    ok = ok && ldigest_key_field(L, ctx, "user", 0) && ldigest_key_field(L, ctx, "comment", 1);
-    lua_getfield(L, 1, "hours");
-    hours = lua_tointegerx(L, -1, &isint);
-    if (lua_isnil(L, -1)) tlen = (size_t)snprintf(tail, sizeof tail, "-");
-    else if (isint) tlen = (size_t)snprintf(tail, sizeof tail, "h" LUA_INTEGER_FMT, (LUAI_UACINT)hours);
-    else tlen = (size_t)snprintf(tail, sizeof tail, "h" LUA_NUMBER_FMT, (LUAI_UACNUMBER)luaL_checknumber(L, -1));
-    lua_getfield(L, 1, "single_use");
-    tail[tlen++] = lua_toboolean(L, -1) ? '1' : '0';
-    ok = ok && EVP_DigestUpdate(ctx, tail, tlen) && EVP_DigestFinal_ex(ctx, out, &outlen);
+    ok = ok && ldigest_key_field(L, ctx, "dn", 1) && ldigest_key_field(L, ctx, "data", 0);
+    ok = ok && ldigest_key_field(L, ctx, "user", 0) && EVP_DigestFinal_ex(ctx, out, &outlen);
     if (!ok || outlen < 8) return luaL_error(L, "digest computation failed in OpenSSL");
     pq_b64_encode(out, outlen, b64);
     lua_pushlstring(L, b64, 43);
-    for (tlen = 8; tlen-- > 0;) shortkey = shortkey << 8 | out[tlen];
+    for (i = 8; i-- > 0;) shortkey = shortkey << 8 | out[i];
     lua_pushinteger(L, (lua_Integer)shortkey);
     return 2;
 }

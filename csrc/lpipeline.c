@@ -5,7 +5,8 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
- *   p:add_input(index, t, line, file, source) -> slot | nil, message, field
+ *   p:add_input(index, t, line, file, source, ids) -> slot | nil, message, field
+ *     | false, index of an earlier item with the same identity (ids: core.idset)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
@@ -25,6 +26,7 @@
 #include "lcore.h"
 #include "ljournal.h"
 #include "lvalidate.h"
+#include "pq_idset.h"
 #include "pq_pipeline.h"
 
 #define LPIPELINE_MT "prequalify.pipeline"
@@ -180,10 +182,11 @@ static int lpipeline_add(lua_State *L)
     return 1;
 }
 
-/* p:add_input(index, t, line, file, source): an input request table that
- * nothing else looks at (no policy, journal or audit log), validated and
+/* p:add_input(index, t, line, file, source, ids): an input request table
+ * that nothing else looks at (no policy, journal or audit log), validated and
  * queued in one call with no Lua table made; a bad one gives core.validate's
- * nil, message, field. */
+ * nil, message, field; one whose identity an earlier item of the run claimed
+ * in `ids` gives false and that item's index (nothing queued). */
 static int lpipeline_add_input(lua_State *L)
 {
     lpipeline *lp = lpipeline_check(L);
@@ -195,8 +198,18 @@ static int lpipeline_add_input(lua_State *L)
     it.line = lua_type(L, 4) == LUA_TNUMBER ? (double)lua_tonumber(L, 4) : -1;
     it.file = lpipeline_text(L, 5);
     it.source = lpipeline_text(L, 6);
-    lua_settop(L, 6);
+    lua_settop(L, 7);
     if ((rc = lvalidate_item(L, 3, &it)) != 0) return rc;
+    if (!lua_isnil(L, 7)) {
+        long long first = pq_idset_claim(lidset_get(L, 7), it.dn.s, it.dn.n, it.data.s, it.data.n,
+                                         it.user.s, it.user.n, it.index);
+        if (first < 0) return luaL_error(L, "out of memory (identity set)");
+        if (first > 0) {
+            lua_pushboolean(L, 0);
+            lua_pushinteger(L, (lua_Integer)first);
+            return 2;
+        }
+    }
     slot = pq_pipeline_add(lp->p, &it);
     if (slot < 0) return luaL_error(L, "out of memory (pipeline item)");
     lua_pushinteger(L, slot);

@@ -96,12 +96,14 @@ int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap)
     if (rc == 0) rc = pq_json_field(p, &len, "user", &v[PQ_SP_USER]);
     if (rc == 0) rc = pq_json_field(p, &len, "data", &v[PQ_SP_DATA]);
     if (rc == 0) rc = pq_json_field(p, &len, "comment", &v[PQ_SP_COMMENT]);
-    if (rc == 0) rc = pq_records_room(p, len, 96);
+    if (rc == 0) rc = pq_records_room(p, len, 192);
     if (rc != 0) {
         snprintf(err, errcap, "out of memory (journal record)");
         return -1;
     }
     if (v[PQ_SP_HOURS].present) len += (size_t)snprintf(p->buf + len, 48, ",\"hours\":%.14g", v[PQ_SP_HOURS].num);
+    if (v[PQ_SP_LINE].present) len += (size_t)snprintf(p->buf + len, 48, ",\"line\":%.14g", v[PQ_SP_LINE].num);
+    len += (size_t)snprintf(p->buf + len, 48, ",\"index\":%lld", x->index);
     len += (size_t)snprintf(p->buf + len, 48, ",\"single_use\":%s}\n",
                             v[PQ_SP_SINGLE_USE].num == 2 ? "true" : "false");
     return pq_journal_put(p, len, err, errcap);

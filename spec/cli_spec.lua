@@ -112,9 +112,12 @@ describe("prequalify usage errors exit 2 #nosan", function()
     local tf = cli.secret_file(dir, "token", "abc")
     local r = cli.run({ "token", "info", "--url", "https://localhost:1", "--token-file", tf, "--timeout", "2" },
       { env = { PREQUALIFY_TOKEN = "other", PREQUALIFY_USERNAME = "u", PREQUALIFY_PASSWORD = "p" } })
-    -- Not a usage error: the connection fails instead (nothing listens on port 1).
+    -- Not a usage error: the connection fails instead (nothing listens on port 1),
+    -- and says so in one line, not with an internal crash and its traceback.
     assert.equal(1, r.code)
     assert.falsy(r.err:find("give one way", 1, true))
+    assert.truthy(r.err:find("prequalify: transport error: .*port 1"), r.err)
+    assert.falsy(r.err:find("traceback", 1, true), r.err)
     helpers.rm_rf(dir)
   end)
 end)
@@ -485,6 +488,25 @@ describe("prequalify against the emulator #emulator #nosan", function()
       assert.equal(0, emu:received(""))
     end)
 
+    it("warns about data of no known digest length, in text and in JSON, without refusing it", function()
+      local manifest = helpers.write_file(dir .. "/short.jsonl", table.concat({
+        cjson.encode{ data = "AAECAwQFBgcICQoL" }, -- 12 bytes
+        cjson.encode{ data = helpers.SHA256_B64 },
+      }, "\n") .. "\n")
+      local argv = { "plan", manifest, "--dn", DN, "--user", USER, "--comment", "c" }
+      local r = cli.run(argv)
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("12-byte AAEC", 1, true), r.out)
+      assert.truthy(r.out:find("warning: data decodes to 12 bytes, the length of no known digest", 1, true), r.out)
+      assert.truthy(r.err:find("1 item with data of no known digest length", 1, true), r.err)
+      argv[#argv + 1] = "--json"
+      local doc = cli.json(cli.run(argv))
+      assert.matches("pre%-qualify it only if it is not meant to be a digest", doc.items[1].warning)
+      assert.is_nil(doc.items[2].warning)
+      assert.equal(1, doc.counts.unusual_length)
+      assert.equal(0, emu:received(""))
+    end)
+
     it("exits 1 when an item would be denied or is invalid, and prints JSON with --json", function()
       local policy = helpers.write_file(dir .. "/hours.lua", "return policy.max_hours(4)\n")
       local manifest = helpers.write_file(dir .. "/plan.jsonl", table.concat({
@@ -702,6 +724,24 @@ describe("prequalify emulator #emulator #nosan", function()
     os.execute("kill -INT -" .. pgid)
     pipe:read("a")
     local ok, how, code = pipe:close()
+    assert.is_true(ok, tostring(how) .. " " .. tostring(code))
+  end)
+
+  it("stops on a SIGTERM sent to its own pid and leaves no process behind", function()
+    local pipe, pid = cli.spawn({ cli.CLI, "emulator", "--port", "0", "--max-lifetime", "120" })
+    local ready = pipe:read("l")
+    assert.truthy(ready and ready:match("^READY "), ready)
+    os.execute("kill -TERM " .. pid) -- the pid only, as `prequalify emulator & kill $!` does
+    -- Waits for that pid to end (bounded), then looks for anything left of
+    -- its process group (cli.spawn made the pid a group leader).
+    os.execute("timeout 60 tail --pid=" .. pid .. " -f /dev/null")
+    local p = io.popen("pgrep -g " .. pid)
+    local left = p:read("a")
+    p:close()
+    if left ~= "" then os.execute("kill -TERM -" .. pid) end -- so that the pipe closes
+    pipe:read("a")
+    local ok, how, code = pipe:close()
+    assert.equal("", left)
     assert.is_true(ok, tostring(how) .. " " .. tostring(code))
   end)
 

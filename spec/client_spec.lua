@@ -376,6 +376,19 @@ describe("client #emulator", function()
       }
       assert.is_nil(err)
       assert.is_true(res.ok)
+      -- What the server stored, field by field, is what was asked for.
+      local stored = emu:preapprovals()
+      assert.equal(1, stored.count)
+      local p = stored.items[1]
+      assert.equal(helpers.DN_PROD, p.dn)
+      assert.equal(helpers.USER, p.user_name)
+      assert.equal("one build", p.comment)
+      assert.equal(1, p.hours)
+      assert.equal(1795716000, p.not_before) -- 2026-11-26T18:00:00Z
+      assert.equal(1795716000 + 3600, p.expiry)
+      assert.equal("10.0.0.5", p.ip)
+      assert.equal([[C:\Program Files\signtool.exe]], p.executable)
+      assert.is_true(p.single_use)
     end)
 
     it("rejects a NotBefore that is not UTC ISO 8601", function()
@@ -407,6 +420,16 @@ describe("client options", function()
     assert.same({ "invalid", "timeout" }, { err.kind, err.field })
   end)
 
+  it("refuses a url with a query string or fragment, naming the rule without echoing it", function()
+    for _, url in ipairs{ "https://host/?token=abc", "https://host/#token=abc", "host?token=abc" } do
+      local c, err = prequalify.client{ url = url, token = "t" }
+      assert.is_nil(c)
+      assert.same({ "invalid", "url" }, { err.kind, err.field })
+      assert.matches("query string or fragment", tostring(err), 1, true)
+      assert.is_nil(tostring(err):find("abc", 1, true))
+    end
+  end)
+
   it("rejects a url with credentials or without a scheme", function()
     assert.is_nil((prequalify.client{ url = "https://u:p@tpp.example", token = "t" }))
     assert.is_nil((prequalify.client{ url = "tpp.example", token = "t" }))
@@ -418,7 +441,8 @@ describe("client options", function()
   end)
 
   it("raises for an options argument that is not a table", function()
-    assert.has_error(function() prequalify.client("https://x") end)
+    assert.error_matches(function() prequalify.client("https://x") end,
+      "prequalify.client: expected a table of options, got string", 1, true)
   end)
 
   it("strips a trailing slash or /vedsdk from the url", function()

@@ -521,7 +521,7 @@ describe("policy.environment", function()
     assert.has_error(function() policy.environment("Production*") end,
       'policy.environment: pattern "Production*" must start with \\ (e.g. \\VED\\Code Signing\\**) ' ..
       'or with ** (e.g. **\\Production*)')
-    assert.has_error(function() policy.environment{} end)
+    assert.error_matches(function() policy.environment{} end, "expected DN patterns", 1, true)
   end)
 
   it("anchors a pattern at both ends", function()
@@ -565,7 +565,7 @@ describe("policy.users", function()
   end)
 
   it("refuses a malformed identity when the policy is built", function()
-    assert.has_error(function() policy.users{ "build-bot" } end)
+    assert.error_matches(function() policy.users{ "build-bot" } end, "must be a PrefixedName", 1, true)
     assert.has_error(function() policy.users{} end, "policy.users: expected {allow = {...}} and/or {deny = {...}}")
   end)
 end)
@@ -595,8 +595,9 @@ describe("policy.max_hours", function()
   it("refuses a limit that is not a whole number of hours", function()
     assert.has_error(function() policy.max_hours(0) end,
       "policy.max_hours: expected a whole number of hours from 1 to 8760, got 0")
-    assert.has_error(function() policy.max_hours(2.5) end)
-    assert.has_error(function() policy.max_hours("4") end)
+    assert.error_matches(function() policy.max_hours(2.5) end,
+      "expected a whole number of hours from 1 to 8760, got 2.5", 1, true)
+    assert.error_matches(function() policy.max_hours("4") end, "expected a whole number of hours", 1, true)
   end)
 end)
 
@@ -763,7 +764,8 @@ describe("policy.deny_hashes and policy.allow_hashes", function()
   end)
 
   it("refuse a file that cannot be read", function()
-    assert.has_error(function() policy.deny_hashes(dir .. "/missing.txt") end)
+    assert.error_matches(function() policy.deny_hashes(dir .. "/missing.txt") end,
+      "policy.deny_hashes: cannot read", 1, true)
   end)
 
   it("refuse a list entry that is no digest", function()
@@ -864,9 +866,9 @@ describe("policy.time_window", function()
   end)
 
   it("refuses a malformed time or day", function()
-    assert.has_error(function() policy.time_window{ from = "9am" } end)
-    assert.has_error(function() policy.time_window{ days = { "funday" } } end)
-    assert.has_error(function() policy.time_window{} end)
+    assert.error_matches(function() policy.time_window{ from = "9am" } end, 'from must be "HH:MM"', 1, true)
+    assert.error_matches(function() policy.time_window{ days = { "funday" } } end, "unknown day funday", 1, true)
+    assert.error_matches(function() policy.time_window{} end, "give days, hours or from/to", 1, true)
   end)
 end)
 
@@ -967,7 +969,8 @@ describe("policy.rate_limit", function()
   it("refuses bad limits", function()
     assert.has_error(function() policy.rate_limit{ max = 0, per_seconds = 1 } end,
       "policy.rate_limit: max must be a positive integer, got 0")
-    assert.has_error(function() policy.rate_limit{ max = 1, per_seconds = -1 } end)
+    assert.error_matches(function() policy.rate_limit{ max = 1, per_seconds = -1 } end,
+      "per_seconds must be a positive number", 1, true)
     assert.has_error(function() policy.rate_limit{ max = 1, per_seconds = 1, key = "dn" } end,
       'policy.rate_limit: key must be "user", "environment" or "all", got dn')
   end)

@@ -87,8 +87,9 @@ describe("an invalid request", function()
       assert.has_error(function() prequalify.request(bad) end,
         "prequalify.request: expected a table of fields, got " .. type(bad))
     end
-    assert.has_error(function() prequalify.request() end)
-    assert.has_error(function() prequalify.encode(42) end)
+    assert.error_matches(function() prequalify.request() end,
+      "prequalify.request: expected a table of fields, got nil", 1, true)
+    assert.error_matches(function() prequalify.encode(42) end, "expected a table of fields, got number", 1, true)
   end)
 end)
 

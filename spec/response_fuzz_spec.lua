@@ -134,21 +134,96 @@ local function dump(r)
   return "{" .. table.concat(parts, ", ") .. "}"
 end
 
--- The outcome and kind DESIGN.md prescribes for r, or "ok".
-local function expected(r)
-  if r.curl_code ~= 0 then
-    local outcome = r.sent and "unknown" or "not_sent"
-    if r.curl_code == CURLE.SEND_FAIL_REWIND and not r.oversized then outcome = "unknown" end
-    return r.oversized and "protocol" or "transport", outcome
+-- The oracle: the table "Which kind and outcome a reply gets" in
+-- docs/TROUBLESHOOTING.md, read from the file, not restated from the code.
+-- Every reply must match exactly one row, whatever the rows' order.
+local helpers = require "helpers"
+local cjson_safe = require "cjson.safe"
+
+local function status_matcher(text)
+  local tests = {}
+  for item in text:gmatch("[^;]+") do
+    item = item:match("^%s*(.-)%s*$")
+    local a, b = item:match("^(%d+)%-(%d+)")
+    local n = tonumber(item:match("^(%d+)"))
+    local except = {}
+    for x in (item:match("except (.*)$") or ""):gmatch("%d+") do except[tonumber(x)] = true end
+    tests[#tests + 1] = function(st, ra)
+      if item == "any" then return true end
+      if item == "2xx" then return st >= 200 and st < 300 end
+      if item:find("with Retry%-After") then return st == n and ra ~= nil end
+      if item:find("without Retry%-After") then return st == n and ra == nil end
+      if item:find("and above") then return st >= n end
+      if a then return st >= tonumber(a) and st <= tonumber(b) and not except[st] end
+      assert(n, "unreadable status in the docs table: " .. item)
+      return st == n
+    end
   end
-  local s = r.status
-  if s >= 200 and s < 300 then return nil end -- depends on the body; checked below
-  if s == 401 then return "auth", "rejected" end
-  if s == 403 then return "forbidden", "rejected" end
-  if s == 429 or (s == 503 and r.retry_after) then return "http", "rejected" end
-  -- 503 without Retry-After: the server says it did not take the request.
-  if s == 500 or s == 502 or (s >= 504 and s < 600) then return "http", "unknown" end
-  return "http", "rejected"
+  return function(st, ra)
+    for _, t in ipairs(tests) do if t(st, ra) then return true end end
+    return false
+  end
+end
+
+local function transfer_matcher(text)
+  local words = {}
+  for w in text:gmatch("[^,]+") do words[#words + 1] = w:match("^%s*(.-)%s*$") end
+  return function(r)
+    local failed = r.curl_code ~= 0
+    for _, w in ipairs(words) do
+      local ok
+      if w == "complete" then ok = not failed
+      elseif w == "error" then ok = failed
+      elseif w == "too large" then ok = r.oversized
+      elseif w == "send rewind failed (not too large)" then
+        ok = not r.oversized and r.curl_code == CURLE.SEND_FAIL_REWIND
+      elseif w == "other (not too large)" then
+        ok = not r.oversized and r.curl_code ~= CURLE.SEND_FAIL_REWIND
+      elseif w == "sent" then ok = r.sent
+      elseif w == "not sent" then ok = not r.sent
+      else error("unreadable transfer in the docs table: " .. w) end
+      if not ok then return false end
+    end
+    return true
+  end
+end
+
+local function body_class(body)
+  local doc = cjson_safe.decode(body)
+  if type(doc) == "table" and doc.Success == true then return "success" end
+  if type(doc) == "table" and doc.Success == false then return "refusal" end
+  return "other"
+end
+
+local ROWS = {}
+do
+  local text = assert(helpers.read_file(helpers.ROOT .. "/docs/TROUBLESHOOTING.md"))
+  local tbl = assert(text:match("### Which kind and outcome a reply gets\n.-\n(| transfer |.-)\n\n"),
+    "the table is missing from docs/TROUBLESHOOTING.md")
+  for line in tbl:gmatch("[^\n]+") do
+    local cells = {}
+    for c in line:gmatch("|([^|]*)") do cells[#cells + 1] = c:match("^%s*(.-)%s*$") end
+    if cells[1] ~= "transfer" and not cells[1]:find("^%-") then
+      ROWS[#ROWS + 1] = { transfer = transfer_matcher(cells[1]), status = status_matcher(cells[2]),
+                          body = cells[3], kind = cells[4], outcome = cells[5], text = line }
+    end
+  end
+  assert(#ROWS >= 10, "the docs table has " .. #ROWS .. " rows")
+end
+
+-- The kind and outcome the docs give for r (nil, nil: a success).
+local function expected(r)
+  local found
+  for _, row in ipairs(ROWS) do
+    if row.transfer(r) and row.status(r.status, r.retry_after)
+      and (row.body == "any" or r.curl_code ~= 0 or row.body == body_class(r.body)) then
+      assert(not found, "two rows of the docs table match:\n" .. (found and found.text or "") .. "\n" .. row.text)
+      found = row
+    end
+  end
+  assert(found, "no row of the docs table matches")
+  if found.kind == "(success)" then return nil end
+  return found.kind, found.outcome
 end
 
 local function check(r)
@@ -156,6 +231,7 @@ local function check(r)
   assert(ok, "classify raised: " .. tostring(res))
   if res ~= nil then
     assert(err == nil, "both a result and an error")
+    assert(expected(r) == nil, "a success where the docs table says an error")
     assert(r.curl_code == 0 and r.status >= 200 and r.status < 300, "success for a failed transfer")
     assert(res.ok == true and res.status == r.status, "success table lacks ok/status")
     assert(res.body and res.body.Success == true, "success without Success:true")
@@ -178,14 +254,9 @@ local function check(r)
     assert(type(err.retry_after) == "number" and err.retry_after >= 0, "bad retry_after")
   end
   local kind, outcome = expected(r)
-  if kind then
-    assert(err.kind == kind, "kind " .. err.kind .. ", expected " .. kind)
-    assert(err.outcome == outcome, "outcome " .. err.outcome .. ", expected " .. outcome)
-  else
-    -- A 2xx that is not a success: refused by the server, or not understood.
-    assert(err.kind == "server" or err.kind == "protocol", "2xx gave kind " .. err.kind)
-    assert(err.outcome == (err.kind == "server" and "rejected" or "unknown"), "2xx outcome " .. err.outcome)
-  end
+  assert(kind, "an error where the docs table says success")
+  assert(err.kind == kind, "kind " .. err.kind .. ", expected " .. kind)
+  assert(err.outcome == outcome, "outcome " .. err.outcome .. ", expected " .. outcome)
   if r.curl_code == 0 then assert(err.status == r.status, "status not carried over") end
 end
 

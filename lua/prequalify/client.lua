@@ -49,6 +49,11 @@ end
 local function check_url(opts)
   local url = opts.url
   if not url then return invalid("url", "url is required: the server root, e.g. https://tpp.example.com") end
+  -- Checked first, so that no message below echoes a query that may hold a secret.
+  if url:find("[?#]") then
+    return invalid("url", "url must not hold a query string or fragment ('?' or '#'): "
+      .. "give the server root, e.g. https://tpp.example.com")
+  end
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.+)$")
   if not scheme then return invalid("url", "url must look like https://host[:port], got '" .. url .. "'") end
   scheme = scheme:lower()

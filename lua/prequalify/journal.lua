@@ -13,15 +13,23 @@
 -- it and report the recorded outcome; `intent` - the server may have acted,
 -- report `unknown` and do not resend unless the caller opts in; `attempt` -
 -- nothing happened, send it. Items are identified by `key(req)`, a SHA-256
--- of the request's fields. The journal holds requests and outcomes only:
+-- of what the server matches at signing time (DN without regard to letter
+-- case, data, user); hours, single-use and comment are the item's terms, kept
+-- in its intent records. The journal holds requests and outcomes only:
 -- never a token, password or header.
+--
+-- Format 2 (this one) keys items by identity; format 1 keyed them by all
+-- their fields, terms included. A format 1 journal is refused with a message
+-- that says so: its keys cannot tell which items are the same approval.
 --
 -- Record shapes (one JSON object per line):
 --
---     {"type":"run","v":1,"time":1764185000.1,"event":"start"}
---     {"type":"intent","key":"...","attempt":1,"time":...,"dn":"...","user":"...","data":"...",...}
+--     {"type":"run","v":2,"time":1764185000.1,"event":"start"}
+--     {"type":"intent","key":"...","attempt":1,"time":...,"dn":"...","user":"...","data":"...",
+--      "hours":2,"single_use":false,"comment":"...","line":7,"index":7}
 --     {"type":"attempt","key":"...","attempt":1,"outcome":"rejected","status":429}
 --     {"type":"done","key":"...","outcome":"approved","attempts":1,"status":200,"result":1,...}
+--     {"type":"done","key":"...","outcome":"approved","resolved":true,"note":"..."}  (journal resolve)
 -- @module prequalify.journal
 local core = require "prequalify.core"
 local cjson = require "cjson"
@@ -31,19 +39,20 @@ local M = {}
 
 local request_key = core.request_key
 
-M.VERSION = 1
+M.VERSION = 2
 
 local json = cjson.new()
 json.encode_invalid_numbers(false)
 json.decode_max_depth(8)
 
 --- The stable key of a request: Base64 (no padding) of the SHA-256 of its
--- fields, each length-prefixed so that no two requests share a key.
+-- identity (DN folded to lower case, data, user), each length-prefixed so
+-- that no two identities share a key.
 -- @param req a normalized request
 -- @return the key (text, as written in records), and a short form (its
 --   first 64 bits as an integer) that the in-memory index uses to stay small
 function M.key(req)
-  -- SHA-256 over "prequalify-key-v1\0" and the length-prefixed fields, in
+  -- SHA-256 over "prequalify-key-v2\0" and the length-prefixed fields, in
   -- the C core (core.request_key documents the exact bytes).
   return request_key(req)
 end
@@ -69,8 +78,9 @@ end
 
 -- Reads an existing journal into the index: short key -> byte offset of
 -- the item's last record (read back, decoded and checked against the full
--- key only when the item comes up), so that the index costs a few dozen
--- bytes an item: integers only, no string per item.
+-- key only when the item comes up), and into `intents`: short key -> offset
+-- of its last intent (its terms), so that the index costs a few dozen bytes
+-- an item: integers only, no string per item.
 local function read_index(self)
   local f = io.open(self.path, "rb")
   if not f then return true end
@@ -86,7 +96,11 @@ local function read_index(self)
       if k then
         if self.index[k] == nil then self.known = self.known + 1 end
         self.index[k] = pos
+        if rec.type == "intent" then self.intents[k] = pos end
+        if rec.type == "intent" and rec.dn ~= nil then self.has_requests = true end
       end
+    elseif ok and type(rec) == "table" and rec.type == "run" and rec.event == "start" and rec.v ~= M.VERSION then
+      self.old_version = self.old_version or rec.v or "unknown"
     elseif not ok or type(rec) ~= "table" then
       -- A torn last line is what a crash during a write leaves: ignore it.
       torn = torn + 1
@@ -112,10 +126,18 @@ function M.open(path)
   local handle, created = core.journal_open(path)
   if not handle then return nil, errors.new("invalid", created, { field = "journal", path = path }) end
   local self = setmetatable({
-    path = path, handle = handle, created = created, index = {},
+    path = path, handle = handle, created = created, index = {}, intents = {}, resolved = {}, claimed = {},
     known = 0, records = 0, torn = 0,
   }, Journal)
   read_index(self)
+  if self.old_version and self.has_requests then
+    handle:close()
+    return nil, errors.new("invalid", string.format("journal %s was written in format %s by an earlier "
+      .. "version of prequalify, which keyed items by all their fields; this version (format %d) keys them by "
+      .. "DN, data and user and cannot read it safely. Finish or inspect it with the earlier version, or "
+      .. "start a new journal file (items the old journal approved will then be sent again)",
+      path, tostring(math.tointeger(self.old_version) or self.old_version), M.VERSION), { field = "journal", path = path })
+  end
   -- After a torn last line, start on a fresh line.
   if self.unterminated then handle:write("\n") end
   self:write{ type = "run", v = M.VERSION, event = "start", time = core.time(),
@@ -138,27 +160,33 @@ local function record_at(self, offset, key)
   return nil
 end
 
---- Claim an item for this run and learn what earlier runs recorded.
+--- What earlier runs recorded of an item (matched on the full key).
+-- Duplicates within a run are the run's business (`core.idset`).
 -- @param key the key (from `key`)
 -- @param ikey its short form (from `key`)
--- @param seq the item's number in this run
--- @return the number of an earlier item of this run with the same key (a
---   duplicate); or nil and then nil (nothing recorded), `"intent"` (sent,
---   no reply recorded), `"clear"` (tried, nothing done) or `"done"`, with
---   the record. Records from earlier runs are matched on the full key;
---   duplicates within the run on the 64-bit short key, where a false match
---   (odds about 1 in 4 x 10^7 for a million-item run) would show as a reported
---   skip, never as a second request.
-function Journal:claim(key, ikey, seq)
+-- @return nil (nothing recorded), `"intent"` (sent, no reply recorded),
+--   `"clear"` (tried, nothing done) or `"done"`; the last record; and the
+--   item's last intent record (its terms as sent), if any
+function Journal:lookup(key, ikey)
+  local rec = self.resolved[key]
   local v = self.index[ikey]
-  if v and v < 0 then return -v end
-  self.index[ikey] = -seq
-  if not v then return nil end
-  local rec = record_at(self, v, key)
+  if not rec and not v then return nil end
+  rec = rec or record_at(self, v, key)
   if not rec then return nil end
-  if rec.type == "intent" then return nil, "intent", rec end
-  if rec.type == "attempt" then return nil, "clear", rec end
-  return nil, "done", rec
+  local intent = self.intents[ikey] and record_at(self, self.intents[ikey], key)
+  if rec.type == "intent" then return "intent", rec, intent end
+  if rec.type == "attempt" then return "clear", rec, intent end
+  return "done", rec, intent
+end
+
+--- Claim a key for this run (the ticket decider's journal, one key per
+-- ticket): the number of an earlier claim of this run with the same key;
+-- or nil and then what `lookup` returns.
+function Journal:claim(key, ikey, seq)
+  local first = self.claimed[ikey]
+  if first then return first end
+  self.claimed[ikey] = seq
+  return nil, self:lookup(key, ikey)
 end
 
 --- Append one record (buffered; see `sync`).

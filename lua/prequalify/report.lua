@@ -1,6 +1,5 @@
 --- The batch report: counts by outcome and one entry per item, written as
--- JSON or told as a short summary; and the audit log (JSON Lines, one
--- record per decision and per outcome), enabled separately.
+-- JSON or told as a short summary. (The audit log is prequalify.audit_log.)
 --
 -- Outcomes: `approved` (the server pre-qualified it), `denied` (the policy
 -- said no; nothing sent), `failed` (invalid input, or the server certainly
@@ -89,6 +88,7 @@ local function compact_decode(s)
   end
   return e
 end
+M.encode = encode
 local spool_compact = core.spool_record
 
 -- Writes one spool record: length-prefixed, compact when the entry allows
@@ -253,34 +253,36 @@ local HEAD_FIELDS = { "status", "interrupted", "reason", "counts", "expected", "
 
 --- The report as one JSON document: `{status, counts, ..., items = [...]}`.
 -- Written to a temporary file beside `path` and renamed, entry by entry.
+-- When the disk refuses it, the temporary file (complete when only the rename
+-- failed, partial otherwise) is left in place and the message says where.
 -- @tparam string path where the report goes
--- @return true, or nil and a message naming the path (error writing or renaming)
+-- @return true, or nil and a message naming the path and the error
 function Report:write_json(path)
   local tmp = path .. ".tmp"
   local f, err = io.open(tmp, "wb")
   if not f then return nil, "report " .. tostring(err) end
-  f:write("{")
+  local werr -- the first write error: f:write returns nil, message
+  local function put(...) if not werr then werr = select(2, f:write(...)) end end
+  put("{")
   for _, k in ipairs(HEAD_FIELDS) do
-    if self[k] ~= nil then f:write(json.encode(k), ":", json.encode(self[k]), ",\n") end
+    if self[k] ~= nil then put(json.encode(k), ":", json.encode(self[k]), ",\n") end
   end
-  f:write('"items":[')
+  put('"items":[')
   local first = true
   for entry in self:entries() do
-    f:write(first and "\n" or ",\n", encode(entry))
+    if werr then break end
+    put(first and "\n" or ",\n", encode(entry))
     first = false
   end
-  f:write("\n]}\n")
-  local ok, werr = f:close()
-  if not ok then
-    os.remove(tmp)
-    return nil, "report " .. path .. ": " .. tostring(werr)
+  put("\n]}\n")
+  local ok, cerr = f:close()
+  werr = werr or (not ok and cerr)
+  if not werr then
+    local rok, rerr = os.rename(tmp, path)
+    if rok then return true end
+    return nil, "report " .. path .. ": cannot replace it: " .. tostring(rerr) .. "; the complete report is at " .. tmp
   end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then
-    os.remove(tmp)
-    return nil, "report " .. tostring(rerr)
-  end
-  return true
+  return nil, "report " .. path .. ": cannot write it: " .. tostring(werr) .. "; the partial report is at " .. tmp
 end
 
 local function plural(n, word)
@@ -351,53 +353,6 @@ function Report:close()
     self.spool:close()
     self.spool = nil
     self.items = self.items or {}
-  end
-end
-
--- ---------------------------------------------------------------------------
--- Audit log
-
-local Audit = {}
-Audit.__index = Audit
-Audit.__name = "prequalify.audit"
-
-local function utc(t)
-  return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. string.format(".%03dZ", math.floor((t % 1) * 1000))
-end
-
---- Open an audit log (JSON Lines, appended): one record per policy decision
--- and one per final outcome, with UTC times. Never holds a secret.
--- @return the log, or nil and a message
-function M.audit(path)
-  local f, err = io.open(path, "ab")
-  if not f then return nil, "audit log " .. tostring(err) end
-  f:setvbuf("full")
-  return setmetatable({ f = f, path = path }, Audit)
-end
-
-function Audit:record(rec)
-  local t = core.time()
-  rec.time = utc(t)
-  self.f:write(encode(rec), "\n")
-end
-
---- A policy decision for an item.
-function Audit:decision(entry, decision)
-  self:record{ event = "decision", index = entry.index, key = entry.key, request = entry.request,
-               allow = decision.allow, verdict = decision.verdict, trail = decision.trail }
-end
-
---- The final outcome of an item.
-function Audit:outcome(entry)
-  self:record{ event = "outcome", index = entry.index, key = entry.key, request = entry.request,
-               outcome = entry.outcome, reason = entry.reason, server = entry.server, error = entry.error,
-               attempts = entry.attempts, resumed = entry.resumed }
-end
-
-function Audit:close()
-  if self.f then
-    self.f:close()
-    self.f = nil
   end
 end
 

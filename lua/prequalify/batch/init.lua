@@ -20,6 +20,7 @@ local errors = require "prequalify.errors"
 local options = require "prequalify.options"
 local journal = require "prequalify.journal"
 local report = require "prequalify.report"
+local audit_log = require "prequalify.audit_log"
 local progress = require "prequalify.progress"
 local source = require "prequalify.batch.source"
 local run_mod = require "prequalify.batch.run"
@@ -35,7 +36,8 @@ M.TICK = 0.2
 local OPTIONS = {
   concurrency = "number", policy = "function|table", ctx = "table", journal = "string",
   on_result = "function", progress = "boolean|function|string", deadline = "number",
-  retry_unknown = "boolean", retry_failed = "boolean", report = "string", audit = "string",
+  retry_unknown = "boolean|table", retry_failed = "boolean", allow_reapproval = "boolean",
+  report = "string", audit = "string",
   keep_items = "boolean", signals = "boolean", total = "number", trails = "boolean",
   yield = "function",
 }
@@ -75,7 +77,7 @@ local function open_logs(t, opts)
   end
   if opts.audit then
     local err
-    audit, err = report.audit(opts.audit)
+    audit, err = audit_log.open(opts.audit)
     if not audit then
       if jr then jr:close() end
       return nil, errors.new("invalid", err, { field = "audit" })

@@ -30,12 +30,12 @@ local function prepared(v, meta, seq, lite)
 end
 
 -- What the journal says of the item: true to send it, false when it is
--- finished already.
+-- finished already; "approved" (and the record and intent) for an earlier
+-- approval whose terms the caller compares with what it would send.
 local function journal_allows(run, e, key, ikey)
-  local action, v = resume.claim(run.jr, key, ikey, e.index, run)
-  if action == "duplicate" then
-    run:finalize(e, "skipped", nil, nil, "duplicate of item " .. v .. " (same fields)")
-  elseif action == "recorded" then
+  local action, v, intent = resume.claim(run.jr, key, ikey, run, e.line)
+  if action == "approved" then return action, v, intent end
+  if action == "recorded" then
     e.resumed = true
     e.attempts = v.attempts
     run:finalize(e, resume.recorded(v))
@@ -46,6 +46,27 @@ local function journal_allows(run, e, key, ikey)
     e.previous = v
     return true
   end
+  return false
+end
+
+-- An item an earlier run approved: reported as that approval when the
+-- terms are the same; else skipped, or sent as a deliberate re-approval
+-- (`allow_reapproval`). True when it is to be sent.
+local function approved_before(run, e, rec, intent, send)
+  local was, now = resume.terms_differ(intent, send)
+  if was and run.allow_reapproval then
+    e.reapproval = { approved = was, requested = now }
+    e.reason = "deliberate re-approval: already approved with other terms"
+    return true
+  end
+  e.resumed = true
+  if was then
+    e.terms = { approved = was, requested = now }
+    run:finalize(e, "skipped", nil, nil, "already approved with other terms")
+    return false
+  end
+  e.attempts = rec.attempts
+  run:finalize(e, resume.recorded(rec))
   return false
 end
 
@@ -92,11 +113,13 @@ function M.pull(run)
     -- with no Lua table for the item.
     local slot, msg, field
     if meta == nil then
-      slot, msg, field = run.pipe:add_input(seq, v)
+      slot, msg, field = run.pipe:add_input(seq, v, nil, nil, nil, run.ids)
     else
-      slot, msg, field = run.pipe:add_input(seq, v, meta.line, meta.file, meta.source)
+      slot, msg, field = run.pipe:add_input(seq, v, meta.line, meta.file, meta.source, run.ids)
     end
-    if not slot then
+    if slot == false then
+      run:finalize(new_entry(seq, meta), "skipped", nil, nil, "duplicate of item " .. msg)
+    elseif not slot then
       run:finalize(new_entry(seq, meta), "failed", nil, errors.new("invalid", msg, { field = field }))
     end
     return true
@@ -110,6 +133,11 @@ function M.pull(run)
     return true
   end
   e.request = summ
+  local first = run.ids:claim(summ, seq)
+  if first then
+    run:finalize(e, "skipped", nil, nil, "duplicate of item " .. first)
+    return true
+  end
   -- The key (SHA-256 of the fields) ties an item to its journal and audit
   -- records; without either nothing reads it.
   local key, ikey
@@ -117,12 +145,17 @@ function M.pull(run)
     key, ikey = journal.key(req)
     e.key = key
   end
-  if run.jr and not journal_allows(run, e, key, ikey) then return true end
+  local earlier, rec, intent
+  if run.jr then
+    earlier, rec, intent = journal_allows(run, e, key, ikey)
+    if not earlier then return true end
+  end
   local send = req
   if run.pol then
     send = policy_allows(run, e, req)
     if not send then return true end
   end
+  if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return true end
   local shown = summ
   if send ~= req then
     local eerr

@@ -42,6 +42,7 @@ function M.new(t, c)
     policy = c.policy, pol = opts.policy, ctx = opts.ctx or {}, on_result = opts.on_result,
     keep_trails = opts.trails, retry_unknown = opts.retry_unknown or false,
     retry_failed = opts.retry_failed or false, use_signals = opts.signals ~= false,
+    allow_reapproval = opts.allow_reapproval or false, ids = core.idset(),
     concurrency = c.concurrency, seq = 0, jobs = {}, timers = timers.new(),
     auth_epoch = 0, auth_dead = false, approved_seen = 0, exhausted = false, finished = false,
     -- Without a policy, a journal or an audit log nothing reads the
@@ -162,6 +163,12 @@ function Run:abandon(job)
     self:journal_done(job, "unknown", nil, last)
     self:finish_job(job, "unknown", nil, last)
   else
+    -- The disk refused a journal write or sync: this item's intent may be on
+    -- disk and it was never sent. Say so while we can, so that a resume sends
+    -- it; if this fails too, the resume says it may not have been sent.
+    if self.jr and (self.stop_reason or ""):find("^journal write failed") then
+      self.jr:attempt(job.key, job.attempts + 1, { outcome = "not_sent", kind = "journal" })
+    end
     self:finish_job(job, "skipped", nil, last, "not sent: " .. (self.stop_reason or self.stopping))
   end
 end
@@ -361,7 +368,13 @@ function Run:wrap_up(failed)
       self:warn(err.message)
     end
   end
-  if self.audit then self.audit:close() end
+  if self.audit then
+    local ok, err = self.audit:close()
+    if not ok then
+      rep.audit_error = err
+      self:warn(err)
+    end
+  end
   if failed then return rep end
   self.prog.finish(rep.counts, { in_flight = 0, stopping = self.stopping })
   if self.opts.report then

@@ -4,16 +4,14 @@
 -- $PREQUALIFY_EMULATOR.
 -- @module prequalify.cli.emulator
 
+local core = require "prequalify.core"
+
 local M = {}
 
 local function exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
   return f ~= nil
-end
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
 end
 
 --- Candidate locations of tpp_emulator.py for a script at `script`.
@@ -46,23 +44,21 @@ function M.run(args, cx)
   end
   local python = cx.getenv("PYTHON")
   if not python or python == "" then python = "python3" end
-  local argv = { q(python), q(path), "--port", q(args.port or 0) }
-  if args.host then argv[#argv + 1] = "--host " .. q(args.host) end
-  if args.state then argv[#argv + 1] = "--state " .. q(args.state) end
-  if args.http then argv[#argv + 1] = "--http" end
-  if args.control then argv[#argv + 1] = "--control" end
-  if args.verbose then argv[#argv + 1] = "--verbose" end
-  if args.max_lifetime then argv[#argv + 1] = "--max-lifetime " .. q(args.max_lifetime) end
+  local argv = { python, path, "--port", tostring(args.port or 0) }
+  local function add(...) for _, a in ipairs{ ... } do argv[#argv + 1] = tostring(a) end end
+  if args.host then add("--host", args.host) end
+  if args.state then add("--state", args.state) end
+  if args.http then add("--http") end
+  if args.control then add("--control") end
+  if args.verbose then add("--verbose") end
+  if args.max_lifetime then add("--max-lifetime", args.max_lifetime) end
   cx.out:flush()
-  -- os.execute waits with SIGINT ignored, so Ctrl-C stops the emulator
-  -- (which exits cleanly) and not this process.
-  local ok, how, code = os.execute("exec " .. table.concat(argv, " "))
-  if ok then return 0 end
-  if how == "exit" and code == 127 then
-    return cx:fail("cannot run " .. python .. ": is python3 installed?")
-  end
-  if how == "signal" then return 128 + code end
-  return code
+  io.stderr:flush()
+  -- Python takes this process's place: SIGTERM or Ctrl-C sent to the pid the
+  -- user started reaches the emulator (which exits cleanly), and there is no
+  -- child to leave behind. exec returns only when python could not start.
+  local _, err = core.exec(argv)
+  return cx:fail(err .. " (is python3 installed? set PYTHON to its path)")
 end
 
 -- Called as a command: `require("prequalify.cli.emulator")(args, cx)`.

@@ -43,6 +43,16 @@ function M.request_summary(req)
   }
 end
 
+--- A warning for data whose decoded length is that of no known digest (1-15
+-- bytes, or any length but 20, 32, 48 and 64): a truncated or mistaken hash
+-- would be pre-qualified as it is. Nil for a digest's length.
+function M.length_warning(req)
+  if type(req) ~= "table" or req.algorithm or not req.digest_length then return nil end
+  return string.format("data decodes to %d byte%s, the length of no known digest (sha1, sha256, sha384, "
+    .. "sha512); pre-qualify it only if it is not meant to be a digest", req.digest_length,
+    req.digest_length == 1 and "" or "s")
+end
+
 --- An error value as a plain table.
 function M.error_summary(err)
   if type(err) ~= "table" then return { message = tostring(err) } end

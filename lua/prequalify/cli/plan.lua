@@ -21,7 +21,7 @@ return function(args, cx)
     end)
   end
 
-  local counts = { total = 0, allow = 0, deny = 0, invalid = 0 }
+  local counts = { total = 0, allow = 0, deny = 0, invalid = 0, unusual_length = 0 }
   local ctx = {}
   if args.json then cx.out:write('{"items":[') end
   local index = 0
@@ -39,6 +39,8 @@ return function(args, cx)
       local d = policy.evaluate(pol, req, ctx)
       item.allow, item.verdict, item.reason, item.trail = d.allow, d.verdict, d.reason, d.trail
       item.request = output.request_summary(req)
+      item.warning = output.length_warning(req)
+      if item.warning then counts.unusual_length = counts.unusual_length + 1 end
       if d.verdict == "adjust" then item.sent = output.request_summary(d.request) end
       if d.allow then counts.allow = counts.allow + 1 else counts.deny = counts.deny + 1 end
     end
@@ -46,7 +48,7 @@ return function(args, cx)
       cx.out:write(index > 1 and ",\n" or "\n", output.json{
         index = item.index, item = output.label(item), file = item.file, line = item.line,
         allow = item.allow, verdict = item.verdict, reason = item.reason, request = item.request,
-        sent = item.sent, trail = output.trail(item.trail),
+        sent = item.sent, trail = output.trail(item.trail), warning = item.warning,
       })
     elseif item.verdict == "invalid" then
       cx:print("INVALID ", item.reason)
@@ -55,6 +57,7 @@ return function(args, cx)
       local head = item.allow and (item.verdict == "adjust" and "ALLOW (adjusted)" or "ALLOW") or "DENY"
       cx:print(head, "  ", output.label(item), "  ", r.algorithm or (tostring(r.digest_length) .. "-byte"), " ",
         output.short(r.data))
+      if item.warning then cx:print("  warning: ", item.warning) end
       for _, line in ipairs(output.trail_lines(item.trail)) do cx:print(line) end
     end
   end
@@ -63,6 +66,10 @@ return function(args, cx)
   else
     cx:print(string.format("plan: %d item%s: %d allow, %d deny, %d invalid (nothing was sent)", counts.total,
       counts.total == 1 and "" or "s", counts.allow, counts.deny, counts.invalid))
+  end
+  if counts.unusual_length > 0 then
+    cx:warn(string.format("%d item%s with data of no known digest length (see the warnings above)",
+      counts.unusual_length, counts.unusual_length == 1 and "" or "s"))
   end
   if counts.total == 0 then
     cx:warn("the inputs held no items")

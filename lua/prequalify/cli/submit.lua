@@ -65,6 +65,8 @@ return function(args, cx)
   local p, code = common.preamble(args, cx, NAME, { check = function(s) return request_from(args, s) end })
   if not p then return code end
   local req, what, pol, client = p.input.req, p.input.what, p.policy, p.client
+  local unusual = output.length_warning(req)
+  if unusual then cx:warn(unusual) end
 
   local res, err = client:prequalify(req, { policy = pol, retry_unknown = args.retry_unknown or nil })
   client:close()

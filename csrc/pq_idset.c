@@ -1,0 +1,92 @@
+/* pq_idset: see pq_idset.h. An open-addressing table of (hash, index). */
+#include "pq_prefix.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+#include "pq_idset.h"
+
+typedef struct pq_id_entry {
+    uint64_t hash;   /* 0: empty */
+    long long index;
+} pq_id_entry;
+
+struct pq_idset {
+    pq_id_entry *t;
+    size_t cap, n;   /* cap: a power of two */
+    uint64_t seed;
+};
+
+static uint64_t pq_id_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+pq_idset *pq_idset_new(void)
+{
+    pq_idset *s = (pq_idset *)calloc(1, sizeof *s);
+    struct timespec ts;
+    if (!s) return NULL;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->seed = pq_id_mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)s);
+    return s;
+}
+
+void pq_idset_free(pq_idset *s)
+{
+    if (!s) return;
+    free(s->t);
+    free(s);
+}
+
+/* FNV-1a over the length-prefixed fields (so that no two identities share
+ * their bytes), from a per-set seed, then mixed. */
+static uint64_t pq_id_field(uint64_t h, const char *s, size_t n, int fold)
+{
+    size_t i;
+    for (i = 0; i < 8; i++) h = (h ^ ((n >> (i * 8)) & 0xff)) * 0x100000001b3ULL;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        h = (h ^ (fold ? pq_id_fold(c) : c)) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static int pq_id_grow(pq_idset *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 1024, i;
+    pq_id_entry *t = (pq_id_entry *)calloc(cap, sizeof *t);
+    if (!t) return -1;
+    for (i = 0; i < s->cap; i++) {
+        size_t j;
+        if (!s->t[i].hash) continue;
+        for (j = (size_t)s->t[i].hash & (cap - 1); t[j].hash; j = (j + 1) & (cap - 1)) {}
+        t[j] = s->t[i];
+    }
+    free(s->t);
+    s->t = t;
+    s->cap = cap;
+    return 0;
+}
+
+long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *data, size_t datalen,
+                         const char *user, size_t userlen, long long index)
+{
+    uint64_t h = s->seed ^ 0xcbf29ce484222325ULL;
+    size_t j;
+    h = pq_id_field(h, dn, dnlen, 1);
+    h = pq_id_field(h, data, datalen, 0);
+    h = pq_id_mix(pq_id_field(h, user, userlen, 0));
+    if (!h) h = 1;
+    if ((s->n + 1) * 4 > s->cap * 3 && pq_id_grow(s) != 0) return -1;
+    for (j = (size_t)h & (s->cap - 1); s->t[j].hash; j = (j + 1) & (s->cap - 1))
+        if (s->t[j].hash == h) return s->t[j].index;
+    s->t[j].hash = h;
+    s->t[j].index = index;
+    s->n++;
+    return 0;
+}

@@ -1,0 +1,163 @@
+-- Disk faults: the CLI against the emulator with spec/faultfs (an LD_PRELOAD
+-- shim) failing write, fsync, rename or open for one path, counting what the
+-- server stored. Under the ASan build (PREQUALIFY_BUILD=build-asan, libasan
+-- in LD_PRELOAD) the children run the sanitizer core with libasan first and
+-- the shim after it.
+local helpers = require "helpers"
+local cli = require "fixtures.cli"
+local cjson = require "cjson"
+local digest = require "prequalify.digest"
+
+local N = 30
+local BUILD = os.getenv("PREQUALIFY_BUILD") or "build"
+
+-- The environment of a child that runs with the shim (and the sanitizer
+-- runtime before it, when this run has one).
+local function fault_env(base, fault)
+  local env = {}
+  for k, v in pairs(base) do env[k] = v end
+  local shim = cli.ROOT .. "/" .. BUILD .. "/spec/faultfs/faultfs.so"
+  assert(io.open(shim, "rb"), "not built: " .. shim):close()
+  local pre = os.getenv("LD_PRELOAD")
+  env.LD_PRELOAD = (pre and pre ~= "" and pre .. " " or "") .. shim
+  for _, k in ipairs{ "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" } do env[k] = os.getenv(k) end
+  env.PREQUALIFY_BUILD = BUILD
+  env.PQ_FAULT_PATH, env.PQ_FAULT_OP = fault.path, fault.op
+  env.PQ_FAULT_ERRNO, env.PQ_FAULT_AFTER, env.PQ_FAULT_TIMES = fault.errno, fault.after, fault.times
+  return env
+end
+
+describe("disk faults #emulator", function()
+  local emu, dir, env, manifest, journal
+  local data = {} -- the items' Data (test data only: any distinct digests do)
+
+  setup(function()
+    emu = helpers.start_emulator()
+    dir = helpers.tmpdir()
+    manifest = dir .. "/m.jsonl"
+    local lines = {}
+    for i = 1, N do
+      data[i] = digest.data("artifact " .. i)
+      lines[i] = cjson.encode{ data = data[i], comment = "c" .. i }
+    end
+    helpers.write_file(manifest, table.concat(lines, "\n") .. "\n")
+  end)
+  teardown(function()
+    emu:stop()
+    helpers.rm_rf(dir)
+  end)
+  before_each(function()
+    emu:reset()
+    journal = dir .. "/j.jsonl"
+    os.remove(journal)
+    env = cli.emu_env(emu, {
+      PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", emu:token{ username = "approver" }),
+      PREQUALIFY_DN = cli.DN, PREQUALIFY_USER = cli.USER,
+    })
+  end)
+
+  local function batch(e, extra)
+    local argv = { "batch", manifest, "--journal", journal, "--progress", "off", "--concurrency", "4" }
+    for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
+    local r = cli.run(argv, { env = e })
+    assert.falsy((r.out .. r.err):find("traceback", 1, true), r.err)
+    assert.falsy(r.err:find("ERROR: AddressSanitizer", 1, true), r.err)
+    return r
+  end
+
+  -- Stored pre-qualifications by data: how many times each was stored.
+  local function stored()
+    local by, n = {}, 0
+    for _, p in ipairs(emu:prequalifications().items) do
+      by[p.data] = (by[p.data] or 0) + 1
+      n = n + 1
+    end
+    return by, n
+  end
+
+  local function each_once()
+    local by, n = stored()
+    assert.equal(N, n)
+    for i = 1, N do assert.equal(1, by[data[i]], "item " .. i) end
+  end
+
+  it("stops when an intent cannot be written, sends nothing without one, and a resume loses nothing", function()
+    local r = batch(fault_env(env, { path = "/j.jsonl", op = "write", errno = "ENOSPC", after = "3000" }))
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("journal write failed: No space left on device", 1, true), r.out)
+    assert.truthy((r.out .. r.err):find("journal " .. journal, 1, true), r.out .. r.err)
+    -- No request left whose intent is not on disk.
+    local on_disk = helpers.read_file(journal)
+    local by, first = stored()
+    assert.is_true(first > 0 and first < N, "stored " .. first)
+    for d in pairs(by) do assert.truthy(on_disk:find(d, 1, true), d) end
+    -- Space freed: the resume sends the rest once; items whose done record
+    -- was refused are unknown (never "not sent"), and are not resent.
+    r = batch(env)
+    assert.truthy(r.code == 0 or r.code == 3, r.out .. r.err)
+    each_once()
+    local unknown = tonumber(r.out:match("(%d+) unknown"))
+    assert.is_true(unknown >= 0)
+    if unknown > 0 then
+      assert.truthy(r.out:find("an earlier run recorded an intent and no outcome; it may not have been sent",
+        1, true), r.out)
+    end
+    assert.falsy(r.out:find("not sent", 1, true), r.out)
+  end)
+
+  it("after an intent's fsync fails, records the unsent items so that a resume sends them", function()
+    local r = batch(fault_env(env, { path = "/j.jsonl", op = "fsync", errno = "EIO", after = "1", times = "1" }))
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.truthy(r.out:find("journal write failed: Input/output error", 1, true), r.out)
+    local _, first = stored()
+    assert.is_true(first < N, "stored " .. first)
+    r = batch(env)
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.out:find(N .. " items: " .. N .. " approved, 0 denied, 0 failed, 0 unknown", 1, true), r.out)
+    each_once()
+  end)
+
+  for _, case in ipairs{
+    { "the report cannot be written", "/r.json.tmp", "write", "cannot write it", "partial report is at" },
+    { "the report cannot be renamed", "/r.json", "rename", "cannot replace it", "complete report is at" },
+  } do
+    it("says so when " .. case[1] .. ", with the journal intact", function()
+      local report = dir .. "/r.json"
+      os.remove(report)
+      local r = batch(fault_env(env, { path = case[2], op = case[3], errno = "ENOSPC" }), { "--report", report })
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.truthy(r.err:find("report " .. report .. ": " .. case[4] .. ": No space left on device", 1, true), r.err)
+      assert.truthy(r.err:find(case[5] .. " " .. report .. ".tmp", 1, true), r.err)
+      assert.is_nil(io.open(report))
+      each_once()
+      -- The journal is whole: a resume sends nothing.
+      r = batch(env)
+      assert.equal(0, r.code, r.out .. r.err)
+      assert.truthy(r.out:find("(" .. N .. " recorded by an earlier run)", 1, true), r.out)
+      each_once()
+    end)
+  end
+
+  it("says so when the audit log cannot be written", function()
+    local audit = dir .. "/a.log"
+    local r = batch(fault_env(env, { path = "/a.log", op = "write", errno = "EIO", after = "200" }),
+      { "--audit", audit })
+    assert.equal(0, r.code, r.out .. r.err)
+    assert.truthy(r.err:find("audit log " .. audit .. ": cannot write it: Input/output error", 1, true), r.err)
+    each_once()
+  end)
+
+  it("leaves the old refresh token file untouched when its rotation cannot be renamed", function()
+    local _, reply = emu:token{ username = "approver" }
+    local rt = cli.secret_file(dir, "refresh", reply.refresh_token)
+    local e = cli.emu_env(emu, { PREQUALIFY_CLIENT_ID = "prequalify", PREQUALIFY_REFRESH_TOKEN_FILE = rt,
+                                 PREQUALIFY_DN = cli.DN, PREQUALIFY_USER = cli.USER })
+    local r = batch(fault_env(e, { path = "/refresh", op = "rename", errno = "EIO" }))
+    assert.truthy(r.err:find("could not rewrite auth.refresh_token_file", 1, true), r.err)
+    assert.falsy((r.out .. r.err):find(reply.refresh_token, 1, true))
+    -- The old file, whole, and no temporary file beside it: a reader sees
+    -- the old token or (had the rename worked) the new one, never a part.
+    assert.equal(reply.refresh_token .. "\n", helpers.read_file(rt))
+    for name in require("lfs").dir(dir) do assert.falsy(name:find("^refresh%.tmp"), name) end
+  end)
+end)
