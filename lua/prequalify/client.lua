@@ -284,24 +284,61 @@ end
 function Client:batch(items, opts) return require("prequalify.batch").run(state(self), items, opts) end
 
 --- Start a batch without blocking: the Run `client:batch` loops over, for
--- a host's event loop (docs/EMBEDDING.md); nil and an `invalid` error as
--- `batch` gives.
+-- a host's event loop (docs/EMBEDDING.md).
+-- @param items as for `client:batch`
+-- @tparam[opt] table opts as for `client:batch`
+-- @return the Run (`run:step(max_wait)`, `pollfd`, `events`, `timeout`,
+--   `report`, `cancel`, `close`), or nil and an `invalid` error as `batch` gives
 function Client:start_batch(items, opts) return require("prequalify.batch").start(state(self), items, opts) end
 
---- Start one pre-qualification without blocking: an object with the Run's
--- `step`, `pollfd`, `events`, `timeout` and `close`, whose `report()` is
--- what `client:prequalify(req, opts)` returns (`prequalify.async.call`).
+--- Start one pre-qualification without blocking.
+-- @param req a request table or a normalized request
+-- @tparam[opt] table opts as for `client:prequalify`
+-- @return an object with the Run's `step`, `pollfd`, `events`, `timeout` and
+--   `close`, whose `report()` is what `client:prequalify(req, opts)` returns
+--   (the result, or nil and its error)
 function Client:start(req, opts)
   return require("prequalify.async.call").prequalify(self, state(self).engine:pollfd(), req, opts)
 end
 
--- Flow tickets and the signing archive: thin delegations (prequalify.tickets).
+-- Flow tickets and the signing archive (docs/TICKETS.md); the work is in
+-- prequalify.tickets.
 local tickets = require "prequalify.tickets"
+
+--- The pending Flow tickets (or approved ones), following the pages.
+-- @tparam[opt] table o `approved` (false), `product_code` (1610743809,
+--   code-signing key use; 0 for all), `page_size` (100)
+-- @return an array of tickets, or nil and an error (kinds as `prequalify`)
 function Client:tickets(o) return tickets.list(state(self), o) end
+
+--- One Flow ticket.
+-- @tparam string id the ticket's id
+-- @return the ticket, or nil and an error
 function Client:ticket(id) return tickets.get(state(self), id) end
+
+--- Approve tickets; never resent after an `unknown` outcome.
+-- @param ids a ticket id or an array of them
+-- @tparam table o `comment`, `uses`, `not_before`, `expires`
+-- @return `{ok=true, result=0, result_name="Success", ...}`, or nil and an
+--   error (`err.invalid_ids` lists the ids the server refused)
 function Client:approve_tickets(ids, o) return tickets.approve(state(self), ids, o) end
+
+--- Reject tickets; never resent after an `unknown` outcome.
+-- @param ids a ticket id or an array of them
+-- @tparam table o `comment`, `final` (boolean)
+-- @return the result, or nil and an error (as `approve_tickets`)
 function Client:reject_tickets(ids, o) return tickets.reject(state(self), ids, o) end
+
+--- Change approved tickets' terms; never resent after an `unknown` outcome.
+-- @param ids a ticket id or an array of them
+-- @tparam table o `uses`, `not_before`, `expires`, `comment`
+-- @return the result, or nil and an error (as `approve_tickets`)
 function Client:update_tickets(ids, o) return tickets.update(state(self), ids, o) end
+
+--- The signing archive's entries (`Codesign/RetrieveArchiveEntries`),
+-- following the pages.
+-- @tparam[opt] table filter `environments`, `since`, `before`, `user`, `page_size`
+-- @return an array of entries, or nil and an error
 function Client:archive(filter) return tickets.archive(state(self), filter) end
 
 return M
