@@ -136,7 +136,8 @@ function M.open(path)
       .. "version of prequalify, which keyed items by all their fields; this version (format %d) keys them by "
       .. "DN, data and user and cannot read it safely. Finish or inspect it with the earlier version, or "
       .. "start a new journal file (items the old journal approved will then be sent again)",
-      path, tostring(math.tointeger(self.old_version) or self.old_version), M.VERSION), { field = "journal", path = path })
+      path, tostring(math.tointeger(self.old_version) or self.old_version), M.VERSION),
+      { field = "journal", path = path })
   end
   -- After a torn last line, start on a fresh line.
   if self.unterminated then handle:write("\n") end

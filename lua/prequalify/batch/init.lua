@@ -100,8 +100,9 @@ function M.start(t, items, opts)
   opts = opts or {}
   local ok, oerr = check_options(opts)
   if not ok then return nil, oerr end
-  local want_total = opts.total == nil and opts.progress ~= nil and opts.progress ~= false
-  local pull, total, is_array = source.new(items, want_total)
+  -- The input's size, when it can be known, whatever the progress mode:
+  -- the report counts what was not reached.
+  local pull, total, is_array = source.new(items, opts.total == nil)
   if not pull then error("client:batch: " .. total, 3) end
   total = opts.total or total
   local logs, lerr = open_logs(t, opts)

@@ -22,6 +22,8 @@ Exit codes:
         artifact named on the command line; nothing sent
    3    unknown outcome: a request was sent without a usable reply; the server may
         have acted (not resent; check before retrying)
+   4    incomplete: the run stopped before it reached every item (--deadline,
+        rejected credentials); the summary counts those not reached
    130  interrupted (SIGINT/SIGTERM); in-flight requests were finished first]]
 
 local ENVIRONMENT = [[
