@@ -16,7 +16,7 @@ M.EXIT = common.EXIT
 
 local COMMANDS = {
   submit = "prequalify.cli.submit",
-  tickets = "prequalify.cli.tickets", audit = "prequalify.cli.audit",
+  tickets = "prequalify.cli.tickets", audit = "prequalify.cli.audit", journal = "prequalify.cli.journal",
   batch = "prequalify.cli.batch",
   plan = "prequalify.cli.plan",
   digest = "prequalify.cli.digest",

@@ -54,6 +54,11 @@ local function check_options(opts)
   if opts.deadline ~= nil and (opts.deadline ~= opts.deadline or opts.deadline <= 0) then
     return invalid("deadline", "deadline must be > 0 seconds")
   end
+  for k, v in pairs(type(opts.retry_unknown) == "table" and opts.retry_unknown or {}) do
+    if v ~= true or not (type(k) == "string" or math.type(k) == "integer") then
+      return invalid("retry_unknown", "retry_unknown must be true or a set of keys and lines ({[key] = true})")
+    end
+  end
   if type(opts.progress) == "string" and opts.progress ~= "plain" and opts.progress ~= "tty" then
     return invalid("progress", "progress must be true, false, \"plain\", \"tty\" or a function")
   end

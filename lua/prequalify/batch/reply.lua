@@ -60,7 +60,7 @@ local function failed(run, job, err)
   local action, delay
   if not run.stopping then
     action, delay = retry.next(err, job.attempts, run.t.settings,
-      { retry_unknown = run.retry_unknown, reauths = job.reauths, max_reauths = 2 })
+      { retry_unknown = run.retry_unknown == true, reauths = job.reauths, max_reauths = 2 })
   end
   if action == "reauth" and reauthenticate(run, job, err) then return end
   if action == "retry" then
