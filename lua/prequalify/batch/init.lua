@@ -23,6 +23,7 @@ local report = require "prequalify.report"
 local progress = require "prequalify.progress"
 local source = require "prequalify.batch.source"
 local run_mod = require "prequalify.batch.run"
+local audit_log = require "prequalify.batch.audit"
 
 local M = {}
 
@@ -80,7 +81,7 @@ local function open_logs(t, opts)
   end
   if opts.audit then
     local err
-    audit, err = report.audit(opts.audit)
+    audit, err = audit_log.open(opts.audit)
     if not audit then
       if jr then jr:close() end
       return nil, errors.new("invalid", err, { field = "audit" })

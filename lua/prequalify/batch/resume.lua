@@ -12,7 +12,8 @@ local RESEND = { rejected = true }
 
 --- Look an item up in the journal and decide.
 -- @param jr the journal
--- @param key, ikey the item's key and its short form
+-- @param key the item's key
+-- @param ikey its short form
 -- @tparam table o `retry_unknown` (true, or a set of keys and lines),
 --   `retry_failed`
 -- @param line the item's input line, if any
