@@ -481,7 +481,8 @@ describe("prequalify against the emulator #emulator #nosan", function()
       assert.equal(0, r.code, r.err)
       assert.truthy(r.out:find("ALLOW  app1.bin  sha256 ", 1, true), r.out)
       assert.truthy(r.out:find("allow  max_hours(4): 2 requested is within 4", 1, true), r.out)
-      assert.truthy(r.out:find("plan: 4 items: 4 allow, 0 deny, 0 invalid, 0 duplicate (nothing was sent)", 1, true), r.out)
+      assert.truthy(r.out:find("plan: 4 items: 4 allow, 0 deny, 0 invalid, 0 duplicate (nothing was sent)", 1, true),
+        r.out)
       assert.equal(0, emu:received(""))
     end)
 
