@@ -84,6 +84,21 @@ describe("batch resume #emulator", function()
     assert.equal(40 - before, rep.requests)
   end)
 
+  it("records a 403 as rejected, says to fix the scope, and a plain resume sends those items", function()
+    local j = dir .. "/j.jsonl"
+    emu:fault{ kind = "status", status = 403, count = 2, path = PATH,
+               body = '{"error":"insufficient_scope","error_description":"Grant rejected scope"}' }
+    local rep = assert(client():batch(items(6), { journal = j, concurrency = 1 }))
+    assert.same({ 4, 2 }, { rep.counts.approved, rep.counts.failed })
+    for e in rep:entries() do
+      if e.outcome == "failed" then assert.matches("fix the scope or role", e.reason, 1, true) end
+    end
+    assert.equal(4, stored())
+    rep = assert(client():batch(items(6), { journal = j }))
+    assert.same({ 2, 6, 0 }, { rep.requests, rep.counts.approved, rep:exit_code() })
+    assert.equal(6, stored())
+  end)
+
   it("settles unknowns after kill -9 one by one: resolved ones stay, only the keys asked for are resent", function()
     local j = dir .. "/j.jsonl"
     local cfg = { url = emu.url, ca = emu.ca, token = token, n = 8, prefix = "resume artifact ",
