@@ -4,7 +4,9 @@
 -- approved|not-sent --note TEXT` records the verified outcome (through
 -- `journal.open(path):resolve`). Nothing is sent; no credentials are read.
 -- @module prequalify.cli.journal
-local journal = require "prequalify.journal"
+-- prequalify.journal (and the C core) is loaded when a command runs: the
+-- grammar is also read at build time (manpage, completions), without the core.
+local function journal() return require "prequalify.journal" end
 local output = require "prequalify.cli.output"
 local EXIT = require("prequalify.results").EXIT
 
@@ -88,7 +90,7 @@ local function resolve_cmd(args, cx, items)
   end
   local chosen, msg = named(items, args.items)
   if not chosen then return cx:usage(cmd, msg) end
-  local j, err = journal.open(args.file)
+  local j, err = journal().open(args.file)
   if not j then return cx:fail(err.message) end
   local code = EXIT.OK
   for _, it in ipairs(chosen) do
@@ -109,7 +111,7 @@ function M.run(args, cx)
   local f = io.open(args.file, "rb")
   if not f then return cx:usage(NAME .. " " .. args.journal_command, "cannot read journal " .. args.file) end
   f:close()
-  local items = journal.items(args.file)
+  local items = journal().items(args.file)
   if args.journal_command == "list" then return list_cmd(args, cx, items) end
   return resolve_cmd(args, cx, items)
 end
