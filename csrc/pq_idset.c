@@ -2,6 +2,7 @@
 #include "pq_prefix.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "pq_idset.h"
@@ -43,15 +44,26 @@ void pq_idset_free(pq_idset *s)
     free(s);
 }
 
-/* FNV-1a over the length-prefixed fields (so that no two identities share
- * their bytes), from a per-set seed, then mixed. */
+/* One step of the hash: a word in, multiplied and shifted through. */
+static uint64_t pq_id_step(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+/* The length-prefixed field (so that no two identities share their bytes),
+ * eight bytes a step; the DN's ASCII letters folded to lower case. */
 static uint64_t pq_id_field(uint64_t h, const char *s, size_t n, int fold)
 {
-    size_t i;
-    for (i = 0; i < 8; i++) h = (h ^ ((n >> (i * 8)) & 0xff)) * 0x100000001b3ULL;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        h = (h ^ (fold ? pq_id_fold(c) : c)) * 0x100000001b3ULL;
+    unsigned char b[8];
+    size_t i, k;
+    h = pq_id_step(h, (uint64_t)n);
+    for (i = 0; i < n; i += 8) {
+        uint64_t w = 0;
+        size_t m = n - i < 8 ? n - i : 8;
+        memcpy(b, s + i, m);
+        for (k = 0; k < m; k++) w |= (uint64_t)(fold ? pq_id_fold(b[k]) : b[k]) << (k * 8);
+        h = pq_id_step(h, w);
     }
     return h;
 }
@@ -76,7 +88,7 @@ static int pq_id_grow(pq_idset *s)
 long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *data, size_t datalen,
                          const char *user, size_t userlen, long long index)
 {
-    uint64_t h = s->seed ^ 0xcbf29ce484222325ULL;
+    uint64_t h = s->seed;
     size_t j;
     h = pq_id_field(h, dn, dnlen, 1);
     h = pq_id_field(h, data, datalen, 0);

@@ -62,7 +62,7 @@ describe("batch identity #emulator", function()
         e.terms.approved)
       assert.same({ hours = now.hours, single_use = now.single_use or false, comment = now.comment },
         e.terms.requested)
-      assert.equal(1, rep:exit_code() == 0 and 1 or 0)
+      assert.equal(1, rep:exit_code())
 
       rep = assert(client():batch(changed, { journal = j, allow_reapproval = true }))
       assert.equal(10, stored())
@@ -127,5 +127,27 @@ describe("batch identity #emulator", function()
     assert.matches("written in format 1 by an earlier version", err.message, 1, true)
     assert.matches("start a new journal file", err.message, 1, true)
     assert.equal(0, stored())
+  end)
+end)
+
+describe("plan", function()
+  it("marks the later copies of an identity as duplicates, as a batch skips them", function()
+    local cli = require "fixtures.cli"
+    local dir = helpers.tmpdir()
+    local lines = {}
+    for copy = 1, 3 do
+      for i = 1, 10 do
+        local t = item(i, { comment = "copy " .. copy })
+        if copy == 3 then t.dn = t.dn:upper() end
+        lines[#lines + 1] = require("cjson").encode(t)
+      end
+    end
+    helpers.write_file(dir .. "/m.jsonl", table.concat(lines, "\n") .. "\n")
+    local r = cli.run({ "plan", dir .. "/m.jsonl" })
+    helpers.rm_rf(dir)
+    assert.equal(0, r.code, r.err)
+    assert.equal(20, select(2, r.out:gsub("\nSKIP ", "")))
+    assert.matches("m.jsonl:24  duplicate of item 4 (sent once)", r.out, 1, true)
+    assert.matches("plan: 30 items: 10 allow, 0 deny, 0 invalid, 20 duplicate", r.out, 1, true)
   end)
 end)

@@ -484,7 +484,8 @@ describe("prequalify against the emulator #emulator #nosan", function()
       assert.equal(0, r.code, r.err)
       assert.truthy(r.out:find("ALLOW  app1.bin  sha256 ", 1, true), r.out)
       assert.truthy(r.out:find("allow  max_hours(4): 2 requested is within 4", 1, true), r.out)
-      assert.truthy(r.out:find("plan: 4 items: 4 allow, 0 deny, 0 invalid (nothing was sent)", 1, true), r.out)
+      assert.truthy(r.out:find("plan: 4 items: 4 allow, 0 deny, 0 invalid, 0 duplicate (nothing was sent)", 1, true),
+        r.out)
       assert.equal(0, emu:received(""))
     end)
 
@@ -511,14 +512,14 @@ describe("prequalify against the emulator #emulator #nosan", function()
       local policy = helpers.write_file(dir .. "/hours.lua", "return policy.max_hours(4)\n")
       local manifest = helpers.write_file(dir .. "/plan.jsonl", table.concat({
         cjson.encode{ data = helpers.SHA256_B64, hours = 2 },
-        cjson.encode{ data = helpers.SHA256_B64, hours = 48 },
+        cjson.encode{ data = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", hours = 48 },
         cjson.encode{ data = "not base64!", hours = 2 },
       }, "\n") .. "\n")
       local r = cli.run({ "plan", manifest, "--dn", DN, "--user", USER, "--comment", "c", "--policy", policy,
                           "--json" })
       assert.equal(1, r.code)
       local doc = cli.json(r)
-      assert.same({ total = 3, allow = 1, deny = 1, invalid = 1 }, doc.counts)
+      assert.same({ total = 3, allow = 1, deny = 1, invalid = 1, duplicate = 0 }, doc.counts)
       assert.equal("allow", doc.items[1].verdict)
       assert.equal("deny", doc.items[2].verdict)
       assert.equal("max_hours(4): 48 requested exceeds 4", doc.items[2].reason)

@@ -242,11 +242,12 @@ end)
 describe("the request key", function()
   local core = require "prequalify.core"
   local journal = require "prequalify.journal"
-  -- The documented canonical bytes (docs/BATCH.md): journals written by any
-  -- version must keep matching, so the key is checked against the formula.
+  -- The canonical bytes of journal format 2 (journal.lua, ldigest.c): journals
+  -- written by any version of this format must keep matching, so the key is
+  -- checked against the formula. The DN's ASCII letters are folded to lower case.
   local function expected(req)
-    local canon = string.pack(">zs4s4s4s4", "prequalify-key-v1", req.dn, req.data, req.user, req.comment or "")
-      .. (req.hours and ("h" .. req.hours) or "-") .. (req.single_use and "1" or "0")
+    local dn = req.dn:gsub("%u", string.lower)
+    local canon = string.pack(">zs4s4s4", "prequalify-key-v2", dn, req.data, req.user)
     local b64, raw = core.digest_data(canon, "sha256")
     return b64:sub(1, 43), (string.unpack("<i8", raw))
   end
@@ -264,11 +265,13 @@ describe("the request key", function()
     end
   end)
 
-  it("differs when any field differs", function()
+  it("differs when the identity differs, not when the terms do", function()
     local base = journal.key(assert(prequalify.request(with{})))
-    for _, over in ipairs{ { hours = 1 }, { single_use = false }, { comment = fx.COMMENT .. "." },
-                           { user = "local:other-user" } } do
+    for _, over in ipairs{ { user = "local:other-user" }, { data = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=" } } do
       assert.are_not.equal(base, (journal.key(assert(prequalify.request(with(over))))))
+    end
+    for _, over in ipairs{ { hours = 1 }, { single_use = false }, { comment = fx.COMMENT .. "." } } do
+      assert.equal(base, (journal.key(assert(prequalify.request(with(over))))))
     end
   end)
 

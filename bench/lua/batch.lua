@@ -34,8 +34,8 @@ local items
 if a.manifest then
   items = assert(prequalify.manifest.read(a.manifest))
 else
-  -- Distinct items when a policy (`unique`) or a journal (duplicates) looks.
-  local digests = sample.digests((a.policy or a.journal) and n or 256)
+  -- Distinct items: a batch sends one request per identity (DN, data, user).
+  local digests = sample.digests(n)
   local function fields(i)
     local f = sample.fields(digests, i)
     if a.policy then f.hours = 2 end

@@ -16,7 +16,7 @@ M.EXIT = common.EXIT
 
 local COMMANDS = {
   submit = "prequalify.cli.submit",
-  tickets = "prequalify.cli.tickets", audit = "prequalify.cli.audit",
+  tickets = "prequalify.cli.tickets", audit = "prequalify.cli.audit", journal = "prequalify.cli.journal",
   batch = "prequalify.cli.batch",
   plan = "prequalify.cli.plan",
   digest = "prequalify.cli.digest",
@@ -72,7 +72,8 @@ local function run(args, cx)
     return M.EXIT.OK
   end
   if not args.command then
-    cx.err:write("prequalify: a command is required: submit, batch, plan, digest, token, emulator or completion\n",
+    cx.err:write("prequalify: a command is required: submit, batch, plan, journal, digest, token, emulator or "
+      .. "completion\n",
       "Run 'prequalify --help' for usage.\n")
     return M.EXIT.USAGE
   end

@@ -136,7 +136,8 @@ function M.open(path)
       .. "version of prequalify, which keyed items by all their fields; this version (format %d) keys them by "
       .. "DN, data and user and cannot read it safely. Finish or inspect it with the earlier version, or "
       .. "start a new journal file (items the old journal approved will then be sent again)",
-      path, tostring(math.tointeger(self.old_version) or self.old_version), M.VERSION), { field = "journal", path = path })
+      path, tostring(math.tointeger(self.old_version) or self.old_version), M.VERSION),
+      { field = "journal", path = path })
   end
   -- After a torn last line, start on a fresh line.
   if self.unterminated then handle:write("\n") end
@@ -187,6 +188,42 @@ function Journal:claim(key, ikey, seq)
   if first then return first end
   self.claimed[ikey] = seq
   return nil, self:lookup(key, ikey)
+end
+
+--- What the user verified of an item whose outcome is unknown (sent by a run
+-- that saw no usable reply): `approved` (the server has it; never resent) or
+-- `not-sent` (it did not; the next run sends it). Nothing is sent. Written
+-- at once and synced.
+-- @tparam string key the item's key (`prequalify journal list` shows it)
+-- @tparam string outcome `"approved"` or `"not-sent"`
+-- @tparam string note how it was verified (kept in the record)
+-- @return true, or nil and an `invalid` error (unknown key, an item whose
+--   outcome is known, a bad outcome) or a `journal` error (the disk)
+function Journal:resolve(key, outcome, note)
+  if outcome ~= "approved" and outcome ~= "not-sent" then
+    return nil, errors.new("invalid", "outcome must be \"approved\" or \"not-sent\", got " .. tostring(outcome),
+      { field = "outcome" })
+  end
+  if type(note) ~= "string" or not note:find("%S") then
+    return nil, errors.new("invalid", "note must say how the outcome was verified", { field = "note" })
+  end
+  local ikey = type(key) == "string" and short_key(key)
+  local st, rec = self:lookup(key, ikey or 0)
+  if not ikey or not st then
+    return nil, errors.new("invalid", "journal " .. self.path .. " has no item with key " .. tostring(key),
+      { field = "key" })
+  end
+  if st ~= "intent" and not (st == "done" and rec.outcome == "unknown") then
+    return nil, errors.new("invalid", string.format("item %s is %s, not unknown: only an unknown outcome can be "
+      .. "resolved", key, st == "done" and rec.outcome or "not sent yet"), { field = "key" })
+  end
+  local new = { type = outcome == "approved" and "done" or "attempt", key = key, outcome = outcome:gsub("-", "_"),
+                resolved = true, note = note, time = core.time() }
+  local ok, err = self:write(new)
+  if ok then ok, err = self:sync() end
+  if not ok then return nil, err end
+  self.resolved[key] = new
+  return true
 end
 
 --- Append one record (buffered; see `sync`).
@@ -267,6 +304,33 @@ function Journal:close(summary)
   return true
 end
 Journal.__close = function(self) self:close() end
+
+--- The items of a journal file (read without locking it), in the order
+-- they first appear: `key`, `line` and `index` (of the input, when an intent
+-- recorded them), `data`, `dn`, `user`, and `outcome` from the last record:
+-- `unknown` for an intent without a reply, `not_sent` for an attempt (the
+-- server did nothing; the next run sends it), else the recorded outcome;
+-- `note` for an outcome the user resolved.
+-- @treturn table the items
+function M.items(path)
+  local list, by = {}, {}
+  for rec in M.records(path) do
+    local it = type(rec.key) == "string" and by[rec.key]
+    if type(rec.key) == "string" and not it and rec.type ~= "run" then
+      it = { key = rec.key }
+      by[rec.key] = it
+      list[#list + 1] = it
+    end
+    if it and rec.type == "intent" then
+      it.line, it.index, it.data, it.dn, it.user = rec.line, rec.index, rec.data, rec.dn, rec.user
+    end
+    if it then
+      it.outcome = rec.type == "intent" and "unknown" or rec.type == "attempt" and "not_sent" or rec.outcome
+      it.note = rec.note
+    end
+  end
+  return list
+end
 
 --- Read a journal file without locking it: every record in order.
 -- @return an iterator of decoded records (torn lines are skipped)

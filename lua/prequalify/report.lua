@@ -157,6 +157,7 @@ function Report:add(entry)
   c.total = c.total + 1
   c[entry.outcome] = (c[entry.outcome] or 0) + 1
   if entry.resumed then c.resumed = c.resumed + 1 end
+  if entry.terms then c.other_terms = (c.other_terms or 0) + 1 end
   if entry.error and entry.error.kind == "invalid" then c.invalid = c.invalid + 1 end
   if entry.outcome ~= "approved" then note_reason(self, entry) end
   if self.items then
@@ -180,9 +181,9 @@ function Report:finish(status, reason)
   self.finished = core.time()
   self.elapsed = self.finished - self.started
   self.rate = self.elapsed > 0 and self.requests / self.elapsed or 0
-  if self.expected and self.counts.total < self.expected then
-    self.not_reached = self.expected - self.counts.total
-  end
+  -- Always a number when the input's size is known (or the run is complete).
+  self.not_reached = self.expected and math.max(0, self.expected - self.counts.total)
+    or (status == "complete" and 0 or nil)
   if self.spool then self.spool:flush() end
   return self
 end
@@ -305,9 +306,12 @@ function Report:summary()
   for _, o in ipairs(M.OUTCOMES) do parts[#parts + 1] = c[o] .. " " .. o end
   local tail = ""
   if c.resumed > 0 then tail = " (" .. c.resumed .. " recorded by an earlier run)" end
-  lines[2] = "  " .. plural(c.total, "item") .. ": " .. table.concat(parts, ", ") .. tail
-  if self.not_reached then
-    lines[#lines + 1] = "  " .. plural(self.not_reached, "item") .. " not reached; "
+  if self.not_reached then parts[#parts + 1] = self.not_reached .. " not reached" end
+  lines[2] = "  " .. (self.expected and (c.total .. " of ") or "") .. plural(self.expected or c.total, "item") .. ": "
+    .. table.concat(parts, ", ") .. tail
+  if self.status and self.status ~= "complete" and self.not_reached ~= 0 then
+    lines[#lines + 1] = "  " .. (self.not_reached and plural(self.not_reached, "item") or "the rest of the input")
+      .. " not reached; "
       .. (self.journal and "run again with the same journal to resume" or "use a journal to resume such runs")
   end
   if c.unknown > 0 then
@@ -330,15 +334,17 @@ end
 
 --- The exit code for this report, the mapping the command line uses
 -- (`prequalify.results.EXIT`): 130 when interrupted; else 3 when an outcome
--- is unknown; else 1 when an item was denied or failed, the run stopped
--- early (deadline, rejected credentials) or there were no items; else 0.
+-- is unknown; else 4 when the run stopped early (deadline, rejected
+-- credentials); else 1 when an item was denied, failed or already approved
+-- with other terms, or there were no items; else 0.
 -- @treturn integer the exit code; it never fails
 -- @usage os.exit(report:exit_code())
 function Report:exit_code()
   local c = self.counts
   if self.interrupted then return EXIT.INTERRUPTED end
   if c.unknown > 0 then return EXIT.UNKNOWN end
-  if c.denied > 0 or c.failed > 0 or self.status ~= "complete" or c.total == 0 then return EXIT.FAILED end
+  if self.status ~= "complete" then return EXIT.INCOMPLETE end
+  if c.denied > 0 or c.failed > 0 or (c.other_terms or 0) > 0 or c.total == 0 then return EXIT.FAILED end
   return EXIT.OK
 end
 

@@ -10,8 +10,10 @@ local M = {}
 -- @field FAILED 1: something was denied by the policy or failed; nothing was left unknown
 -- @field USAGE 2: a bad option, setting or input; nothing was sent
 -- @field UNKNOWN 3: a request was sent without a usable reply; the server may have acted
+-- @field INCOMPLETE 4: the run stopped before it reached every item (deadline,
+--   rejected credentials, a journal that could not be written); resume it
 -- @field INTERRUPTED 130: stopped by SIGINT or SIGTERM after in-flight requests finished
-M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, UNKNOWN = 3, INTERRUPTED = 130 }
+M.EXIT = { OK = 0, FAILED = 1, USAGE = 2, UNKNOWN = 3, INCOMPLETE = 4, INTERRUPTED = 130 }
 
 --- Code → name.
 M.names = {

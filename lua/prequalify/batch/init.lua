@@ -24,6 +24,7 @@ local audit_log = require "prequalify.audit_log"
 local progress = require "prequalify.progress"
 local source = require "prequalify.batch.source"
 local run_mod = require "prequalify.batch.run"
+local audit_log = require "prequalify.batch.audit"
 
 local M = {}
 
@@ -55,6 +56,11 @@ local function check_options(opts)
   end
   if opts.deadline ~= nil and (opts.deadline ~= opts.deadline or opts.deadline <= 0) then
     return invalid("deadline", "deadline must be > 0 seconds")
+  end
+  for k, v in pairs(type(opts.retry_unknown) == "table" and opts.retry_unknown or {}) do
+    if v ~= true or not (type(k) == "string" or math.type(k) == "integer") then
+      return invalid("retry_unknown", "retry_unknown must be true or a set of keys and lines ({[key] = true})")
+    end
   end
   if type(opts.progress) == "string" and opts.progress ~= "plain" and opts.progress ~= "tty" then
     return invalid("progress", "progress must be true, false, \"plain\", \"tty\" or a function")
@@ -102,8 +108,9 @@ function M.start(t, items, opts)
   opts = opts or {}
   local ok, oerr = check_options(opts)
   if not ok then return nil, oerr end
-  local want_total = opts.total == nil and opts.progress ~= nil and opts.progress ~= false
-  local pull, total, is_array = source.new(items, want_total)
+  -- The input's size, when it can be known, whatever the progress mode:
+  -- the report counts what was not reached.
+  local pull, total, is_array = source.new(items, opts.total == nil)
   if not pull then error("client:batch: " .. total, 3) end
   total = opts.total or total
   local logs, lerr = open_logs(t, opts)

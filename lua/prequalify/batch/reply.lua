@@ -58,6 +58,12 @@ function M.sent(run, sent)
   end
 end
 
+-- What to fix when the server refuses the credentials.
+local REFUSED = {
+  [401] = "fix the token (it is missing, expired or revoked: --token-file, PREQUALIFY_TOKEN or the sign-in)",
+  [403] = "fix the scope or role (the token needs scope codesign:approve, the user a role that may pre-qualify)",
+}
+
 -- A 401: one re-authentication serves every request that carried the old
 -- token. True when the job was queued again.
 local function reauthenticate(run, job, err)
@@ -77,7 +83,7 @@ local function reauthenticate(run, job, err)
   end
   if not again then
     run.auth_dead = true
-    run:stop("stopped", "the server rejected the credentials (HTTP 401)")
+    run:stop("stopped", "the server rejected the credentials (HTTP 401): " .. REFUSED[401])
   end
   return false
 end
@@ -89,7 +95,7 @@ local function failed(run, job, err)
   local action, delay
   if not run.stopping then
     action, delay = retry.next(err, job.attempts, run.t.settings,
-      { retry_unknown = run.retry_unknown, reauths = job.reauths, max_reauths = 2 })
+      { retry_unknown = run.retry_unknown == true, reauths = job.reauths, max_reauths = 2 })
   end
   if action == "reauth" and reauthenticate(run, job, err) then return end
   if action == "retry" then
@@ -105,8 +111,12 @@ local function failed(run, job, err)
     return
   end
   local outcome = err.outcome == "unknown" and "unknown" or "failed"
-  run:journal_done(job, outcome, nil, err)
-  run:finish_job(job, outcome, nil, err)
+  local fix = err.outcome == "rejected" and REFUSED[err.status]
+  -- A refusal of the credentials is recorded as `rejected`: the server did
+  -- nothing, and a plain resume sends the item again once they are fixed.
+  if fix then err.message = err.message .. "; " .. fix .. ", then re-run with the same journal to send it again" end
+  run:journal_done(job, fix and "rejected" or outcome, nil, err)
+  run:finish_job(job, outcome, nil, err, fix and "refused by the server (HTTP " .. err.status .. "): " .. fix)
 end
 
 --- Decide about one item the pipeline handed back.

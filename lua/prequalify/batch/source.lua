@@ -7,7 +7,8 @@ local M = {}
 --- The pull function, the input's size when known, and whether it is a
 -- Lua array (whose entries the report keeps by default).
 -- @param items the input
--- @tparam boolean want_total count a reader's items (for the progress ETA)
+-- @tparam boolean want_total count a reader's items (for `not_reached` and the
+--   progress ETA)
 -- @return pull, total|nil, is_array; or nil and a message for an input of
 --   another type
 function M.new(items, want_total)

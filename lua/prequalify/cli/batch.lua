@@ -42,7 +42,29 @@ local function print_summary(cx, rep)
   if rep.journal then cx:print("journal: ", rep.journal) end
 end
 
+-- --retry-unknown: true, or the set of keys and input lines it names; nil
+-- and a message for a name that is neither.
+local function retry_unknown(value)
+  if value == nil then return false end
+  if #value == 0 then return true end
+  local set = {}
+  for name in value[1]:gmatch("[^,%s]+") do
+    local line = math.tointeger(tonumber(name))
+    if line and line > 0 then
+      set[line] = true
+    elseif #name == 43 and not name:find("[^%w+/]") then
+      set[name] = true
+    else
+      return nil, "--retry-unknown takes keys or input lines joined by commas (--retry-unknown=KEY,LINE), "
+        .. "as 'prequalify journal list FILE --unknown' shows them; got '" .. name .. "'"
+    end
+  end
+  return set
+end
+
 return function(args, cx)
+  local retry, rerr = retry_unknown(args.retry_unknown)
+  if retry == nil then return cx:usage(NAME, rerr) end
   local p, code = common.preamble(args, cx, NAME, { check = function(s) return inputs.open(args, s) end })
   if not p then return code end
   local s, source, pol, client = p.settings, p.input, p.policy, p.client
@@ -54,7 +76,8 @@ return function(args, cx)
     report = args.report,
     audit = args.audit,
     trails = args.trails or false,
-    retry_unknown = args.retry_unknown or false,
+    retry_unknown = retry,
+    allow_reapproval = args.allow_reapproval or false,
     retry_failed = args.retry_failed or false,
     deadline = args.deadline,
     progress = PROGRESS[args.progress or "auto"],

@@ -22,6 +22,8 @@ Exit codes:
         artifact named on the command line; nothing sent
    3    unknown outcome: a request was sent without a usable reply; the server may
         have acted (not resent; check before retrying)
+   4    incomplete: the run stopped before it reached every item (--deadline,
+        rejected credentials); the summary counts those not reached
    130  interrupted (SIGINT/SIGTERM); in-flight requests were finished first]]
 
 local ENVIRONMENT = [[
@@ -239,7 +241,11 @@ function M.build()
     batch:option("--audit"):argname("<file>"):description("Append an audit log (JSON Lines): decisions and outcomes."),
     batch:flag("--trails"):description("Keep every item's policy trail in the report, not only those of denied or "
       .. "adjusted items (the audit log has them all)."),
-    batch:flag("--retry-unknown"):description("Resend items whose outcome is unknown (may pre-qualify twice)."),
+    batch:option("--retry-unknown"):argname("<keys,lines>"):args("?")
+      :description("Resend items whose outcome is unknown (may pre-qualify twice); =KEY,LINE,... only those "
+        .. "(keys and input lines from 'prequalify journal list FILE --unknown')."),
+    batch:flag("--allow-reapproval"):description("With --journal: send an item approved earlier with other "
+      .. "hours, single-use or comment (a deliberate re-approval; the server then holds both)."),
     batch:flag("--retry-failed"):description("With --journal: resend items an earlier run recorded as failed."),
     batch:option("--deadline"):argname("<seconds>"):convert(number_of("--deadline", 0.001))
       :description("Stop sending after this long; in-flight requests finish."),
@@ -305,7 +311,7 @@ function M.build()
   json_flag(revoke)
 
   -- tickets, audit: their grammar is in their own files ----------------------
-  for _, name in ipairs{ "tickets", "audit" } do require("prequalify.cli." .. name).define(p, M) end
+  for _, name in ipairs{ "tickets", "audit", "journal" } do require("prequalify.cli." .. name).define(p, M) end
 
   -- emulator ----------------------------------------------------------------
   local emu = new_command(p, "emulator", "Run the local TPP emulator in the foreground.",

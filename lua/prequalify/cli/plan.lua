@@ -1,6 +1,8 @@
 --- `prequalify plan`: the decisions a batch would make, with their trails.
 -- Streams the inputs through the policy with one shared context (as a batch
--- does, so `unique` and `rate_limit` see earlier items); no network.
+-- does, so `unique` and `rate_limit` see earlier items); no network. A later
+-- copy of an item's identity (DN in any letter case, data, user) is marked
+-- `duplicate of item N`, as a batch skips it, before the policy sees it.
 -- @module prequalify.cli.plan
 local common = require "prequalify.cli.common"
 local inputs = require "prequalify.cli.inputs"
@@ -21,19 +23,25 @@ return function(args, cx)
     end)
   end
 
-  local counts = { total = 0, allow = 0, deny = 0, invalid = 0, unusual_length = 0 }
-  local ctx = {}
+  local counts = { total = 0, allow = 0, deny = 0, invalid = 0, duplicate = 0, unusual_length = 0 }
+  local ctx, ids = {}, require("prequalify.core").idset()
   if args.json then cx.out:write('{"items":[') end
   local index = 0
   for req, meta in source do
     index = index + 1
     counts.total = counts.total + 1
     local item = { index = index }
+    local first = req ~= false and ids:claim(req, index)
     if req == false then
       local err = meta
       counts.invalid = counts.invalid + 1
       item.file, item.line, item.source = err.file or err.path, err.line, err.source
       item.verdict, item.allow, item.reason = "invalid", false, err.message
+    elseif first then
+      if type(meta) == "table" then item.file, item.line, item.source = meta.file, meta.line, meta.source end
+      counts.duplicate = counts.duplicate + 1
+      item.verdict, item.allow, item.reason = "duplicate", false, "duplicate of item " .. first
+      item.request = output.request_summary(req)
     else
       if type(meta) == "table" then item.file, item.line, item.source = meta.file, meta.line, meta.source end
       local d = policy.evaluate(pol, req, ctx)
@@ -52,6 +60,8 @@ return function(args, cx)
       })
     elseif item.verdict == "invalid" then
       cx:print("INVALID ", item.reason)
+    elseif item.verdict == "duplicate" then
+      cx:print("SKIP  ", output.label(item), "  ", item.reason, " (sent once)")
     else
       local r = item.request
       local head = item.allow and (item.verdict == "adjust" and "ALLOW (adjusted)" or "ALLOW") or "DENY"
@@ -64,8 +74,8 @@ return function(args, cx)
   if args.json then
     cx.out:write("\n],", '"counts":', output.json(counts), ',"sent":false}\n')
   else
-    cx:print(string.format("plan: %d item%s: %d allow, %d deny, %d invalid (nothing was sent)", counts.total,
-      counts.total == 1 and "" or "s", counts.allow, counts.deny, counts.invalid))
+    cx:print(string.format("plan: %d item%s: %d allow, %d deny, %d invalid, %d duplicate (nothing was sent)",
+      counts.total, counts.total == 1 and "" or "s", counts.allow, counts.deny, counts.invalid, counts.duplicate))
   end
   if counts.unusual_length > 0 then
     cx:warn(string.format("%d item%s with data of no known digest length (see the warnings above)",
