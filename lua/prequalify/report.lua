@@ -1,5 +1,5 @@
 --- The batch report: counts by outcome and one entry per item, written as
--- JSON or told as a short summary. (The audit log is prequalify.audit_log.)
+-- JSON or told as a short summary. (The audit log is prequalify.batch.audit.)
 --
 -- Outcomes: `approved` (the server pre-qualified it), `denied` (the policy
 -- said no; nothing sent), `failed` (invalid input, or the server certainly

@@ -1,9 +1,10 @@
---- The batch's audit log (`audit = path`): JSON Lines, appended, one record
--- per policy decision and one per final outcome, with UTC times. It is for
--- people; the journal is for resuming. Never holds a secret.
+--- The audit log of a batch: JSON Lines, appended, one record per policy
+-- decision and one per final outcome, with UTC times. Never holds a secret.
+-- A write the disk refuses does not stop the run: the first error is kept
+-- and `close` returns it, naming the log.
 -- @module prequalify.batch.audit
 local core = require "prequalify.core"
-local report = require "prequalify.report"
+local encode = require("prequalify.report").encode
 
 local M = {}
 
@@ -15,8 +16,8 @@ local function utc(t)
   return os.date("!%Y-%m-%dT%H:%M:%S", math.floor(t)) .. string.format(".%03dZ", math.floor((t % 1) * 1000))
 end
 
---- Open an audit log (JSON Lines, appended): one record per policy decision
--- and one per final outcome, with UTC times. Never holds a secret.
+--- Open an audit log for appending.
+-- @tparam string path the log's path
 -- @return the log, or nil and a message
 function M.open(path)
   local f, err = io.open(path, "ab")
@@ -26,9 +27,9 @@ function M.open(path)
 end
 
 function Audit:record(rec)
-  local t = core.time()
-  rec.time = utc(t)
-  self.f:write(report.encode(rec), "\n")
+  rec.time = utc(core.time())
+  local ok, err = self.f:write(encode(rec), "\n")
+  if not ok and not self.err then self.err = err end
 end
 
 --- A policy decision for an item.
@@ -44,11 +45,16 @@ function Audit:outcome(entry)
                attempts = entry.attempts, resumed = entry.resumed }
 end
 
+--- Close the log. Idempotent.
+-- @return true, or nil and a message naming the log when a write failed
 function Audit:close()
   if self.f then
-    self.f:close()
+    local ok, err = self.f:close()
+    if not ok and not self.err then self.err = err end
     self.f = nil
   end
+  if self.err then return nil, "audit log " .. self.path .. ": cannot write it: " .. tostring(self.err) end
+  return true
 end
 
 return M
