@@ -4,6 +4,7 @@
 -- approved|not-sent --note TEXT` records the verified outcome (through
 -- `journal.open(path):resolve`). Nothing is sent; no credentials are read.
 -- @module prequalify.cli.journal
+
 -- prequalify.journal (and the C core) is loaded when a command runs: the
 -- grammar is also read at build time (manpage, completions), without the core.
 local function journal() return require "prequalify.journal" end
