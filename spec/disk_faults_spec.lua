@@ -99,9 +99,9 @@ describe("disk faults #emulator", function()
     -- An item whose intent reached the disk while its not-sent record did
     -- not is unknown; the user settles the ones the server lacks with
     -- `journal resolve --as not-sent`, and the next run sends them once.
-    local by = stored()
+    local now = stored()
     local missing = {}
-    for i = 1, N do if not by[data[i]] then missing[#missing + 1] = tostring(i) end end
+    for i = 1, N do if not now[data[i]] then missing[#missing + 1] = tostring(i) end end
     if #missing > 0 then
       assert.truthy(r.out:find("an earlier run recorded an intent and no outcome; it may not have been sent",
         1, true), r.out)
