@@ -1,0 +1,151 @@
+/* Unit test of pq_idset (the per-run set of item identities): a repeated
+ * identity returns the first item's index; the DN compares without regard to
+ * ASCII letter case (as batch_identity_spec expects of the Lua side) while the
+ * data and the user compare exactly; fields cannot borrow bytes from each
+ * other; the set grows far past its first table; long fields; and out of
+ * memory (calloc is wrapped at link time, -Wl,--wrap=calloc) is -1 or NULL,
+ * with the set still usable. Prints one line per failed check and a total. */
+#include "pq_prefix.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pq_idset.h"
+#include "test_check.h"
+
+/* calloc, failing once `calloc_fail_in` more calls have passed (-1: never). */
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+static long calloc_fail_in = -1;
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    if (calloc_fail_in == 0) {
+        calloc_fail_in = -1;
+        return NULL;
+    }
+    if (calloc_fail_in > 0) calloc_fail_in--;
+    return __real_calloc(n, size);
+}
+
+static long long claim(pq_idset *s, const char *dn, const char *data, const char *user, long long index)
+{
+    return pq_idset_claim(s, dn, strlen(dn), data, strlen(data), user, strlen(user), index);
+}
+
+static void test_repeat_and_case(void)
+{
+    pq_idset *s = pq_idset_new();
+    CHECK(s != NULL);
+    if (!s) return;
+    CHECK(claim(s, "\\VED\\Policy\\Prod", "q83vEjRWeJA=", "local:bot", 1) == 0);
+    /* The same identity again: the first item's index, every time. */
+    CHECK(claim(s, "\\VED\\Policy\\Prod", "q83vEjRWeJA=", "local:bot", 2) == 1);
+    CHECK(claim(s, "\\VED\\Policy\\Prod", "q83vEjRWeJA=", "local:bot", 3) == 1);
+    /* The DN without regard to ASCII letter case. */
+    CHECK(claim(s, "\\ved\\POLICY\\prod", "q83vEjRWeJA=", "local:bot", 4) == 1);
+    /* Data and user compare exactly: a letter's case makes them new. */
+    CHECK(claim(s, "\\VED\\Policy\\Prod", "Q83vEjRWeJA=", "local:bot", 5) == 0);
+    CHECK(claim(s, "\\VED\\Policy\\Prod", "q83vEjRWeJA=", "local:Bot", 6) == 0);
+    /* Only ASCII letters fold: "É" (C3 89) and "é" (C3 A9) differ. */
+    CHECK(claim(s, "\\VED\\Policy\\\xc3\x89t\xc3\xa9", "q83v", "u", 7) == 0);
+    CHECK(claim(s, "\\VED\\Policy\\\xc3\xa9t\xc3\xa9", "q83v", "u", 8) == 0);
+    CHECK(claim(s, "\\ved\\policy\\\xc3\x89T\xc3\xa9", "q83v", "u", 9) == 7);
+    /* Bytes that move from one field to the next make another identity. */
+    CHECK(claim(s, "ab", "c", "d", 10) == 0);
+    CHECK(claim(s, "a", "bc", "d", 11) == 0);
+    CHECK(claim(s, "a", "b", "cd", 12) == 0);
+    CHECK(claim(s, "", "", "", 13) == 0);
+    CHECK(claim(s, "", "", "", 14) == 13);
+    /* Fields with NUL bytes are counted by length, not cut at the NUL. */
+    CHECK(pq_idset_claim(s, "x\0y", 3, "d", 1, "u", 1, 15) == 0);
+    CHECK(pq_idset_claim(s, "x\0z", 3, "d", 1, "u", 1, 16) == 0);
+    CHECK(pq_idset_claim(s, "X\0Y", 3, "d", 1, "u", 1, 17) == 15);
+    pq_idset_free(s);
+    pq_idset_free(NULL); /* as free(NULL) */
+}
+
+/* Many identities: well past the first table (1024 slots), each claimed
+ * once as new and then found again with its own index. */
+static void test_growth(void)
+{
+    enum { N = 20000 };
+    pq_idset *s = pq_idset_new();
+    char data[32];
+    long long i, fresh = 0, found = 0;
+    CHECK(s != NULL);
+    if (!s) return;
+    for (i = 1; i <= N; i++) {
+        snprintf(data, sizeof data, "item-%lld", i);
+        fresh += claim(s, "\\VED\\Policy\\Prod", data, "local:bot", i) == 0;
+    }
+    CHECK(fresh == N);
+    for (i = 1; i <= N; i++) {
+        snprintf(data, sizeof data, "item-%lld", i);
+        found += claim(s, "\\VED\\POLICY\\PROD", data, "local:bot", N + i) == i;
+    }
+    CHECK(found == N);
+    pq_idset_free(s);
+}
+
+/* Fields of a megabyte: compared in full, the DN still folded. */
+static void test_long_fields(void)
+{
+    size_t n = 1u << 20;
+    char *a = (char *)malloc(n), *b = (char *)malloc(n);
+    pq_idset *s = pq_idset_new();
+    CHECK(a && b && s);
+    if (a && b && s) {
+        memset(a, 'A', n);
+        memset(b, 'a', n);
+        CHECK(pq_idset_claim(s, a, n, a, n, "u", 1, 1) == 0);
+        CHECK(pq_idset_claim(s, b, n, a, n, "u", 1, 2) == 1);  /* DN folded */
+        CHECK(pq_idset_claim(s, a, n, b, n, "u", 1, 3) == 0);  /* data exact */
+        b[n - 1] = 'b'; /* the last byte alone differs */
+        CHECK(pq_idset_claim(s, a, n, a, n - 1, "u", 1, 4) == 0);
+        CHECK(pq_idset_claim(s, b, n, a, n, "u", 1, 5) == 0);
+        CHECK(pq_idset_claim(s, a, n, a, n, "u", 1, 6) == 1);
+    }
+    pq_idset_free(s);
+    free(a);
+    free(b);
+}
+
+/* Out of memory: a set that cannot be made is NULL; a table that cannot be
+ * made or grown is -1, nothing is claimed, and a later claim works. */
+static void test_out_of_memory(void)
+{
+    pq_idset *s;
+    char data[32];
+    long long i, ok = 0;
+    calloc_fail_in = 0;
+    CHECK(pq_idset_new() == NULL);
+    s = pq_idset_new();
+    CHECK(s != NULL);
+    if (!s) return;
+    calloc_fail_in = 0; /* the first table */
+    CHECK(claim(s, "dn", "d", "u", 1) == -1);
+    CHECK(claim(s, "dn", "d", "u", 2) == 0); /* not taken by the failed claim */
+    CHECK(claim(s, "dn", "d", "u", 3) == 2);
+    for (i = 1; i <= 767; i++) { /* 768 identities fill 3/4 of the table */
+        snprintf(data, sizeof data, "d%lld", i);
+        ok += claim(s, "dn", data, "u", 10 + i) == 0;
+    }
+    CHECK(ok == 767);
+    calloc_fail_in = 0; /* the growth */
+    CHECK(claim(s, "dn", "new", "u", 5000) == -1);
+    CHECK(claim(s, "dn", "d1", "u", 5001) == 11); /* the old table is intact */
+    CHECK(claim(s, "dn", "new", "u", 5002) == 0);
+    CHECK(claim(s, "dn", "new", "u", 5003) == 5002);
+    pq_idset_free(s);
+}
+
+int main(void)
+{
+    test_repeat_and_case();
+    test_growth();
+    test_long_fields();
+    test_out_of_memory();
+    return test_total();
+}
