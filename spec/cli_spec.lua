@@ -83,11 +83,37 @@ describe("prequalify usage errors exit 2 #nosan", function()
     assert.truthy(r.err:find("--dn: ", 1, true), r.err)
   end)
 
+  -- Every command names the same ways to sign in (cli/common.lua).
+  local SIGN_INS = "--username with --password-file or --password-stdin, --jwt-file, --jwt-env, "
+    .. "--certificate-grant, or --refresh-token-file; and --client-id\n"
+  local HINT = "Run 'prequalify %s --help' for the options.\n"
+
   it("when no credentials are given", function()
     local r = cli.run{ "submit", "--dn", DN, "--user", USER, "--comment", "c", "--data", helpers.SHA256_B64,
                        "--url", "https://localhost:1" }
     assert.equal(2, r.code)
-    assert.truthy(r.err:find("no credentials", 1, true), r.err)
+    assert.equal("prequalify submit: no credentials: give --token-file, PREQUALIFY_TOKEN or --token-stdin; "
+      .. "or sign in: " .. SIGN_INS .. HINT:format("submit"), r.err)
+  end)
+
+  it("when token get has no sign-in, even with a bearer token", function()
+    local dir = helpers.tmpdir()
+    local tf = cli.secret_file(dir, "token", "abc")
+    for _, argv in ipairs{ { "token", "get", "--out", "-", "--url", "https://localhost:1" },
+                           { "token", "get", "--out", "-", "--url", "https://localhost:1", "--token-file", tf } } do
+      local r = cli.run(argv)
+      assert.equal(2, r.code, r.err)
+      assert.equal("prequalify token get: token get needs a sign-in: " .. SIGN_INS .. HINT:format("token get"), r.err)
+      assert.equal("", r.out)
+    end
+    helpers.rm_rf(dir)
+  end)
+
+  it("when token refresh has no refresh token file", function()
+    local r = cli.run{ "token", "refresh", "--url", "https://localhost:1" }
+    assert.equal(2, r.code, r.err)
+    assert.equal("prequalify token refresh: token refresh spends the refresh token in --refresh-token-file "
+      .. "(or PREQUALIFY_REFRESH_TOKEN_FILE)\n" .. HINT:format("token refresh"), r.err)
   end)
 
   it("when no server is given", function()

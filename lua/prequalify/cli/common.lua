@@ -31,6 +31,19 @@ function Context:usage(command, msg)
   return M.EXIT.USAGE
 end
 
+-- Every way to sign in, as usage errors name them: written once, so that
+-- each command names the same ones.
+local SIGN_INS = "--username with --password-file or --password-stdin, --jwt-file, --jwt-env, "
+  .. "--certificate-grant, or --refresh-token-file; and --client-id"
+
+--- Print the usage error of a command given no credentials and return exit
+-- code 2. With `sign_in_only` a bearer token will not do (`token get`).
+function Context:no_credentials(command, sign_in_only)
+  if sign_in_only then return self:usage(command, command .. " needs a sign-in: " .. SIGN_INS) end
+  return self:usage(command, "no credentials: give --token-file, PREQUALIFY_TOKEN or --token-stdin; "
+    .. "or sign in: " .. SIGN_INS)
+end
+
 --- Print a failure and return exit code 1.
 function Context:fail(msg)
   self.err:write("prequalify: ", self:failure(msg), "\n")
@@ -82,11 +95,7 @@ function Context:client(args, s, command, optional_credentials)
   if not opts then return nil, self:usage(command, oerr) end
   local creds, how = s:credentials(args, self.stdin)
   if not creds then return nil, self:usage(command, how) end
-  if how == "none" and not optional_credentials then
-    return nil, self:usage(command, "no credentials: give --token-file, PREQUALIFY_TOKEN or --token-stdin; "
-      .. "or --username with --password-file or --password-stdin; or --refresh-token-file "
-      .. "(the last two with --client-id)")
-  end
+  if how == "none" and not optional_credentials then return nil, self:no_credentials(command) end
   for k, v in pairs(creds) do opts[k] = v end
   local client, err = prequalify.client(opts)
   if not client then return nil, self:usage(command, s:explain(err)) end

@@ -60,12 +60,11 @@ local function obtain(args, cx, sub)
   end
   local creds, how = s:credentials(args, cx.stdin)
   if not creds then return cx:usage(name, how) end
-  if not creds.auth or (sub == "refresh" and not creds.auth.refresh_token_file) then
-    return cx:usage(name, sub == "refresh"
-      and "token refresh spends the refresh token in --refresh-token-file (or PREQUALIFY_REFRESH_TOKEN_FILE)"
-      or "token get needs a sign-in: --username with --password-file or --password-stdin, --jwt-file, "
-        .. "--jwt-env, --certificate-grant, or --refresh-token-file; and --client-id")
+  if sub == "refresh" and not (creds.auth and creds.auth.refresh_token_file) then
+    return cx:usage(name, "token refresh spends the refresh token in --refresh-token-file "
+      .. "(or PREQUALIFY_REFRESH_TOKEN_FILE)")
   end
+  if not creds.auth then return cx:no_credentials(name, true) end
   local opts, oerr = s:client_options(function(msg) cx:warn(msg) end)
   if not opts then return cx:usage(name, oerr) end
   local transport, terr = require("prequalify.client").transport(opts)
