@@ -1,13 +1,18 @@
 /* prequalify.core spool records: core.spool_record packs a batch report entry
  * (a Lua table) into the compact record of pq_spool.h, and core.SPOOL_LAYOUT
  * names the layout so that report.lua reads records back. lspool_read_entry
- * is also what the pipeline binding uses to read an item's report fields. */
+ * is also what the pipeline binding uses to read an item's report fields.
+ * core.spool_open makes the spool file itself. */
 #include "pq_prefix.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -94,9 +99,13 @@ static int lspool_record(lua_State *L)
     out = luaL_buffinitsize(L, &b, size);
     pq_spool_pack(vals, out);
     if (file) {
-        /* A failed write sets the stream's error flag, as f:write would. */
-        (void)fwrite(out, 1, size, file);
+        int ok = fwrite(out, 1, size, file) == size;
+        int err = errno;
         luaL_pushresultsize(&b, 0); /* releases the buffer; "" needs no allocation */
+        if (!ok) {
+            errno = err;
+            return luaL_fileresult(L, 0, NULL);
+        }
         lua_pushboolean(L, 1);
         return 1;
     }
@@ -104,11 +113,74 @@ static int lspool_record(lua_State *L)
     return 1;
 }
 
+/* The closer of a spool file (an io library handle made here). */
+static int lspool_close(lua_State *L)
+{
+    luaL_Stream *st = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    errno = 0;
+    return luaL_fileresult(L, fclose(st->f) == 0, NULL);
+}
+
+/* core.spool_open(dir) -> file, path | nil, message
+ * A new file in dir, named prequalify-XXXXXXXX.spool, made as mkstemp does
+ * (O_CREAT | O_EXCL, mode 0600, retried on a name taken) but by open(2), so
+ * that spec/faultfs can fail its writes by that suffix; it is unlinked at
+ * once, so that nothing is left behind even after a SIGKILL. The file is an
+ * io library handle open for reading and writing; path only names it in
+ * messages. */
+static int lspool_open(lua_State *L)
+{
+    static unsigned long serial;
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyz012345";
+    const char *dir = luaL_checkstring(L, 1);
+    luaL_Stream *st;
+    struct timespec ts;
+    const char *path = NULL;
+    int fd = -1, tries, err = 0;
+    if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TNIL) return luaL_error(L, "the io library is not loaded");
+    lua_pop(L, 1);
+    /* Created closed: an error below leaves it consistent. */
+    st = (luaL_Stream *)lua_newuserdatauv(L, sizeof *st, 0);
+    st->f = NULL;
+    st->closef = NULL;
+    luaL_setmetatable(L, LUA_FILEHANDLE);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (tries = 0; tries < 64 && fd < 0; tries++) {
+        char name[8];
+        uint64_t x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() << 32 ^
+                     (uint64_t)ts.tv_sec ^ (uint64_t)++serial * 0xbf58476d1ce4e5b9ULL;
+        int i;
+        for (i = 0; i < 8; i++, x >>= 5) name[i] = letters[x & 31];
+        lua_settop(L, 2);
+        path = lua_pushfstring(L, "%s/prequalify-%s.spool", dir, lua_pushlstring(L, name, 8));
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        err = errno;
+        if (fd < 0 && err != EEXIST) break;
+    }
+    if (fd >= 0) {
+        (void)unlink(path);
+        st->f = fdopen(fd, "w+b");
+        err = errno;
+        if (st->f) {
+            st->closef = &lspool_close;
+            lua_pushvalue(L, 2);
+            lua_pushstring(L, path);
+            return 2;
+        }
+        (void)close(fd);
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "report spool %s: cannot create it: %s", path, strerror(err));
+    return 2;
+}
+
 void lspool_register(lua_State *L)
 {
     size_t i;
     lua_pushcfunction(L, lspool_record);
     lua_setfield(L, -2, "spool_record");
+    lua_pushcfunction(L, lspool_open);
+    lua_setfield(L, -2, "spool_open");
     /* SPOOL_LAYOUT = { {name, kind}, ... } in mask bit order */
     lua_createtable(L, PQ_SP_NFIELDS, 0);
     for (i = 0; i < PQ_SP_NFIELDS; i++) {

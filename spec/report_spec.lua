@@ -132,6 +132,15 @@ describe("report spool", function()
     f:close()
   end)
 
+  it("says why when the file refuses the record", function()
+    local f = assert(io.open("/dev/null", "rb"))
+    f:setvbuf("no")
+    local ok, err = core.spool_record(FULL, f)
+    f:close()
+    assert.is_nil(ok)
+    assert.equal("Bad file descriptor", err)
+  end)
+
   it("refuses a non-table entry, a non-file target and a closed file", function()
     assert.error_matches(function() core.spool_record("entry") end, "table expected, got string", 1, true)
     assert.error_matches(function() core.spool_record(FULL, {}) end, "FILE* expected", 1, true)
@@ -199,5 +208,101 @@ describe("report order and exit code", function()
     assert.equal(4, finished({ approved = 2, failed = 1 }, "stopped"):exit_code())
     assert.equal(1, finished{}:exit_code(), "an empty batch")
     assert.same(require("prequalify.cli.common").EXIT, require("prequalify.results").EXIT)
+  end)
+
+  it("exits 4 when the report, its spool or the audit log could not be written, after 130 and 3", function()
+    for _, field in ipairs{ "report_error", "spool_error", "audit_error" } do
+      local rep = finished{ approved = 3 }
+      rep[field] = "disk full"
+      assert.equal(4, rep:exit_code(), field)
+      rep = finished{ approved = 2, failed = 1 }
+      rep[field] = "disk full"
+      assert.equal(4, rep:exit_code(), field .. " with a failed item")
+      rep = finished{ approved = 2, unknown = 1 }
+      rep[field] = "disk full"
+      assert.equal(3, rep:exit_code(), field .. " with an unknown item")
+      rep = finished({ approved = 2 }, "interrupted")
+      rep[field] = "disk full"
+      assert.equal(130, rep:exit_code(), field .. " when interrupted")
+    end
+  end)
+end)
+
+describe("report spool file", function()
+  local lfs = require "lfs"
+  local dir
+
+  before_each(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(lfs.mkdir(dir))
+  end)
+  after_each(function()
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." then os.remove(dir .. "/" .. name) end
+    end
+    lfs.rmdir(dir)
+  end)
+
+  local function files()
+    local out = {}
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." then out[#out + 1] = name end
+    end
+    return out
+  end
+
+  it("is made in spool_dir and leaves no file behind, even while open", function()
+    local rep = assert(report.new{ keep_items = false, spool_dir = dir })
+    assert.truthy(rep.spool_path:find("^" .. dir:gsub("%p", "%%%0") .. "/prequalify%-%w+%.spool$"), rep.spool_path)
+    assert.same({}, files())
+    rep:add(FULL)
+    rep:finish("complete")
+    assert.same({}, files())
+    rep:close()
+  end)
+
+  it("is refused with a message naming it when its directory cannot hold it", function()
+    local rep, err = report.new{ keep_items = false, spool_dir = dir .. "/missing" }
+    assert.is_nil(rep)
+    assert.truthy(err:find("^report spool " .. dir:gsub("%p", "%%%0")
+      .. "/missing/prequalify%-%w+%.spool: cannot create it: No such file or directory$"), err)
+  end)
+
+  it("after a write error keeps the whole entries, counts the lost ones and says where", function()
+    local rep = assert(report.new{ keep_items = false, spool_dir = dir, total = 5 })
+    rep.journal = "/var/lib/ci/j.jsonl"
+    for i = 1, 2 do
+      local e = { index = i, outcome = "approved", request = FULL.request }
+      assert.is_true(rep:add(e))
+    end
+    -- A record the disk cut short, as a full disk leaves it.
+    rep.spool:write(string.pack("<I4", 400), "\0torn")
+    rep:spool_failed("No space left on device")
+    local want = "report spool " .. rep.spool_path .. ": cannot write it: No space left on device"
+    assert.equal(want, rep.spool_error)
+    local ok, err = rep:add{ index = 3, outcome = "failed", reason = "invalid" }
+    assert.is_nil(ok)
+    assert.equal(want, err)
+    rep:spool_failed("Input/output error") -- the first error stays
+    assert.equal(want, rep.spool_error)
+    rep:finish("stopped", want)
+    assert.equal(3, rep.counts.total)
+    assert.equal(1, rep.spool_lost)
+    local got = {}
+    for e in rep:entries() do got[#got + 1] = math.tointeger(e.index) end
+    assert.same({ 1, 2 }, got)
+    assert.equal(want .. "; the report lacks 1 of its entries; the partial report is at r.json; "
+      .. "the journal /var/lib/ci/j.jsonl has every outcome", rep:spool_note("r.json"))
+    local path = dir .. "/r.json"
+    assert.is_true(rep:write_json(path))
+    local fh = assert(io.open(path))
+    local doc = cjson.decode(fh:read("a"))
+    fh:close()
+    assert.equal(want, doc.spool_error)
+    assert.equal(1, doc.spool_lost)
+    assert.equal(2, #doc.items)
+    assert.equal(4, rep:exit_code())
+    rep:close()
   end)
 end)

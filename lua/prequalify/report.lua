@@ -8,103 +8,29 @@
 -- interrupted, past the deadline, a duplicate, credentials rejected).
 --
 -- Entries stay in memory (`report.items`) when the batch input was a Lua
--- array; for an iterator or a manifest they are spooled to a temporary file,
--- so that memory stays flat, and read back by `entries()` and `write_json`.
+-- array; for an iterator or a manifest they are spooled to a temporary file
+-- (in `$TMPDIR`, unlinked at once), so that memory stays flat, and read back
+-- by `entries()` and `write_json`. When the disk refuses the spool, the
+-- entries spooled so far stay readable, later ones are only counted, and
+-- `spool_error` says so.
 -- @module prequalify.report
-local cjson = require "cjson"
 local core = require "prequalify.core"
+local spool = require "prequalify.spool"
 local EXIT = require("prequalify.results").EXIT
 
 local M = {}
 
 M.OUTCOMES = { "approved", "denied", "failed", "unknown", "skipped" }
 
-local json = cjson.new()
+local json = require("cjson").new()
 json.encode_invalid_numbers(false)
 
--- An entry as JSON; a trail holding something JSON cannot carry (a user
--- rule's odd reason) is turned to text rather than failing the run.
-local function encode(entry)
-  local ok, text = pcall(json.encode, entry)
-  if ok then return text end
-  local copy = {}
-  for k, v in pairs(entry) do copy[k] = v end
-  if type(copy.trail) == "table" then
-    local trail = {}
-    for i, e in ipairs(copy.trail) do
-      trail[i] = { rule = tostring(e.rule), verdict = tostring(e.verdict), reason = tostring(e.reason),
-                   depth = tonumber(e.depth) }
-    end
-    copy.trail = trail
-  end
-  ok, text = pcall(json.encode, copy)
-  if ok then return text end
-  return json.encode{ index = entry.index, outcome = entry.outcome, key = entry.key,
-                      note = "entry could not be encoded: " .. tostring(text) }
-end
+--- An entry as JSON text (see `prequalify.spool.encode`).
+M.encode = spool.encode
+local encode = spool.encode
 
--- The spool holds one record per entry: a 4-byte length, then either the
--- entry as JSON or, for the common shape (scalar fields, `request` and
--- `server`, no `error`, `trail` or `sent`), a compact binary record that the
--- C core packs in one call (`core.spool_record`, layout in
--- `core.SPOOL_LAYOUT`): a zero byte, a mask of the fields present, and every
--- field at a fixed place. Spooling an entry was the largest single cost of
--- an item in a batch: cjson.encode formats every number with
--- snprintf("%.14g"), and a string.pack over some thirty fields in Lua cost
--- about 20k instructions; the C record costs a few thousand. Numbers come
--- back as floats, as they did from JSON (exact, where JSON kept 14 digits);
--- a value JSON cannot carry (NaN, infinity) or a field of an unexpected type
--- sends the entry through JSON as before. Only the layout's fields are kept
--- (the batch runner's entries have no others).
-
--- The reader of compact records: the layout read once into unpack formats,
--- then one string.unpack per field, in order.
-local LAYOUT = {}
-for bit, f in ipairs(core.SPOOL_LAYOUT) do
-  local kind = f[2]
-  LAYOUT[bit] = { name = f[1], kind = kind, mask = 1 << (bit - 1),
-                  fmt = kind == "n" and "<n" or kind == "s" and "<s4" or "B" }
-end
-
-local unpack = string.unpack
-
-local function compact_decode(s)
-  local m, pos = unpack("<I4", s, 2)
-  local e = {}
-  local into = e
-  for _, f in ipairs(LAYOUT) do
-    local present = m & f.mask ~= 0
-    if f.kind == "t" then
-      into = present and {} or false
-      if present then e[f.name] = into end
-    else
-      local v
-      v, pos = unpack(f.fmt, s, pos)
-      if present and into then
-        if f.kind == "b" then v = v == 2 end
-        into[f.name] = v
-      end
-    end
-  end
-  return e
-end
-M.encode = encode
-local spool_compact = core.spool_record
-
--- Writes one spool record: length-prefixed, compact when the entry allows
--- it (packed and written by the C core).
-local function spool_write(f, entry)
-  if not spool_compact(entry, f) then f:write(string.pack("<s4", encode(entry))) end
-end
-
-local function spool_decode(body)
-  if body:byte(1) == 0 then return compact_decode(body) end
-  return json.decode(body)
-end
-
---- An entry from the body of one spool record (compact or JSON), e.g. the
--- fields the batch pipeline holds for an item.
-M.decode_record = spool_decode
+--- An entry from the body of one spool record (see `prequalify.spool.decode`).
+M.decode_record = spool.decode
 
 local Report = {}
 Report.__index = Report
@@ -112,7 +38,10 @@ Report.__name = "prequalify.report"
 
 --- A new, empty report.
 -- @tparam[opt] table opts `keep_items` (true: entries in `items`; false:
---   spooled to a temporary file), `total` (expected items, if known)
+--   spooled to a temporary file), `total` (expected items, if known),
+--   `spool_dir` (where the spool file goes: `$TMPDIR`, else /tmp)
+-- @return the report, or nil and a message naming the spool file when it
+--   cannot be created
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({
@@ -125,13 +54,23 @@ function M.new(opts)
   if opts.keep_items ~= false then
     self.items = {}
   else
-    local f, err = io.tmpfile()
-    if not f then error("prequalify.report: cannot create a spool file: " .. tostring(err)) end
-    -- A large buffer: one write(2) per hundred-odd records, not per ten.
-    f:setvbuf("full", 65536)
-    self.spool = f
+    local dir = opts.spool_dir or os.getenv("TMPDIR")
+    local f, path = spool.open(dir and dir ~= "" and dir or "/tmp")
+    if not f then return nil, path end
+    self.spool, self.spool_path = f, path
   end
   return self
+end
+
+--- The spool could not be written (`why`: the error): nothing more is
+-- spooled, entries spooled so far stay readable, `spool_error` names the
+-- file and the error, and `finish` counts the entries lost in `spool_lost`.
+-- Called by `add` and by the batch run when the C pipeline's spool write
+-- failed. Idempotent.
+-- @tparam string why the error, e.g. "No space left on device"
+function Report:spool_failed(why)
+  if self.spool_error or not self.spool then return end
+  self.spool_error = "report spool " .. self.spool_path .. ": cannot write it: " .. why
 end
 
 -- Up to this many distinct failure reasons are counted for the summary.
@@ -150,8 +89,22 @@ local function note_reason(self, entry)
   end
 end
 
+--- What to tell the user when the spool failed: the file and the error, how
+-- many entries the report lacks, where the partial report is and which
+-- journal has every outcome.
+-- @tparam[opt] string path the JSON report's path, if one was written
+-- @treturn string the message (nil when the spool did not fail)
+function Report:spool_note(path)
+  if not self.spool_error then return nil end
+  return self.spool_error .. "; the report lacks " .. self.spool_lost .. " of its entries"
+    .. (path and not self.report_error and "; the partial report is at " .. path or "")
+    .. (self.journal and "; the journal " .. self.journal .. " has every outcome" or "")
+end
+
 --- Add one finished item.
 -- @tparam table entry `index`, `outcome` and the details (see BATCH.md)
+-- @return true; or nil and `spool_error` when the entry could not be spooled
+--   (it is counted all the same)
 function Report:add(entry)
   local c = self.counts
   c.total = c.total + 1
@@ -162,13 +115,18 @@ function Report:add(entry)
   if entry.outcome ~= "approved" then note_reason(self, entry) end
   if self.items then
     self.items[#self.items + 1] = entry
-  else
+    return true
+  end
+  if not self.spool_error then
     if self.reading then
       self.spool:seek("end", 0)
       self.reading = false
     end
-    spool_write(self.spool, entry)
+    local ok, err = spool.write(self.spool, entry)
+    if ok then return true end
+    self:spool_failed(tostring(err))
   end
+  return nil, self.spool_error
 end
 
 --- Mark the run finished.
@@ -184,7 +142,15 @@ function Report:finish(status, reason)
   -- Always a number when the input's size is known (or the run is complete).
   self.not_reached = self.expected and math.max(0, self.expected - self.counts.total)
     or (status == "complete" and 0 or nil)
-  if self.spool then self.spool:flush() end
+  if self.spool and not self.spool_error then
+    local ok, err = self.spool:flush()
+    if not ok then self:spool_failed(tostring(err)) end
+  end
+  if self.spool_error then
+    local n = 0
+    for _ in spool.entries(self.spool) do n = n + 1 end
+    self.spool_lost = self.counts.total - n
+  end
   return self
 end
 
@@ -234,23 +200,15 @@ function Report:entries()
       return self.items[i]
     end)
   end
-  local f = self.spool
-  f:flush()
-  f:seek("set", 0)
+  -- After a write error nothing more is spooled: what was is read.
+  if not self.spool_error then self.spool:flush() end
   self.reading = true
-  return in_input_order(function()
-    local head = f:read(4)
-    local body = head and #head == 4 and f:read((string.unpack("<I4", head)))
-    if not body then
-      f:seek("end", 0)
-      return nil
-    end
-    return spool_decode(body)
-  end)
+  return in_input_order(spool.entries(self.spool))
 end
 
 local HEAD_FIELDS = { "status", "interrupted", "reason", "counts", "expected", "not_reached", "requests",
-                      "started", "finished", "elapsed", "rate", "journal", "concurrency" }
+                      "started", "finished", "elapsed", "rate", "journal", "concurrency", "spool_error",
+                      "spool_lost" }
 
 --- The report as one JSON document: `{status, counts, ..., items = [...]}`.
 -- Written to a temporary file beside `path` and renamed, entry by entry.
@@ -335,15 +293,19 @@ end
 --- The exit code for this report, the mapping the command line uses
 -- (`prequalify.results.EXIT`): 130 when interrupted; else 3 when an outcome
 -- is unknown; else 4 when the run stopped early (deadline, rejected
--- credentials); else 1 when an item was denied, failed or already approved
--- with other terms, or there were no items; else 0.
+-- credentials, a journal write failed) or its record is incomplete (the
+-- report, its spool or the audit log could not be written: `report_error`,
+-- `spool_error`, `audit_error`); else 1 when an item was denied, failed or
+-- already approved with other terms, or there were no items; else 0.
 -- @treturn integer the exit code; it never fails
 -- @usage os.exit(report:exit_code())
 function Report:exit_code()
   local c = self.counts
   if self.interrupted then return EXIT.INTERRUPTED end
   if c.unknown > 0 then return EXIT.UNKNOWN end
-  if self.status ~= "complete" then return EXIT.INCOMPLETE end
+  if self.status ~= "complete" or self.report_error or self.spool_error or self.audit_error then
+    return EXIT.INCOMPLETE
+  end
   if c.denied > 0 or c.failed > 0 or (c.other_terms or 0) > 0 or c.total == 0 then return EXIT.FAILED end
   return EXIT.OK
 end

@@ -112,12 +112,16 @@ function M.start(t, items, opts)
   local pull, total, is_array = source.new(items, opts.total == nil)
   if not pull then error("client:batch: " .. total, 3) end
   total = opts.total or total
-  local logs, lerr = open_logs(t, opts)
-  if not logs then return nil, lerr end
   local keep = opts.keep_items
   if keep == nil then keep = is_array end
+  local rep, serr = report.new{ keep_items = keep, total = total }
+  if not rep then return nil, errors.new("invalid", serr) end
+  local logs, lerr = open_logs(t, opts)
+  if not logs then
+    rep:close()
+    return nil, lerr
+  end
   local concurrency = math.tointeger(opts.concurrency or M.DEFAULT_CONCURRENCY)
-  local rep = report.new{ keep_items = keep, total = total }
   rep.journal = opts.journal
   rep.concurrency = concurrency
   return run_mod.new(t, {

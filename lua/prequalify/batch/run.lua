@@ -98,7 +98,9 @@ end
 --- Record an item's outcome: report, audit log, `on_result`, progress.
 function Run:finalize(e, outcome, res, err, reason)
   entries.conclude(e, outcome, res, err, reason, self:secrets())
-  self.rep:add(e)
+  -- A report that cannot keep its entries stops the run, as the journal does.
+  local added, serr = self.rep:add(e)
+  if not added then self:stop("stopped", serr) end
   if self.audit then self.audit:outcome(e) end
   if self.on_result then
     local ok, cerr = pcall(self.on_result, e, res, err)
@@ -249,7 +251,14 @@ function Run:advance(max_wait)
   if in_flight > 0 or ready > 0 or (self.jr and self.jr:unsynced() > 0) then
     local decisions, failure, sent = pipe:step(self:wait_for(max_wait, now, pulls))
     if sent then reply.sent(self, sent) end
-    if failure then self:stop("stopped", failure) end
+    if failure then
+      local why = failure:match("^report spool write failed: (.*)")
+      if why then
+        self.rep:spool_failed(why)
+        failure = self.rep.spool_error
+      end
+      self:stop("stopped", failure)
+    end
     if decisions then
       for _, d in ipairs(decisions) do reply.decide(self, d) end
     end
@@ -384,6 +393,7 @@ function Run:wrap_up(failed)
       self:warn(err)
     end
   end
+  if rep.spool_error then self:warn(rep:spool_note(self.opts.report)) end
   return rep
 end
 

@@ -92,12 +92,16 @@ return function(args, cx)
       tmp = os.tmpname()
       local ok, werr = rep:write_json(tmp)
       if not ok then
-        os.remove(tmp)
-        return cx:fail(tostring(werr))
+        -- No report on stdout: a run whose report is lost exits 4 at least.
+        os.remove(tmp .. ".tmp")
+        rep.report_error = werr
+        cx:warn(werr)
+        path = nil
+      else
+        path = tmp
       end
-      path = tmp
     end
-    copy_report(path, cx.out)
+    if path then copy_report(path, cx.out) end
     if tmp then os.remove(tmp) end
   else
     print_summary(cx, rep)

@@ -23,7 +23,9 @@ Exit codes:
    3    unknown outcome: a request was sent without a usable reply; the server may
         have acted (not resent; check before retrying)
    4    incomplete: the run stopped before it reached every item (--deadline,
-        rejected credentials); the summary counts those not reached
+        rejected credentials, a journal or report spool that could not be
+        written; the summary counts those not reached), or its report or audit
+        log could not be written
    130  interrupted (SIGINT/SIGTERM); in-flight requests were finished first]]
 
 local ENVIRONMENT = [[
