@@ -256,6 +256,15 @@ describe("report spool file", function()
     local rep = assert(report.new{ keep_items = false, spool_dir = dir })
     assert.truthy(rep.spool_path:find("^" .. dir:gsub("%p", "%%%0") .. "/prequalify%-%w+%.spool$"), rep.spool_path)
     assert.same({}, files())
+    -- Mode 0600, seen through the process's descriptor of the unlinked file.
+    local mode
+    for fd in lfs.dir("/proc/self/fd") do
+      local target = lfs.symlinkattributes("/proc/self/fd/" .. fd, "target")
+      if target and target:find(rep.spool_path, 1, true) == 1 then
+        mode = lfs.attributes("/proc/self/fd/" .. fd, "permissions")
+      end
+    end
+    assert.equal("rw-------", mode)
     rep:add(FULL)
     rep:finish("complete")
     assert.same({}, files())
