@@ -402,7 +402,7 @@ local function overhead_section()
   for _, r in ipairs(RULE_NAMES) do row(sec, "    evaluate of one rule: " .. r, rules[r], "%.2f") end
   row(sec, "  evaluate of a rule of a policy file (budget hook)", file_rule, "%.2f")
   row(sec, "  evaluate of the same rule made by the program", host_rule, "%.2f")
-  row(sec, "  floor: the 8-rule decision's tables, strings and record, no rule run", floor, "%.2f")
+  row(sec, "  floor: the 8-rule decision built directly, no rule run", floor, "%.2f")
 end
 
 -- ---------------------------------------------------------------------------
