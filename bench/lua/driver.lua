@@ -382,13 +382,14 @@ local RULE_NAMES = { "environment", "users", "max_hours", "comment_matches", "al
                      "time_window", "unique" }
 
 local function overhead_section()
-  local tot, ve, pol, rules, file_rule, host_rule = {}, {}, {}, {}, {}, {}
+  local tot, ve, pol, rules, file_rule, host_rule, floor = {}, {}, {}, {}, {}, {}, {}
   for _, r in ipairs(RULE_NAMES) do rules[r] = {} end
   for rep = 1, cfg.runs do
     local t = run_json(LUA .. q(cfg.snap .. "/bench/lua/overhead.lua") .. " --requests " .. cfg.overhead)
     tot[#tot + 1], ve[#ve + 1], pol[#pol + 1] = t.us_total, t.us_validate_encode, t.us_policy
     for _, r in ipairs(RULE_NAMES) do rules[r][#rules[r] + 1] = t.us_rule[r] end
     file_rule[#file_rule + 1], host_rule[#host_rule + 1] = t.us_file_rule, t.us_host_rule
+    floor[#floor + 1] = t.us_floor
     raw[#raw + 1] = { section = "overhead", run = rep, result = t }
     log("overhead run %d: %.2f us total, %.2f us validate+encode, %.2f us policy", rep, t.us_total,
       t.us_validate_encode, t.us_policy)
@@ -401,6 +402,7 @@ local function overhead_section()
   for _, r in ipairs(RULE_NAMES) do row(sec, "    evaluate of one rule: " .. r, rules[r], "%.2f") end
   row(sec, "  evaluate of a rule of a policy file (budget hook)", file_rule, "%.2f")
   row(sec, "  evaluate of the same rule made by the program", host_rule, "%.2f")
+  row(sec, "  floor: the 8-rule decision built directly, no rule run", floor, "%.2f")
 end
 
 -- ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ local function decide(p, r, ctx, commit)
   if verdict == "allow" or verdict == "adjust" then
     if verdict == "adjust" and D.same(out, r) then verdict = "allow" end
     -- Tickets are not pre-qualifications: `unique` and `rate_limit` count only those.
-    if commit and type(ctx) == "table" and getmetatable(out) ~= view.View then
+    if commit and type(ctx) == "table" and out.kind ~= "ticket" then
       state.record(out, ctx)
       return { allow = true, verdict = verdict, request = out, trail = trail, committed = true }
     end
@@ -71,7 +71,7 @@ end
 -- Does nothing for a deny, or if this decision was recorded already.
 function M.commit(d, ctx)
   -- Tickets are not pre-qualifications: `unique` and `rate_limit` count only those.
-  if d.allow and not d.committed and type(ctx) == "table" and getmetatable(d.request) ~= view.View then
+  if d.allow and not d.committed and type(ctx) == "table" and d.request.kind ~= "ticket" then
     state.record(d.request, ctx)
     d.committed = true
   end
