@@ -5,8 +5,8 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
- *   p:add_input(index, t, line, file, source, ids) -> slot | nil, message, field
- *     | false, index of an earlier item with the same identity (ids: core.idset)
+ *   p:add_inputs(items, metas, n, first, ids) -> nil | problems (a chunk of
+ *     plain input tables, validated and queued in one call; ids: core.idset)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
@@ -182,37 +182,85 @@ static int lpipeline_add(lua_State *L)
     return 1;
 }
 
-/* p:add_input(index, t, line, file, source, ids): an input request table
- * that nothing else looks at (no policy, journal or audit log), validated and
- * queued in one call with no Lua table made; a bad one gives core.validate's
- * nil, message, field; one whose identity an earlier item of the run claimed
- * in `ids` gives false and that item's index (nothing queued). */
-static int lpipeline_add_input(lua_State *L)
+/* Bodies of add_inputs are built here first (larger ones as a string). */
+#ifndef LPIPELINE_BODY
+#define LPIPELINE_BODY 2048
+#endif
+
+/* A new entry {at = k} appended to the problems table at idx (made at the
+ * first problem), left on the top of the stack. */
+static void lpipeline_problem(lua_State *L, int idx, lua_Integer k)
+{
+    if (lua_isnil(L, idx)) {
+        lua_newtable(L);
+        lua_replace(L, idx);
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, idx, (lua_Integer)lua_rawlen(L, idx) + 1);
+    lua_pushinteger(L, k);
+    lua_setfield(L, -2, "at");
+}
+
+/* Queues input k of add_inputs (its table on the top of the stack, its
+ * report fields in *it), or adds it to the problems at idx. */
+static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, pq_idset *ids, int idx,
+                              lua_Integer k)
+{
+    char body[LPIPELINE_BODY];
+    long long first;
+    if (lvalidate_item(L, lua_gettop(L), it, body, sizeof body) != 0) {
+        /* nil, message, field */
+        lpipeline_problem(L, idx, k);
+        lua_rotate(L, -3, 1);
+        lua_setfield(L, -3, "field");
+        lua_setfield(L, -2, "message");
+        return;
+    }
+    first = pq_idset_claim(ids, it->dn.s, it->dn.n, it->data.s, it->data.n, it->user.s, it->user.n, it->index);
+    if (first < 0) luaL_error(L, "out of memory (identity set)");
+    if (first > 0) {
+        lpipeline_problem(L, idx, k);
+        lua_pushinteger(L, (lua_Integer)first);
+        lua_setfield(L, -2, "duplicate_of");
+        return;
+    }
+    if (pq_pipeline_add(lp->p, it) < 0) luaL_error(L, "out of memory (pipeline item)");
+}
+
+/* p:add_inputs(items, metas, n, first, ids) -> nil | problems: a chunk of
+ * input request tables that nothing else looks at (no policy, journal or
+ * audit log), validated and queued in one call with no Lua table made.
+ * items[k] (k = 1..n) is item number first + k - 1 of the run; metas[k] its
+ * source's line, file and source (a table), or false. `problems` lists the
+ * items not queued, in order: {at = k, message =, field =} for a bad one
+ * (core.validate's message and field), {at = k, duplicate_of = index} for
+ * one whose identity an earlier item of the run claimed in ids (core.idset). */
+static int lpipeline_add_inputs(lua_State *L)
 {
     lpipeline *lp = lpipeline_check(L);
-    pq_pipeline_item it;
-    int slot, rc;
-    memset(&it, 0, sizeof it);
-    it.index = (long long)luaL_checkinteger(L, 2);
+    lua_Integer n = luaL_checkinteger(L, 4), first = luaL_checkinteger(L, 5), k;
+    pq_idset *ids = lidset_get(L, 6);
+    luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
-    it.line = lua_type(L, 4) == LUA_TNUMBER ? (double)lua_tonumber(L, 4) : -1;
-    it.file = lpipeline_text(L, 5);
-    it.source = lpipeline_text(L, 6);
-    lua_settop(L, 7);
-    if ((rc = lvalidate_item(L, 3, &it)) != 0) return rc;
-    if (!lua_isnil(L, 7)) {
-        long long first = pq_idset_claim(lidset_get(L, 7), it.dn.s, it.dn.n, it.data.s, it.data.n,
-                                         it.user.s, it.user.n, it.index);
-        if (first < 0) return luaL_error(L, "out of memory (identity set)");
-        if (first > 0) {
-            lua_pushboolean(L, 0);
-            lua_pushinteger(L, (lua_Integer)first);
-            return 2;
+    lua_settop(L, 6);
+    lua_pushnil(L); /* 7: the problems */
+    luaL_checkstack(L, 8, "pipeline inputs");
+    for (k = 1; k <= n; k++) {
+        pq_pipeline_item it;
+        memset(&it, 0, sizeof it);
+        it.index = (long long)(first + k - 1);
+        it.line = -1;
+        if (lua_rawgeti(L, 3, k) == LUA_TTABLE) {
+            it.line = lpipeline_field_num(L, 8, "line");
+            it.file = lpipeline_field_text(L, 8, "file");
+            it.source = lpipeline_field_text(L, 8, "source");
         }
+        if (lua_rawgeti(L, 2, k) != LUA_TTABLE)
+            return luaL_error(L, "pipeline: input %d is not a table", (int)k);
+        lpipeline_add_one(L, lp, &it, ids, 7, k);
+        lua_settop(L, 7);
     }
-    slot = pq_pipeline_add(lp->p, &it);
-    if (slot < 0) return luaL_error(L, "out of memory (pipeline item)");
-    lua_pushinteger(L, slot);
     return 1;
 }
 
@@ -386,7 +434,7 @@ static int lpipeline_tostring(lua_State *L)
 void lpipeline_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"headers", lpipeline_headers}, {"add", lpipeline_add}, {"add_input", lpipeline_add_input},
+        {"headers", lpipeline_headers}, {"add", lpipeline_add}, {"add_inputs", lpipeline_add_inputs},
         {"step", lpipeline_step},
         {"resend", lpipeline_resend}, {"drop", lpipeline_drop}, {"unqueue", lpipeline_unqueue},
         {"entry", lpipeline_entry}, {"room", lpipeline_room}, {"counts", lpipeline_counts},

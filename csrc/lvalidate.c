@@ -356,13 +356,18 @@ static int lvalidate_prepare(lua_State *L)
     return 3;
 }
 
-int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it)
+int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it, char *buf, size_t cap)
 {
     lvalidate_req r;
     int rc = lvalidate_check_req(L, idx, &r);
     if (rc != 0) return rc;
-    lwire_push_body(L, &r.w);
-    it->body = lua_tolstring(L, -1, &it->body_len);
+    it->body_len = pq_wire_body(&r.w, buf, cap);
+    if (it->body_len <= cap) {
+        it->body = buf;
+    } else {
+        lwire_push_body(L, &r.w);
+        it->body = lua_tolstring(L, -1, &it->body_len);
+    }
     it->dn.s = r.w.str[LV_DN];
     it->dn.n = r.w.len[LV_DN];
     it->data.s = r.w.str[LV_DATA];

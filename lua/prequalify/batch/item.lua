@@ -101,42 +101,43 @@ local function new_entry(seq, meta)
   return e
 end
 
---- Pull one item from the source into the run.
--- @return false when the source is exhausted, else true
-function M.pull(run)
-  local v, meta = run.source()
-  if v == nil then return false end
-  local seq = run.seq + 1
-  run.seq = seq
-  if run.lite and run.fast and type(v) == "table" and getmetatable(v) == nil then
-    -- Nothing to look up or decide: validated and queued in one C call,
-    -- with no Lua table for the item.
-    local slot, msg, field
-    if meta == nil then
-      slot, msg, field = run.pipe:add_input(seq, v, nil, nil, nil, run.ids)
+-- The items of a chunk not queued (see `pipeline:add_inputs`): each
+-- finished now, in order.
+local function refused(run, chunk, problems)
+  for _, p in ipairs(problems) do
+    local e = new_entry(chunk.first + p.at - 1, chunk.metas[p.at])
+    if p.duplicate_of then
+      run:finalize(e, "skipped", nil, nil, "duplicate of item " .. p.duplicate_of)
     else
-      slot, msg, field = run.pipe:add_input(seq, v, meta.line, meta.file, meta.source, run.ids)
+      run:finalize(e, "failed", nil, errors.new("invalid", p.message, { field = p.field }))
     end
-    if slot == false then
-      run:finalize(new_entry(seq, meta), "skipped", nil, nil, "duplicate of item " .. msg)
-    elseif not slot then
-      run:finalize(new_entry(seq, meta), "failed", nil, errors.new("invalid", msg, { field = field }))
-    end
-    return true
   end
+end
+
+-- Hands the waiting chunk to the pipeline: validated and queued in one C
+-- call, with no Lua table for its items.
+local function flush(run, chunk)
+  if chunk.n == 0 then return end
+  local problems = run.pipe:add_inputs(chunk.items, chunk.metas, chunk.n, chunk.first, run.ids)
+  chunk.n = 0
+  if problems then refused(run, chunk, problems) end
+end
+
+-- One item that does not take the fast path: looked at in Lua.
+local function one(run, v, meta, seq)
   local req, summ, body = prepared(v, meta, seq, run.lite)
   local e = new_entry(seq, meta)
   if req == nil then
     local err = summ
     if errors.is(meta) then e.line, e.source, e.file = err.line, err.source, err.file or err.path end
     run:finalize(e, "failed", nil, err)
-    return true
+    return
   end
   e.request = summ
   local first = run.ids:claim(summ, seq)
   if first then
     run:finalize(e, "skipped", nil, nil, "duplicate of item " .. first)
-    return true
+    return
   end
   -- The key (SHA-256 of the fields) ties an item to its journal and audit
   -- records; without either nothing reads it.
@@ -148,26 +149,61 @@ function M.pull(run)
   local earlier, rec, intent
   if run.jr then
     earlier, rec, intent = journal_allows(run, e, key, ikey)
-    if not earlier then return true end
+    if not earlier then return end
   end
   local send = req
   if run.pol then
     send = policy_allows(run, e, req)
-    if not send then return true end
+    if not send then return end
   end
-  if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return true end
+  if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return end
   local shown = summ
   if send ~= req then
     local eerr
     body, eerr = request.encode(send)
     if not body then
       run:finalize(e, "failed", nil, eerr)
-      return true
+      return
     end
     shown = e.sent
   end
   run:send(e, key, body, shown)
-  return true
+end
+
+--- A chunk of items waiting for the pipeline (one per Run).
+function M.chunk()
+  return { n = 0, first = 0, items = {}, metas = {} }
+end
+
+--- Pull up to `max` items from the source into the run. Plain request
+-- tables that nothing needs to look at (no policy, journal, audit log or
+-- hook) go to the pipeline a chunk at a time; any other item is looked at
+-- here, after the items pulled before it.
+-- @return the number of items pulled; `run.exhausted` is set when the
+--   source has ended
+function M.pull(run, max)
+  local chunk, fast = run.chunk, run.lite and run.fast
+  for pulled = 1, max do
+    local v, meta = run.source()
+    if v == nil then
+      run.exhausted = true
+      flush(run, chunk)
+      return pulled - 1
+    end
+    local seq = run.seq + 1
+    run.seq = seq
+    if fast and type(v) == "table" and getmetatable(v) == nil then
+      local n = chunk.n + 1
+      if n == 1 then chunk.first = seq end
+      chunk.n = n
+      chunk.items[n], chunk.metas[n] = v, meta or false
+    else
+      flush(run, chunk)
+      one(run, v, meta, seq)
+    end
+  end
+  flush(run, chunk)
+  return max
 end
 
 return M
