@@ -102,6 +102,35 @@ describe("batch identity #emulator", function()
     assert.same({ 10, 20 }, { rep.counts.approved, rep.counts.skipped })
   end)
 
+  it("keeps input order when the pipeline's chunks meet bad lines, copies and request objects", function()
+    local path = dir .. "/m.jsonl"
+    local f = assert(io.open(path, "w"))
+    for i = 1, 12 do
+      local t = item(i)
+      if i == 3 then t.hours = "two" end
+      if i == 5 then t = item(2) end
+      f:write(require("cjson").encode(t), "\n")
+    end
+    f:close()
+    local reader = assert(prequalify.manifest.read(path))
+    -- A request object after line 6 takes the Lua path between two chunks,
+    -- after line 6, whose identity it has.
+    local n = 0
+    local function source()
+      n = n + 1
+      if n == 7 then return assert(prequalify.request(item(6))) end
+      return reader()
+    end
+    local rep = assert(client():batch(source))
+    local by = by_index(rep)
+    assert.same({ "failed", "hours", 3 }, { by[3].outcome, by[3].error.field, by[3].line })
+    assert.same({ "skipped", "duplicate of item 2", 5 }, { by[5].outcome, by[5].reason, by[5].line })
+    assert.same({ "approved", "skipped", "duplicate of item 6" }, { by[6].outcome, by[7].outcome, by[7].reason })
+    assert.equal(8, by[9].line)
+    assert.same({ 13, 10, 1, 2 }, { rep.counts.total, rep.counts.approved, rep.counts.failed, rep.counts.skipped })
+    assert.equal(10, stored())
+  end)
+
   it("counts the same DN in another letter case as the same identity", function()
     local j = dir .. "/j.jsonl"
     local rep = assert(client():batch({ item(1), item(1, { dn = helpers.DN_PROD:upper() }) }))
