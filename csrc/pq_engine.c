@@ -127,13 +127,15 @@ static double pq_engine_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: follow libcurl's interest in a socket. */
+/* CURLMOPT_SOCKETFUNCTION: follow libcurl's interest in a socket. A socket
+ * libcurl tells of for the first time (no socketp yet) is added to the
+ * epoll set and marked (socketp = the engine), so that later changes are
+ * one EPOLL_CTL_MOD. */
 static int pq_engine_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     pq_engine *e = userp;
     struct epoll_event ev;
     (void)easy;
-    (void)socketp;
     if (what == CURL_POLL_REMOVE) {
         /* The socket may be closed already (then epoll dropped it). */
         epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
@@ -142,8 +144,12 @@ static int pq_engine_on_socket(CURL *easy, curl_socket_t s, int what, void *user
     memset(&ev, 0, sizeof ev);
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     ev.data.fd = s;
-    if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
-        epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev);
+    if (socketp && epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
+    /* New, or gone from the set behind libcurl's back (a closed and reused
+     * descriptor number): add it. */
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+        epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev);
+    if (!socketp) curl_multi_assign(e->multi, s, e);
     return 0;
 }
 

@@ -40,16 +40,25 @@ static size_t pq_transfer_on_write(char *ptr, size_t size, size_t nmemb, void *u
     return n;
 }
 
-/* Parsing lives in pq_http.c (plain C, fuzzed); this only routes the line. */
+/* Parsing lives in pq_http.c (plain C, fuzzed); this only routes the line,
+ * by its first letter: most lines are none of the three it looks for. */
 static size_t pq_transfer_on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
     pq_xfer *x = (pq_xfer *)ud;
     size_t n = size * nmemb;
-    if (pq_http_is_status_line(line, n)) {
+    switch (n > 0 ? line[0] | 0x20 : 0) {
+    case 'h':
         /* A new response (after a 1xx): forget the previous headers. */
-        x->content_type[0] = x->retry_after[0] = '\0';
-    } else if (!pq_http_header_match(line, n, "content-type", x->content_type, sizeof x->content_type)) {
+        if (pq_http_is_status_line(line, n)) x->content_type[0] = x->retry_after[0] = '\0';
+        break;
+    case 'c':
+        pq_http_header_match(line, n, "content-type", x->content_type, sizeof x->content_type);
+        break;
+    case 'r':
         pq_http_header_match(line, n, "retry-after", x->retry_after, sizeof x->retry_after);
+        break;
+    default:
+        break;
     }
     return n;
 }
