@@ -22,6 +22,7 @@ static const char *const lvalidate_fields[] = {
     "dn", "data", "digest", "comment", "user", "hours", "single_use", NULL
 };
 static const size_t lvalidate_field_len[] = {2, 4, 6, 7, 4, 5, 10};
+enum { F_DN, F_DATA, F_DIGEST, F_COMMENT, F_USER, F_HOURS, F_SINGLE_USE, F_COUNT };
 
 /* Lowercase with underscores removed: "SingleUse" and "single_use" meet. */
 static void lvalidate_fold(const char *s, size_t n, char *out, size_t cap)
@@ -86,28 +87,33 @@ static void lvalidate_quote(const char *s, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
-/* Checks the unknown keys; returns 0 when all are known, else pushes the error. */
+/* Checks the keys of the table at t and pushes F_COUNT values, the known
+ * fields in lvalidate_fields order (nil when absent): one walk of the table,
+ * no lookup by name. A table with a metatable has its fields read by name
+ * (its __index may give some). Returns 0, or pushes the error of an unknown
+ * key. */
 static int lvalidate_keys(lua_State *L, int t)
 {
+    int slots = lua_gettop(L) + 1, i;
+    for (i = 0; i < F_COUNT; i++) lua_pushnil(L);
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
         char quoted[4 * 48 + 4], buf[PQ_MSG_MAX + sizeof quoted];
         size_t n;
         const char *key;
-        int i, known = 0;
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            int number = lua_type(L, -1) == LUA_TNUMBER;
+        int known = 0;
+        if (lua_type(L, -2) != LUA_TSTRING) {
             snprintf(buf, sizeof buf, "request fields must be named by strings (got a %s key%s)",
-                     luaL_typename(L, -1), number ? ": an array item?" : "");
-            lua_pop(L, 1);
+                     luaL_typename(L, -2), lua_type(L, -2) == LUA_TNUMBER ? ": an array item?" : "");
+            lua_pop(L, 2);
             return lvalidate_fail(L, NULL, buf);
         }
-        key = lua_tolstring(L, -1, &n);
+        key = lua_tolstring(L, -2, &n);
         /* Compare lengths too: "dn\0x" is not "dn". */
         for (i = 0; lvalidate_fields[i]; i++)
             if (n == lvalidate_field_len[i] && memcmp(key, lvalidate_fields[i], n) == 0) {
                 known = 1;
+                lua_replace(L, slots + i);
                 break;
             }
         if (!known) {
@@ -123,7 +129,22 @@ static int lvalidate_keys(lua_State *L, int t)
             return 3;
         }
     }
+    if (lua_getmetatable(L, t)) {
+        lua_pop(L, 1);
+        for (i = 0; i < F_COUNT; i++) {
+            lua_getfield(L, t, lvalidate_fields[i]);
+            lua_replace(L, slots + i);
+        }
+    }
     return 0;
+}
+
+/* Pushes the value of known field f (from the slots lvalidate_keys
+ * pushed); its type. */
+static int lvalidate_get(lua_State *L, int slots, int f)
+{
+    lua_pushvalue(L, slots + f);
+    return lua_type(L, -1);
 }
 
 typedef int (*lvalidate_checker)(const char *, size_t, char *, size_t);
@@ -142,11 +163,11 @@ enum { LV_DN = PQ_WIRE_DN, LV_DATA = PQ_WIRE_DATA, LV_COMMENT = PQ_WIRE_COMMENT,
 
 /* Checks a required string field into r->w.str[i] (the value stays on the
  * stack); 0, or the 3 results of a failure. */
-static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_checker check,
-                            lvalidate_req *r, int i)
+static int lvalidate_string(lua_State *L, int slots, int f, lvalidate_checker check, lvalidate_req *r, int i)
 {
     char msg[PQ_MSG_MAX];
-    int ty = lua_getfield(L, t, field);
+    const char *field = lvalidate_fields[f];
+    int ty = lvalidate_get(L, slots, f);
     if (ty == LUA_TNIL) {
         lua_pop(L, 1);
         return lvalidate_failf(L, field, "is required");
@@ -166,13 +187,13 @@ static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_ch
 
 /* data (Base64 text) or digest (raw bytes): exactly one of them. Leaves the
  * Base64 text on the stack. */
-static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
+static int lvalidate_data(lua_State *L, int slots, lvalidate_req *r)
 {
     char msg[PQ_MSG_MAX];
     size_t n, dlen = 0;
     const char *s;
-    int tdata = lua_getfield(L, t, "data");
-    int tdig = lua_getfield(L, t, "digest");
+    int tdata = lvalidate_get(L, slots, F_DATA);
+    int tdig = lvalidate_get(L, slots, F_DIGEST);
     if (tdata != LUA_TNIL && tdig != LUA_TNIL) {
         lua_pop(L, 2);
         return lvalidate_fail(L, "data", "data and digest are exclusive: give the Base64 text as data or the raw bytes as digest, not both");
@@ -227,11 +248,11 @@ static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
     return 0;
 }
 
-static int lvalidate_hours(lua_State *L, int t, lvalidate_req *r)
+static int lvalidate_hours(lua_State *L, int slots, lvalidate_req *r)
 {
     char msg[PQ_MSG_MAX];
     lua_Integer h;
-    int ty = lua_getfield(L, t, "hours");
+    int ty = lvalidate_get(L, slots, F_HOURS);
     if (ty == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
@@ -262,9 +283,9 @@ static int lvalidate_hours(lua_State *L, int t, lvalidate_req *r)
     return 0;
 }
 
-static int lvalidate_single_use(lua_State *L, int t, lvalidate_req *r)
+static int lvalidate_single_use(lua_State *L, int slots, lvalidate_req *r)
 {
-    int ty = lua_getfield(L, t, "single_use");
+    int ty = lvalidate_get(L, slots, F_SINGLE_USE);
     if (ty != LUA_TNIL && ty != LUA_TBOOLEAN) {
         int rc = lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
         return rc;
@@ -276,19 +297,20 @@ static int lvalidate_single_use(lua_State *L, int t, lvalidate_req *r)
 }
 
 /* Validates the request table at t into r; 0, or the 3 results of a
- * failure (nil, message, field). Leaves the field values on the stack. */
+ * failure (nil, message, field). Leaves the field values on the stack (and
+ * the strings r points to are among them). */
 static int lvalidate_check_req(lua_State *L, int t, lvalidate_req *r)
 {
-    int rc;
+    int rc, slots = lua_gettop(L) + 1;
     memset(r, 0, sizeof *r);
-    luaL_checkstack(L, 12, "request validation");
+    luaL_checkstack(L, 12 + F_COUNT, "request validation");
     if ((rc = lvalidate_keys(L, t)) != 0) return rc;
-    if ((rc = lvalidate_string(L, t, "dn", pq_check_dn, r, LV_DN)) != 0) return rc;
-    if ((rc = lvalidate_data(L, t, r)) != 0) return rc;
-    if ((rc = lvalidate_string(L, t, "comment", pq_check_comment, r, LV_COMMENT)) != 0) return rc;
-    if ((rc = lvalidate_string(L, t, "user", pq_check_user, r, LV_USER)) != 0) return rc;
-    if ((rc = lvalidate_hours(L, t, r)) != 0) return rc;
-    return lvalidate_single_use(L, t, r);
+    if ((rc = lvalidate_string(L, slots, F_DN, pq_check_dn, r, LV_DN)) != 0) return rc;
+    if ((rc = lvalidate_data(L, slots, r)) != 0) return rc;
+    if ((rc = lvalidate_string(L, slots, F_COMMENT, pq_check_comment, r, LV_COMMENT)) != 0) return rc;
+    if ((rc = lvalidate_string(L, slots, F_USER, pq_check_user, r, LV_USER)) != 0) return rc;
+    if ((rc = lvalidate_hours(L, slots, r)) != 0) return rc;
+    return lvalidate_single_use(L, slots, r);
 }
 
 /* Pushes the normalized table of r: dn, data, comment, user, digest_length,
