@@ -303,32 +303,38 @@ pq_xfer *pq_engine_next_done(pq_engine *e)
     return pq_engine_take_done(e, 0);
 }
 
-void pq_engine_result(pq_xfer *x, pq_result *out)
+void pq_engine_reply(pq_xfer *x, pq_result *out)
 {
-    long reqsize = 0;
-    curl_off_t total = 0, connect = 0, appconnect = 0, starttransfer = 0;
-    CURL *h = x->easy;
+    curl_off_t total = 0;
     memset(out, 0, sizeof *out);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
-    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &out->new_connections);
-    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total);
-    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect);
-    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &appconnect);
-    curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total);
     out->id = x->id;
     out->user = x->user;
     if (x->resp) x->resp[x->resp_len] = '\0';
     out->body = x->resp ? x->resp : "";
     out->body_len = x->resp_len;
+    out->curl_code = (int)x->result;
+    out->elapsed = (double)total / 1e6;
+}
+
+void pq_engine_result(pq_xfer *x, pq_result *out)
+{
+    long reqsize = 0;
+    curl_off_t connect = 0, appconnect = 0, starttransfer = 0;
+    CURL *h = x->easy;
+    pq_engine_reply(x, out);
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &out->new_connections);
+    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect);
+    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+    curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
     out->content_type = x->content_type[0] ? x->content_type : NULL;
     out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
-    out->curl_code = (int)x->result;
     if (x->result != CURLE_OK) out->curl_error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result);
     /* Any request bytes on the wire means the server may have acted. */
     out->sent = reqsize > 0 || out->status > 0 || x->resend_refused;
     out->oversized = x->oversized || x->result == CURLE_FILESIZE_EXCEEDED;
-    out->elapsed = (double)total / 1e6;
     out->connect_time = (double)connect / 1e6;
     out->tls_time = (double)appconnect / 1e6;
     out->first_byte_time = (double)starttransfer / 1e6;
