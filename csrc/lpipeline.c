@@ -5,8 +5,9 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
- *   p:add_inputs(items, metas, n, first, ids) -> nil | problems (a chunk of
- *     plain input tables, validated and queued in one call; ids: core.idset)
+ *   p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop
+ *     | nil (a chunk of plain input tables, validated and queued in one
+ *     call, up to the first that is not plain; ids: core.idset)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
@@ -228,38 +229,45 @@ static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it,
     if (pq_pipeline_add(lp->p, it) < 0) luaL_error(L, "out of memory (pipeline item)");
 }
 
-/* p:add_inputs(items, metas, n, first, ids) -> nil | problems: a chunk of
- * input request tables that nothing else looks at (no policy, journal or
- * audit log), validated and queued in one call with no Lua table made.
- * items[k] (k = 1..n) is item number first + k - 1 of the run; metas[k] its
- * source's line, file and source (a table), or false. `problems` lists the
- * items not queued, in order: {at = k, message =, field =} for a bad one
- * (core.validate's message and field), {at = k, duplicate_of = index} for
- * one whose identity an earlier item of the run claimed in ids (core.idset). */
+/* p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop
+ * | nil: a chunk of input request tables that nothing else looks at (no
+ * policy, journal or audit log), validated and queued in one call with no
+ * Lua table made. items[k] (k = from..to) is item number first + k - 1 of the
+ * run; metas[k] its source's line, file and source (a table), or false. It
+ * stops before an input that is not a plain table (not a table, or one with
+ * a metatable, such as a request object) and returns its position as
+ * `stop`, for the caller to look at in Lua before it goes on. `problems`
+ * lists the items not queued, in order: {at = k, message =, field =} for a
+ * bad one (core.validate's message and field), {at = k, duplicate_of =
+ * index} for one whose identity an earlier item of the run claimed in ids
+ * (core.idset). */
 static int lpipeline_add_inputs(lua_State *L)
 {
     lpipeline *lp = lpipeline_check(L);
-    lua_Integer n = luaL_checkinteger(L, 4), first = luaL_checkinteger(L, 5), k;
-    pq_idset *ids = lidset_get(L, 6);
+    lua_Integer k = luaL_checkinteger(L, 4), to = luaL_checkinteger(L, 5), first = luaL_checkinteger(L, 6);
+    pq_idset *ids = lidset_get(L, 7);
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 6);
-    lua_pushnil(L); /* 7: the problems */
+    lua_settop(L, 7);
+    lua_pushnil(L); /* 8: the problems */
     luaL_checkstack(L, 8, "pipeline inputs");
-    for (k = 1; k <= n; k++) {
+    for (; k <= to; k++) {
         pq_pipeline_item it;
+        if (lua_rawgeti(L, 2, k) != LUA_TTABLE || lua_getmetatable(L, 9)) {
+            lua_pushinteger(L, k);
+            return 2;
+        }
         memset(&it, 0, sizeof it);
         it.index = (long long)(first + k - 1);
         it.line = -1;
         if (lua_rawgeti(L, 3, k) == LUA_TTABLE) {
-            it.line = lpipeline_field_num(L, 8, "line");
-            it.file = lpipeline_field_text(L, 8, "file");
-            it.source = lpipeline_field_text(L, 8, "source");
+            it.line = lpipeline_field_num(L, 10, "line");
+            it.file = lpipeline_field_text(L, 10, "file");
+            it.source = lpipeline_field_text(L, 10, "source");
         }
-        if (lua_rawgeti(L, 2, k) != LUA_TTABLE)
-            return luaL_error(L, "pipeline: input %d is not a table", (int)k);
-        lpipeline_add_one(L, lp, &it, ids, 7, k);
-        lua_settop(L, 7);
+        lua_pushvalue(L, 9);
+        lpipeline_add_one(L, lp, &it, ids, 8, k);
+        lua_settop(L, 8);
     }
     return 1;
 }

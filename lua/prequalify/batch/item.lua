@@ -114,15 +114,6 @@ local function refused(run, chunk, problems)
   end
 end
 
--- Hands the waiting chunk to the pipeline: validated and queued in one C
--- call, with no Lua table for its items.
-local function flush(run, chunk)
-  if chunk.n == 0 then return end
-  local problems = run.pipe:add_inputs(chunk.items, chunk.metas, chunk.n, chunk.first, run.ids)
-  chunk.n = 0
-  if problems then refused(run, chunk, problems) end
-end
-
 -- One item that does not take the fast path: looked at in Lua.
 local function one(run, v, meta, seq)
   local req, summ, body = prepared(v, meta, seq, run.lite)
@@ -170,39 +161,56 @@ local function one(run, v, meta, seq)
   run:send(e, key, body, shown)
 end
 
+-- Hands the waiting chunk to the pipeline: its plain request tables are
+-- validated and queued in C, with no Lua table for them; any other input
+-- is looked at here, in its place in the chunk.
+local function flush(run, chunk)
+  local from, pipe = 1, run.pipe
+  while from <= chunk.n do
+    local problems, stop = pipe:add_inputs(chunk.items, chunk.metas, from, chunk.n, chunk.first, run.ids)
+    if problems then refused(run, chunk, problems) end
+    if not stop then break end
+    local meta = chunk.metas[stop]
+    one(run, chunk.items[stop], meta or nil, chunk.first + stop - 1)
+    from = stop + 1
+  end
+  chunk.n = 0
+end
+
 --- A chunk of items waiting for the pipeline (one per Run).
 function M.chunk()
   return { n = 0, first = 0, items = {}, metas = {} }
 end
 
---- Pull up to `max` items from the source into the run. Plain request
--- tables that nothing needs to look at (no policy, journal, audit log or
--- hook) go to the pipeline a chunk at a time; any other item is looked at
--- here, after the items pulled before it.
+--- Pull up to `max` items from the source into the run. When nothing needs
+-- to look at an item in Lua (no policy, journal, audit log or hook) they go
+-- to the pipeline a chunk at a time; else each is looked at here.
 -- @return the number of items pulled; `run.exhausted` is set when the
 --   source has ended
 function M.pull(run, max)
-  local chunk, fast = run.chunk, run.lite and run.fast
+  local chunk, source = run.chunk, run.source
+  local fast, seq, n = run.lite and run.fast, run.seq, 0
   for pulled = 1, max do
-    local v, meta = run.source()
+    local v, meta = source()
     if v == nil then
       run.exhausted = true
-      flush(run, chunk)
-      return pulled - 1
+      max = pulled - 1
+      break
     end
-    local seq = run.seq + 1
-    run.seq = seq
-    if fast and type(v) == "table" and getmetatable(v) == nil then
-      local n = chunk.n + 1
-      if n == 1 then chunk.first = seq end
-      chunk.n = n
+    seq = seq + 1
+    if fast then
+      n = n + 1
       chunk.items[n], chunk.metas[n] = v, meta or false
     else
-      flush(run, chunk)
+      run.seq = seq
       one(run, v, meta, seq)
     end
   end
-  flush(run, chunk)
+  if n > 0 then
+    chunk.n, chunk.first = n, run.seq + 1
+    run.seq = seq
+    flush(run, chunk)
+  end
   return max
 end
 
