@@ -168,7 +168,9 @@ static void test_retry_after_and_oversized(void)
     CHECK(x != NULL);
     if (x) {
         pq_engine_result(x, &res);
+        /* The transfer of /retry, reused: the new URL was set. */
         CHECK(res.oversized == 1 && res.curl_code != 0 && res.curl_error != NULL);
+        CHECK(test_server_hits("/big") == 1);
         pq_engine_release(e, x);
     }
     pq_engine_free(e);
