@@ -1,4 +1,8 @@
-/* pq_idset: see pq_idset.h. An open-addressing table of (hash, index). */
+/* pq_idset: see pq_idset.h. The hashes are split by their top byte into
+ * 256 parts, each an open-addressing table (linear probing) of 64-bit
+ * hashes beside the 32-bit item numbers. A part grows on its own, so that
+ * growing never holds two copies of the whole set (the run's peak memory),
+ * and a slot costs 12 bytes. */
 #include "pq_prefix.h"
 
 #include <stdlib.h>
@@ -7,14 +11,19 @@
 
 #include "pq_idset.h"
 
-typedef struct pq_id_entry {
-    uint64_t hash;   /* 0: empty */
-    long long index;
-} pq_id_entry;
+#define PQ_ID_PARTS 256
+/* A part grows past this load (in eighths): 7/8, as linear probing keeps
+ * the probes short enough for 64-bit compares in one array. */
+#define PQ_ID_LOAD 7
+
+typedef struct pq_id_part {
+    uint64_t *hash;   /* 0: empty */
+    uint32_t *index;
+    uint32_t cap, n;  /* cap: 0 or a power of two */
+} pq_id_part;
 
 struct pq_idset {
-    pq_id_entry *t;
-    size_t cap, n;   /* cap: a power of two */
+    pq_id_part part[PQ_ID_PARTS];
     uint64_t seed;
 };
 
@@ -39,8 +48,12 @@ pq_idset *pq_idset_new(void)
 
 void pq_idset_free(pq_idset *s)
 {
+    int i;
     if (!s) return;
-    free(s->t);
+    for (i = 0; i < PQ_ID_PARTS; i++) {
+        free(s->part[i].hash);
+        free(s->part[i].index);
+    }
     free(s);
 }
 
@@ -75,20 +88,28 @@ static uint64_t pq_id_field(uint64_t h, const char *s, size_t n, int fold)
     return h;
 }
 
-static int pq_id_grow(pq_idset *s)
+static int pq_id_grow(pq_id_part *p)
 {
-    size_t cap = s->cap ? s->cap * 2 : 1024, i;
-    pq_id_entry *t = (pq_id_entry *)calloc(cap, sizeof *t);
-    if (!t) return -1;
-    for (i = 0; i < s->cap; i++) {
-        size_t j;
-        if (!s->t[i].hash) continue;
-        for (j = (size_t)s->t[i].hash & (cap - 1); t[j].hash; j = (j + 1) & (cap - 1)) {}
-        t[j] = s->t[i];
+    uint32_t cap = p->cap ? p->cap * 2 : 16, i;
+    uint64_t *hash = (uint64_t *)calloc(cap, sizeof *hash);
+    uint32_t *index = (uint32_t *)malloc(cap * sizeof *index);
+    if (!hash || !index || cap < p->cap) {
+        free(hash);
+        free(index);
+        return -1;
     }
-    free(s->t);
-    s->t = t;
-    s->cap = cap;
+    for (i = 0; i < p->cap; i++) {
+        uint32_t j;
+        if (!p->hash[i]) continue;
+        for (j = (uint32_t)p->hash[i] & (cap - 1); hash[j]; j = (j + 1) & (cap - 1)) {}
+        hash[j] = p->hash[i];
+        index[j] = p->index[i];
+    }
+    free(p->hash);
+    free(p->index);
+    p->hash = hash;
+    p->index = index;
+    p->cap = cap;
     return 0;
 }
 
@@ -96,16 +117,18 @@ long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *
                          const char *user, size_t userlen, long long index)
 {
     uint64_t h = s->seed;
-    size_t j;
+    pq_id_part *p;
+    uint32_t j;
     h = pq_id_field(h, dn, dnlen, 1);
     h = pq_id_field(h, data, datalen, 0);
     h = pq_id_mix(pq_id_field(h, user, userlen, 0));
     if (!h) h = 1;
-    if ((s->n + 1) * 4 > s->cap * 3 && pq_id_grow(s) != 0) return -1;
-    for (j = (size_t)h & (s->cap - 1); s->t[j].hash; j = (j + 1) & (s->cap - 1))
-        if (s->t[j].hash == h) return s->t[j].index;
-    s->t[j].hash = h;
-    s->t[j].index = index;
-    s->n++;
+    p = &s->part[h >> 56];
+    if ((uint64_t)(p->n + 1) * 8 > (uint64_t)p->cap * PQ_ID_LOAD && pq_id_grow(p) != 0) return -1;
+    for (j = (uint32_t)h & (p->cap - 1); p->hash[j]; j = (j + 1) & (p->cap - 1))
+        if (p->hash[j] == h) return (long long)p->index[j];
+    p->hash[j] = h;
+    p->index[j] = index > (long long)UINT32_MAX ? UINT32_MAX : (uint32_t)index;
+    p->n++;
     return 0;
 }

@@ -42,21 +42,26 @@ static void test_case_and_bytes(void)
     pq_idset_free(s);
 }
 
+/* Every part of the set grows several times over 200,000 identities;
+ * each is still found with the number of its first item. */
 static void test_growth(void)
 {
     pq_idset *s = pq_idset_new();
     char data[32];
-    long long i, again = 0, fresh = 0;
-    for (i = 1; i <= 5000; i++) {
+    long long i, again = 0, fresh = 0, n = 200000;
+    for (i = 1; i <= n; i++) {
         snprintf(data, sizeof data, "item-%lld", i);
         fresh += test_claim(s, "\\VED\\Env", data, "local:u", i) == 0;
     }
-    for (i = 1; i <= 5000; i++) {
+    for (i = 1; i <= n; i++) {
         snprintf(data, sizeof data, "item-%lld", i);
-        again += test_claim(s, "\\ved\\env", data, "local:u", 5000 + i) == i;
+        again += test_claim(s, "\\ved\\env", data, "local:u", n + i) == i;
     }
-    CHECK(fresh == 5000);
-    CHECK(again == 5000);
+    CHECK(fresh == n);
+    CHECK(again == n);
+    /* Numbers past 2^32 - 1 are kept as 2^32 - 1. */
+    CHECK(test_claim(s, "\\VED\\Big", "AAAA", "u", 5000000000LL) == 0);
+    CHECK(test_claim(s, "\\VED\\Big", "AAAA", "u", 5000000001LL) == 4294967295LL);
     pq_idset_free(s);
 }
 
