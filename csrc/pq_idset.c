@@ -17,8 +17,8 @@
 #define PQ_ID_LOAD 7
 
 typedef struct pq_id_part {
-    uint64_t *hash;   /* 0: empty */
-    uint32_t *index;
+    uint64_t *hash;   /* 0: empty; one allocation with index */
+    uint32_t *index;  /* just past hash[cap] */
     uint32_t cap, n;  /* cap: 0 or a power of two */
 } pq_id_part;
 
@@ -50,10 +50,7 @@ void pq_idset_free(pq_idset *s)
 {
     int i;
     if (!s) return;
-    for (i = 0; i < PQ_ID_PARTS; i++) {
-        free(s->part[i].hash);
-        free(s->part[i].index);
-    }
+    for (i = 0; i < PQ_ID_PARTS; i++) free(s->part[i].hash);
     free(s);
 }
 
@@ -91,13 +88,10 @@ static uint64_t pq_id_field(uint64_t h, const char *s, size_t n, int fold)
 static int pq_id_grow(pq_id_part *p)
 {
     uint32_t cap = p->cap ? p->cap * 2 : 16, i;
-    uint64_t *hash = (uint64_t *)calloc(cap, sizeof *hash);
-    uint32_t *index = (uint32_t *)malloc(cap * sizeof *index);
-    if (!hash || !index || cap < p->cap) {
-        free(hash);
-        free(index);
-        return -1;
-    }
+    uint64_t *hash = cap > p->cap ? (uint64_t *)calloc(cap, sizeof *hash + sizeof(uint32_t)) : NULL;
+    uint32_t *index;
+    if (!hash) return -1;
+    index = (uint32_t *)(hash + cap);
     for (i = 0; i < p->cap; i++) {
         uint32_t j;
         if (!p->hash[i]) continue;
@@ -106,7 +100,6 @@ static int pq_id_grow(pq_id_part *p)
         index[j] = p->index[i];
     }
     free(p->hash);
-    free(p->index);
     p->hash = hash;
     p->index = index;
     p->cap = cap;
