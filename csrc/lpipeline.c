@@ -5,17 +5,14 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
- *   p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop
- *     | nil (a chunk of plain input tables, validated and queued in one
- *     call, up to the first that is not plain; ids: core.idset)
+ *   p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop | nil
+ *     (a chunk of plain input tables, validated and queued in C; ids: core.idset)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
  *
- * A decision is the engine's result table (status, body, curl_code, ...)
- * plus slot, attempts, epoch and t_first; or {slot=, refused=message}. With
- * events = true, `sent` lists slot, attempt pairs of the requests submitted
- * in the step, flat. */
+ * A decision: the engine's result table plus slot, attempts, epoch, t_first; or
+ * {slot=, refused=message}. `sent` (events = true): slot, attempt pairs, flat. */
 #include "pq_prefix.h"
 
 #include <string.h>
@@ -188,14 +185,9 @@ static int lpipeline_add(lua_State *L)
 #define LPIPELINE_BODY 2048
 #endif
 
-/* A new entry {at = k} appended to the problems table at idx (made at the
- * first problem), left on the top of the stack. */
+/* Appends {at = k} to the problems table at idx; leaves it on the top. */
 static void lpipeline_problem(lua_State *L, int idx, lua_Integer k)
 {
-    if (lua_isnil(L, idx)) {
-        lua_newtable(L);
-        lua_replace(L, idx);
-    }
     lua_createtable(L, 0, 3);
     lua_pushvalue(L, -1);
     lua_rawseti(L, idx, (lua_Integer)lua_rawlen(L, idx) + 1);
@@ -203,15 +195,12 @@ static void lpipeline_problem(lua_State *L, int idx, lua_Integer k)
     lua_setfield(L, -2, "at");
 }
 
-/* Queues input k of add_inputs (its table on the top of the stack, its
- * report fields in *it), or adds it to the problems at idx. */
-static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, pq_idset *ids, int idx,
-                              lua_Integer k)
+/* Queues input k (its table on the top, its fields in *it), or adds a problem. */
+static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, pq_idset *ids, int idx, int k)
 {
     char body[LPIPELINE_BODY];
     long long first;
-    if (lvalidate_item(L, lua_gettop(L), it, body, sizeof body) != 0) {
-        /* nil, message, field */
+    if (lvalidate_item(L, lua_gettop(L), it, body, sizeof body) != 0) { /* nil, message, field */
         lpipeline_problem(L, idx, k);
         lua_rotate(L, -3, 1);
         lua_setfield(L, -3, "field");
@@ -229,18 +218,14 @@ static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it,
     if (pq_pipeline_add(lp->p, it) < 0) luaL_error(L, "out of memory (pipeline item)");
 }
 
-/* p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop
- * | nil: a chunk of input request tables that nothing else looks at (no
- * policy, journal or audit log), validated and queued in one call with no
- * Lua table made. items[k] (k = from..to) is item number first + k - 1 of the
- * run; metas[k] its source's line, file and source (a table), or false. It
- * stops before an input that is not a plain table (not a table, or one with
- * a metatable, such as a request object) and returns its position as
- * `stop`, for the caller to look at in Lua before it goes on. `problems`
- * lists the items not queued, in order: {at = k, message =, field =} for a
- * bad one (core.validate's message and field), {at = k, duplicate_of =
- * index} for one whose identity an earlier item of the run claimed in ids
- * (core.idset). */
+/* p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop:
+ * plain input tables that nothing else looks at (no policy, journal, audit
+ * log), validated and queued with no Lua table made. items[k] (k = from..to)
+ * is item first + k - 1 of the run, metas[k] its source's {line, file,
+ * source} or false. Stops before an input that is not a plain table (one
+ * with a metatable, such as a request object) and returns its k as `stop`.
+ * `problems`, the items not queued: {at = k, message =, field =} (invalid),
+ * {at = k, duplicate_of = index} (an identity claimed earlier in ids). */
 static int lpipeline_add_inputs(lua_State *L)
 {
     lpipeline *lp = lpipeline_check(L);
@@ -249,11 +234,12 @@ static int lpipeline_add_inputs(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 7);
-    lua_pushnil(L); /* 8: the problems */
+    lua_newtable(L); /* 8: the problems */
     luaL_checkstack(L, 8, "pipeline inputs");
     for (; k <= to; k++) {
         pq_pipeline_item it;
         if (lua_rawgeti(L, 2, k) != LUA_TTABLE || lua_getmetatable(L, 9)) {
+            lua_pushvalue(L, 8);
             lua_pushinteger(L, k);
             return 2;
         }
@@ -266,10 +252,10 @@ static int lpipeline_add_inputs(lua_State *L)
             it.source = lpipeline_field_text(L, 10, "source");
         }
         lua_pushvalue(L, 9);
-        lpipeline_add_one(L, lp, &it, ids, 8, k);
+        lpipeline_add_one(L, lp, &it, ids, 8, (int)k);
         lua_settop(L, 8);
     }
-    return 1;
+    return lua_rawlen(L, 8) > 0 ? 1 : 0;
 }
 
 static void lpipeline_set_int(lua_State *L, const char *k, lua_Integer v)

@@ -87,11 +87,9 @@ static void lvalidate_quote(const char *s, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
-/* Checks the keys of the table at t and pushes F_COUNT values, the known
- * fields in lvalidate_fields order (nil when absent): one walk of the table,
- * no lookup by name. A table with a metatable has its fields read by name
- * (its __index may give some). Returns 0, or pushes the error of an unknown
- * key. */
+/* Checks the keys of the table at t and pushes the known fields' values in
+ * lvalidate_fields order (nil when absent) from one walk of the table; by
+ * name when it has a metatable (__index). 0, or the error of an unknown key. */
 static int lvalidate_keys(lua_State *L, int t)
 {
     int slots = lua_gettop(L) + 1, i;
@@ -139,8 +137,7 @@ static int lvalidate_keys(lua_State *L, int t)
     return 0;
 }
 
-/* Pushes the value of known field f (from the slots lvalidate_keys
- * pushed); its type. */
+/* Pushes known field f (a slot lvalidate_keys pushed); its type. */
 static int lvalidate_get(lua_State *L, int slots, int f)
 {
     lua_pushvalue(L, slots + f);
@@ -172,10 +169,7 @@ static int lvalidate_string(lua_State *L, int slots, int f, lvalidate_checker ch
         lua_pop(L, 1);
         return lvalidate_failf(L, field, "is required");
     }
-    if (ty != LUA_TSTRING) {
-        int rc = lvalidate_type(L, lua_gettop(L), field, "a string");
-        return rc;
-    }
+    if (ty != LUA_TSTRING) return lvalidate_type(L, lua_gettop(L), field, "a string");
     r->w.str[i] = lua_tolstring(L, -1, &r->w.len[i]);
     r->at[i] = lua_gettop(L);
     if (check(r->w.str[i], r->w.len[i], msg, sizeof msg) != 0) {
@@ -205,10 +199,7 @@ static int lvalidate_data(lua_State *L, int slots, lvalidate_req *r)
     if (tdig != LUA_TNIL) {
         luaL_Buffer b;
         char *out;
-        if (tdig != LUA_TSTRING) {
-            int rc = lvalidate_type(L, lua_gettop(L), "digest", "a string of raw bytes");
-            return rc;
-        }
+        if (tdig != LUA_TSTRING) return lvalidate_type(L, lua_gettop(L), "digest", "a string of raw bytes");
         s = lua_tolstring(L, -1, &n);
         if (n == 0 || n > PQ_DATA_MAX) {
             snprintf(msg, sizeof msg, "digest must be 1 to %d bytes long (got %lu)", PQ_DATA_MAX, (unsigned long)n);
@@ -221,10 +212,7 @@ static int lvalidate_data(lua_State *L, int slots, lvalidate_req *r)
         lua_pop(L, 1);
         dlen = n;
     } else {
-        if (tdata != LUA_TSTRING) {
-            int rc = lvalidate_type(L, lua_gettop(L) - 1, "data", "a Base64 string");
-            return rc;
-        }
+        if (tdata != LUA_TSTRING) return lvalidate_type(L, lua_gettop(L) - 1, "data", "a Base64 string");
         s = lua_tolstring(L, -2, &n);
         if (pq_b64_decode(s, n, NULL, &dlen, msg, sizeof msg) != 0) {
             lua_pop(L, 2);
@@ -257,10 +245,7 @@ static int lvalidate_hours(lua_State *L, int slots, lvalidate_req *r)
         lua_pop(L, 1);
         return 0;
     }
-    if (ty != LUA_TNUMBER) {
-        int rc = lvalidate_type(L, lua_gettop(L), "hours", "an integer number of hours");
-        return rc;
-    }
+    if (ty != LUA_TNUMBER) return lvalidate_type(L, lua_gettop(L), "hours", "an integer number of hours");
     if (!lua_isinteger(L, -1)) {
         lua_Number x = lua_tonumber(L, -1);
         lua_pop(L, 1);
@@ -286,10 +271,8 @@ static int lvalidate_hours(lua_State *L, int slots, lvalidate_req *r)
 static int lvalidate_single_use(lua_State *L, int slots, lvalidate_req *r)
 {
     int ty = lvalidate_get(L, slots, F_SINGLE_USE);
-    if (ty != LUA_TNIL && ty != LUA_TBOOLEAN) {
-        int rc = lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
-        return rc;
-    }
+    if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+        return lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
     r->w.has_single = ty != LUA_TNIL;
     r->w.single_use = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -297,8 +280,7 @@ static int lvalidate_single_use(lua_State *L, int slots, lvalidate_req *r)
 }
 
 /* Validates the request table at t into r; 0, or the 3 results of a
- * failure (nil, message, field). Leaves the field values on the stack (and
- * the strings r points to are among them). */
+ * failure (nil, message, field). Leaves the field values on the stack. */
 static int lvalidate_check_req(lua_State *L, int t, lvalidate_req *r)
 {
     int rc, slots = lua_gettop(L) + 1;
