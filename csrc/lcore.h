@@ -34,7 +34,7 @@ struct pq_engine *lengine_get(lua_State *L, int idx);
 struct pq_engine *lengine_peek(lua_State *L, int idx);
 void lengine_push_res(lua_State *L, const struct pq_result *res);
 
-/* The identity set of a run (lidset.c), for the pipeline's add_input. */
+/* The identity set of a run (lidset.c), for the pipeline's add_inputs. */
 struct pq_idset;
 struct pq_idset *lidset_get(lua_State *L, int idx);
 

@@ -2,7 +2,7 @@
  *   core.idset() -> set
  *   set:claim(req, index) -> nil (new) | index of the earlier item
  * where req holds the normalized string fields dn, data and user. The
- * pipeline's add_input claims through the same set (lidset_get). */
+ * pipeline's add_inputs claims through the same set (lidset_get). */
 #include "pq_prefix.h"
 
 #include <lauxlib.h>

@@ -5,16 +5,14 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
- *   p:add_input(index, t, line, file, source, ids) -> slot | nil, message, field
- *     | false, index of an earlier item with the same identity (ids: core.idset)
+ *   p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop | nil
+ *     (a chunk of plain input tables, validated and queued in C; ids: core.idset)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
  *
- * A decision is the engine's result table (status, body, curl_code, ...)
- * plus slot, attempts, epoch and t_first; or {slot=, refused=message}. With
- * events = true, `sent` lists slot, attempt pairs of the requests submitted
- * in the step, flat. */
+ * A decision: the engine's result table plus slot, attempts, epoch, t_first; or
+ * {slot=, refused=message}. `sent` (events = true): slot, attempt pairs, flat. */
 #include "pq_prefix.h"
 
 #include <string.h>
@@ -182,38 +180,82 @@ static int lpipeline_add(lua_State *L)
     return 1;
 }
 
-/* p:add_input(index, t, line, file, source, ids): an input request table
- * that nothing else looks at (no policy, journal or audit log), validated and
- * queued in one call with no Lua table made; a bad one gives core.validate's
- * nil, message, field; one whose identity an earlier item of the run claimed
- * in `ids` gives false and that item's index (nothing queued). */
-static int lpipeline_add_input(lua_State *L)
+/* Bodies of add_inputs are built here first (larger ones as a string). */
+#ifndef LPIPELINE_BODY
+#define LPIPELINE_BODY 2048
+#endif
+
+/* Appends {at = k} to the problems table at idx; leaves it on the top. */
+static void lpipeline_problem(lua_State *L, int idx, lua_Integer k)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, idx, (lua_Integer)lua_rawlen(L, idx) + 1);
+    lua_pushinteger(L, k);
+    lua_setfield(L, -2, "at");
+}
+
+/* Queues input k (its table on the top, its fields in *it), or adds a problem. */
+static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, pq_idset *ids, int idx, int k)
+{
+    char body[LPIPELINE_BODY];
+    long long first;
+    if (lvalidate_item(L, lua_gettop(L), it, body, sizeof body) != 0) { /* nil, message, field */
+        lpipeline_problem(L, idx, k);
+        lua_rotate(L, -3, 1);
+        lua_setfield(L, -3, "field");
+        lua_setfield(L, -2, "message");
+        return;
+    }
+    first = pq_idset_claim(ids, it->dn.s, it->dn.n, it->data.s, it->data.n, it->user.s, it->user.n, it->index);
+    if (first < 0) luaL_error(L, "out of memory (identity set)");
+    if (first > 0) {
+        lpipeline_problem(L, idx, k);
+        lua_pushinteger(L, (lua_Integer)first);
+        lua_setfield(L, -2, "duplicate_of");
+        return;
+    }
+    if (pq_pipeline_add(lp->p, it) < 0) luaL_error(L, "out of memory (pipeline item)");
+}
+
+/* p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop:
+ * plain input tables that nothing else looks at (no policy, journal, audit
+ * log), validated and queued with no Lua table made. items[k] (k = from..to)
+ * is item first + k - 1 of the run, metas[k] its source's {line, file,
+ * source} or false. Stops before an input that is not a plain table (one
+ * with a metatable, such as a request object) and returns its k as `stop`.
+ * `problems`, the items not queued: {at = k, message =, field =} (invalid),
+ * {at = k, duplicate_of = index} (an identity claimed earlier in ids). */
+static int lpipeline_add_inputs(lua_State *L)
 {
     lpipeline *lp = lpipeline_check(L);
-    pq_pipeline_item it;
-    int slot, rc;
-    memset(&it, 0, sizeof it);
-    it.index = (long long)luaL_checkinteger(L, 2);
+    lua_Integer k = luaL_checkinteger(L, 4), to = luaL_checkinteger(L, 5), first = luaL_checkinteger(L, 6);
+    pq_idset *ids = lidset_get(L, 7);
+    luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
-    it.line = lua_type(L, 4) == LUA_TNUMBER ? (double)lua_tonumber(L, 4) : -1;
-    it.file = lpipeline_text(L, 5);
-    it.source = lpipeline_text(L, 6);
     lua_settop(L, 7);
-    if ((rc = lvalidate_item(L, 3, &it)) != 0) return rc;
-    if (!lua_isnil(L, 7)) {
-        long long first = pq_idset_claim(lidset_get(L, 7), it.dn.s, it.dn.n, it.data.s, it.data.n,
-                                         it.user.s, it.user.n, it.index);
-        if (first < 0) return luaL_error(L, "out of memory (identity set)");
-        if (first > 0) {
-            lua_pushboolean(L, 0);
-            lua_pushinteger(L, (lua_Integer)first);
+    lua_newtable(L); /* 8: the problems */
+    luaL_checkstack(L, 8, "pipeline inputs");
+    for (; k <= to; k++) {
+        pq_pipeline_item it;
+        if (lua_rawgeti(L, 2, k) != LUA_TTABLE || lua_getmetatable(L, 9)) {
+            lua_pushvalue(L, 8);
+            lua_pushinteger(L, k);
             return 2;
         }
+        memset(&it, 0, sizeof it);
+        it.index = (long long)(first + k - 1);
+        it.line = -1;
+        if (lua_rawgeti(L, 3, k) == LUA_TTABLE) {
+            it.line = lpipeline_field_num(L, 10, "line");
+            it.file = lpipeline_field_text(L, 10, "file");
+            it.source = lpipeline_field_text(L, 10, "source");
+        }
+        lua_pushvalue(L, 9);
+        lpipeline_add_one(L, lp, &it, ids, 8, (int)k);
+        lua_settop(L, 8);
     }
-    slot = pq_pipeline_add(lp->p, &it);
-    if (slot < 0) return luaL_error(L, "out of memory (pipeline item)");
-    lua_pushinteger(L, slot);
-    return 1;
+    return lua_rawlen(L, 8) > 0 ? 1 : 0;
 }
 
 static void lpipeline_set_int(lua_State *L, const char *k, lua_Integer v)
@@ -386,7 +428,7 @@ static int lpipeline_tostring(lua_State *L)
 void lpipeline_register(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"headers", lpipeline_headers}, {"add", lpipeline_add}, {"add_input", lpipeline_add_input},
+        {"headers", lpipeline_headers}, {"add", lpipeline_add}, {"add_inputs", lpipeline_add_inputs},
         {"step", lpipeline_step},
         {"resend", lpipeline_resend}, {"drop", lpipeline_drop}, {"unqueue", lpipeline_unqueue},
         {"entry", lpipeline_entry}, {"room", lpipeline_room}, {"counts", lpipeline_counts},

@@ -22,6 +22,7 @@ static const char *const lvalidate_fields[] = {
     "dn", "data", "digest", "comment", "user", "hours", "single_use", NULL
 };
 static const size_t lvalidate_field_len[] = {2, 4, 6, 7, 4, 5, 10};
+enum { F_DN, F_DATA, F_DIGEST, F_COMMENT, F_USER, F_HOURS, F_SINGLE_USE, F_COUNT };
 
 /* Lowercase with underscores removed: "SingleUse" and "single_use" meet. */
 static void lvalidate_fold(const char *s, size_t n, char *out, size_t cap)
@@ -86,28 +87,31 @@ static void lvalidate_quote(const char *s, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
-/* Checks the unknown keys; returns 0 when all are known, else pushes the error. */
+/* Checks the keys of the table at t and pushes the known fields' values in
+ * lvalidate_fields order (nil when absent) from one walk of the table; by
+ * name when it has a metatable (__index). 0, or the error of an unknown key. */
 static int lvalidate_keys(lua_State *L, int t)
 {
+    int slots = lua_gettop(L) + 1, i;
+    for (i = 0; i < F_COUNT; i++) lua_pushnil(L);
     lua_pushnil(L);
     while (lua_next(L, t) != 0) {
         char quoted[4 * 48 + 4], buf[PQ_MSG_MAX + sizeof quoted];
         size_t n;
         const char *key;
-        int i, known = 0;
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            int number = lua_type(L, -1) == LUA_TNUMBER;
+        int known = 0;
+        if (lua_type(L, -2) != LUA_TSTRING) {
             snprintf(buf, sizeof buf, "request fields must be named by strings (got a %s key%s)",
-                     luaL_typename(L, -1), number ? ": an array item?" : "");
-            lua_pop(L, 1);
+                     luaL_typename(L, -2), lua_type(L, -2) == LUA_TNUMBER ? ": an array item?" : "");
+            lua_pop(L, 2);
             return lvalidate_fail(L, NULL, buf);
         }
-        key = lua_tolstring(L, -1, &n);
+        key = lua_tolstring(L, -2, &n);
         /* Compare lengths too: "dn\0x" is not "dn". */
         for (i = 0; lvalidate_fields[i]; i++)
             if (n == lvalidate_field_len[i] && memcmp(key, lvalidate_fields[i], n) == 0) {
                 known = 1;
+                lua_replace(L, slots + i);
                 break;
             }
         if (!known) {
@@ -123,7 +127,21 @@ static int lvalidate_keys(lua_State *L, int t)
             return 3;
         }
     }
+    if (lua_getmetatable(L, t)) {
+        lua_pop(L, 1);
+        for (i = 0; i < F_COUNT; i++) {
+            lua_getfield(L, t, lvalidate_fields[i]);
+            lua_replace(L, slots + i);
+        }
+    }
     return 0;
+}
+
+/* Pushes known field f (a slot lvalidate_keys pushed); its type. */
+static int lvalidate_get(lua_State *L, int slots, int f)
+{
+    lua_pushvalue(L, slots + f);
+    return lua_type(L, -1);
 }
 
 typedef int (*lvalidate_checker)(const char *, size_t, char *, size_t);
@@ -142,19 +160,16 @@ enum { LV_DN = PQ_WIRE_DN, LV_DATA = PQ_WIRE_DATA, LV_COMMENT = PQ_WIRE_COMMENT,
 
 /* Checks a required string field into r->w.str[i] (the value stays on the
  * stack); 0, or the 3 results of a failure. */
-static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_checker check,
-                            lvalidate_req *r, int i)
+static int lvalidate_string(lua_State *L, int slots, int f, lvalidate_checker check, lvalidate_req *r, int i)
 {
     char msg[PQ_MSG_MAX];
-    int ty = lua_getfield(L, t, field);
+    const char *field = lvalidate_fields[f];
+    int ty = lvalidate_get(L, slots, f);
     if (ty == LUA_TNIL) {
         lua_pop(L, 1);
         return lvalidate_failf(L, field, "is required");
     }
-    if (ty != LUA_TSTRING) {
-        int rc = lvalidate_type(L, lua_gettop(L), field, "a string");
-        return rc;
-    }
+    if (ty != LUA_TSTRING) return lvalidate_type(L, lua_gettop(L), field, "a string");
     r->w.str[i] = lua_tolstring(L, -1, &r->w.len[i]);
     r->at[i] = lua_gettop(L);
     if (check(r->w.str[i], r->w.len[i], msg, sizeof msg) != 0) {
@@ -166,13 +181,13 @@ static int lvalidate_string(lua_State *L, int t, const char *field, lvalidate_ch
 
 /* data (Base64 text) or digest (raw bytes): exactly one of them. Leaves the
  * Base64 text on the stack. */
-static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
+static int lvalidate_data(lua_State *L, int slots, lvalidate_req *r)
 {
     char msg[PQ_MSG_MAX];
     size_t n, dlen = 0;
     const char *s;
-    int tdata = lua_getfield(L, t, "data");
-    int tdig = lua_getfield(L, t, "digest");
+    int tdata = lvalidate_get(L, slots, F_DATA);
+    int tdig = lvalidate_get(L, slots, F_DIGEST);
     if (tdata != LUA_TNIL && tdig != LUA_TNIL) {
         lua_pop(L, 2);
         return lvalidate_fail(L, "data", "data and digest are exclusive: give the Base64 text as data or the raw bytes as digest, not both");
@@ -184,10 +199,7 @@ static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
     if (tdig != LUA_TNIL) {
         luaL_Buffer b;
         char *out;
-        if (tdig != LUA_TSTRING) {
-            int rc = lvalidate_type(L, lua_gettop(L), "digest", "a string of raw bytes");
-            return rc;
-        }
+        if (tdig != LUA_TSTRING) return lvalidate_type(L, lua_gettop(L), "digest", "a string of raw bytes");
         s = lua_tolstring(L, -1, &n);
         if (n == 0 || n > PQ_DATA_MAX) {
             snprintf(msg, sizeof msg, "digest must be 1 to %d bytes long (got %lu)", PQ_DATA_MAX, (unsigned long)n);
@@ -200,10 +212,7 @@ static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
         lua_pop(L, 1);
         dlen = n;
     } else {
-        if (tdata != LUA_TSTRING) {
-            int rc = lvalidate_type(L, lua_gettop(L) - 1, "data", "a Base64 string");
-            return rc;
-        }
+        if (tdata != LUA_TSTRING) return lvalidate_type(L, lua_gettop(L) - 1, "data", "a Base64 string");
         s = lua_tolstring(L, -2, &n);
         if (pq_b64_decode(s, n, NULL, &dlen, msg, sizeof msg) != 0) {
             lua_pop(L, 2);
@@ -227,19 +236,16 @@ static int lvalidate_data(lua_State *L, int t, lvalidate_req *r)
     return 0;
 }
 
-static int lvalidate_hours(lua_State *L, int t, lvalidate_req *r)
+static int lvalidate_hours(lua_State *L, int slots, lvalidate_req *r)
 {
     char msg[PQ_MSG_MAX];
     lua_Integer h;
-    int ty = lua_getfield(L, t, "hours");
+    int ty = lvalidate_get(L, slots, F_HOURS);
     if (ty == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
     }
-    if (ty != LUA_TNUMBER) {
-        int rc = lvalidate_type(L, lua_gettop(L), "hours", "an integer number of hours");
-        return rc;
-    }
+    if (ty != LUA_TNUMBER) return lvalidate_type(L, lua_gettop(L), "hours", "an integer number of hours");
     if (!lua_isinteger(L, -1)) {
         lua_Number x = lua_tonumber(L, -1);
         lua_pop(L, 1);
@@ -262,13 +268,11 @@ static int lvalidate_hours(lua_State *L, int t, lvalidate_req *r)
     return 0;
 }
 
-static int lvalidate_single_use(lua_State *L, int t, lvalidate_req *r)
+static int lvalidate_single_use(lua_State *L, int slots, lvalidate_req *r)
 {
-    int ty = lua_getfield(L, t, "single_use");
-    if (ty != LUA_TNIL && ty != LUA_TBOOLEAN) {
-        int rc = lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
-        return rc;
-    }
+    int ty = lvalidate_get(L, slots, F_SINGLE_USE);
+    if (ty != LUA_TNIL && ty != LUA_TBOOLEAN)
+        return lvalidate_type(L, lua_gettop(L), "single_use", "a boolean");
     r->w.has_single = ty != LUA_TNIL;
     r->w.single_use = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -279,16 +283,16 @@ static int lvalidate_single_use(lua_State *L, int t, lvalidate_req *r)
  * failure (nil, message, field). Leaves the field values on the stack. */
 static int lvalidate_check_req(lua_State *L, int t, lvalidate_req *r)
 {
-    int rc;
+    int rc, slots = lua_gettop(L) + 1;
     memset(r, 0, sizeof *r);
-    luaL_checkstack(L, 12, "request validation");
+    luaL_checkstack(L, 12 + F_COUNT, "request validation");
     if ((rc = lvalidate_keys(L, t)) != 0) return rc;
-    if ((rc = lvalidate_string(L, t, "dn", pq_check_dn, r, LV_DN)) != 0) return rc;
-    if ((rc = lvalidate_data(L, t, r)) != 0) return rc;
-    if ((rc = lvalidate_string(L, t, "comment", pq_check_comment, r, LV_COMMENT)) != 0) return rc;
-    if ((rc = lvalidate_string(L, t, "user", pq_check_user, r, LV_USER)) != 0) return rc;
-    if ((rc = lvalidate_hours(L, t, r)) != 0) return rc;
-    return lvalidate_single_use(L, t, r);
+    if ((rc = lvalidate_string(L, slots, F_DN, pq_check_dn, r, LV_DN)) != 0) return rc;
+    if ((rc = lvalidate_data(L, slots, r)) != 0) return rc;
+    if ((rc = lvalidate_string(L, slots, F_COMMENT, pq_check_comment, r, LV_COMMENT)) != 0) return rc;
+    if ((rc = lvalidate_string(L, slots, F_USER, pq_check_user, r, LV_USER)) != 0) return rc;
+    if ((rc = lvalidate_hours(L, slots, r)) != 0) return rc;
+    return lvalidate_single_use(L, slots, r);
 }
 
 /* Pushes the normalized table of r: dn, data, comment, user, digest_length,
@@ -356,13 +360,18 @@ static int lvalidate_prepare(lua_State *L)
     return 3;
 }
 
-int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it)
+int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it, char *buf, size_t cap)
 {
     lvalidate_req r;
     int rc = lvalidate_check_req(L, idx, &r);
     if (rc != 0) return rc;
-    lwire_push_body(L, &r.w);
-    it->body = lua_tolstring(L, -1, &it->body_len);
+    it->body_len = pq_wire_body(&r.w, buf, cap);
+    if (it->body_len <= cap) {
+        it->body = buf;
+    } else {
+        lwire_push_body(L, &r.w);
+        it->body = lua_tolstring(L, -1, &it->body_len);
+    }
     it->dn.s = r.w.str[LV_DN];
     it->dn.n = r.w.len[LV_DN];
     it->data.s = r.w.str[LV_DATA];

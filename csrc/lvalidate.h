@@ -2,14 +2,17 @@
 #ifndef LVALIDATE_H
 #define LVALIDATE_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 #include "pq_pipeline.h"
 
 /* Validates the request table at idx (the rules of core.validate) into the
- * item's request fields and wire body. The values it points to are left on
- * the stack (the body on top). 0, or the 3 results of a failure pushed
- * (nil, message, field). */
-int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it);
+ * item's request fields and wire body. The body is written to buf when it
+ * fits in cap bytes, else pushed as a string. The values the item points to
+ * are left on the stack. 0, or the 3 results of a failure pushed (nil,
+ * message, field). */
+int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it, char *buf, size_t cap);
 
 #endif

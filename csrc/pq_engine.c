@@ -39,6 +39,17 @@ void pq_engine_release(pq_engine *e, pq_xfer *x)
     e->free_list = x;
 }
 
+static int pq_engine_dup(char **dst, const char *s)
+{
+    size_t n;
+    if (!s) return 0;
+    n = strlen(s) + 1;
+    *dst = malloc(n);
+    if (!*dst) return -1;
+    memcpy(*dst, s, n);
+    return 0;
+}
+
 /* Refuses a request before it is sent: the transfer goes back to the pool. */
 static long long pq_engine_refuse(pq_engine *e, pq_xfer *x, const char *msg, char *err, size_t errcap)
 {
@@ -67,7 +78,17 @@ long long pq_engine_submit(pq_engine *e, const pq_request *r, char *err, size_t 
     if (r->body_len) memcpy(x->body, r->body, r->body_len);
     x->body[r->body_len] = '\0';
 
-    rc = curl_easy_setopt(x->easy, CURLOPT_URL, r->url);
+    /* A batch sends every request to one URL: libcurl copies it once. */
+    if (!x->url || strcmp(x->url, r->url) != 0) {
+        free(x->url);
+        x->url = NULL;
+        if (pq_engine_dup(&x->url, r->url) != 0) return pq_engine_refuse(e, x, "out of memory (url)", err, errcap);
+        rc = curl_easy_setopt(x->easy, CURLOPT_URL, r->url);
+        if (rc != CURLE_OK) {
+            free(x->url);
+            x->url = NULL;
+        }
+    }
     if (rc == CURLE_OK) rc = curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers->list);
     if (r->is_post) {
         x->is_post = 1;
@@ -127,13 +148,15 @@ static double pq_engine_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: follow libcurl's interest in a socket. */
+/* CURLMOPT_SOCKETFUNCTION: follow libcurl's interest in a socket. A socket
+ * libcurl tells of for the first time (no socketp yet) is added to the
+ * epoll set and marked (socketp = the engine), so that later changes are
+ * one EPOLL_CTL_MOD. */
 static int pq_engine_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     pq_engine *e = userp;
     struct epoll_event ev;
     (void)easy;
-    (void)socketp;
     if (what == CURL_POLL_REMOVE) {
         /* The socket may be closed already (then epoll dropped it). */
         epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
@@ -142,8 +165,12 @@ static int pq_engine_on_socket(CURL *easy, curl_socket_t s, int what, void *user
     memset(&ev, 0, sizeof ev);
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     ev.data.fd = s;
-    if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
-        epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev);
+    if (socketp && epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
+    /* New, or gone from the set behind libcurl's back (a closed and reused
+     * descriptor number): add it. */
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+        epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev);
+    if (!socketp) curl_multi_assign(e->multi, s, e);
     return 0;
 }
 
@@ -297,37 +324,6 @@ pq_xfer *pq_engine_next_done(pq_engine *e)
     return pq_engine_take_done(e, 0);
 }
 
-void pq_engine_result(pq_xfer *x, pq_result *out)
-{
-    long reqsize = 0;
-    curl_off_t total = 0, connect = 0, appconnect = 0, starttransfer = 0;
-    CURL *h = x->easy;
-    memset(out, 0, sizeof *out);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
-    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &out->new_connections);
-    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total);
-    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect);
-    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &appconnect);
-    curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
-    out->id = x->id;
-    out->user = x->user;
-    if (x->resp) x->resp[x->resp_len] = '\0';
-    out->body = x->resp ? x->resp : "";
-    out->body_len = x->resp_len;
-    out->content_type = x->content_type[0] ? x->content_type : NULL;
-    out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
-    out->curl_code = (int)x->result;
-    if (x->result != CURLE_OK) out->curl_error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result);
-    /* Any request bytes on the wire means the server may have acted. */
-    out->sent = reqsize > 0 || out->status > 0 || x->resend_refused;
-    out->oversized = x->oversized || x->result == CURLE_FILESIZE_EXCEEDED;
-    out->elapsed = (double)total / 1e6;
-    out->connect_time = (double)connect / 1e6;
-    out->tls_time = (double)appconnect / 1e6;
-    out->first_byte_time = (double)starttransfer / 1e6;
-}
-
 /* ---- the engine ------------------------------------------------------------ */
 
 void pq_engine_opts_default(pq_engine_opts *o)
@@ -338,17 +334,6 @@ void pq_engine_opts_default(pq_engine_opts *o)
     o->max_response = PQ_MAX_RESPONSE;
     o->max_connections = 16;
     o->max_host_connections = 16;
-}
-
-static int pq_engine_dup(char **dst, const char *s)
-{
-    size_t n;
-    if (!s) return 0;
-    n = strlen(s) + 1;
-    *dst = malloc(n);
-    if (!*dst) return -1;
-    memcpy(*dst, s, n);
-    return 0;
 }
 
 void pq_engine_free(pq_engine *e)

@@ -139,6 +139,9 @@ pq_xfer *pq_engine_find_owned(pq_engine *e, const void *owner);
 pq_xfer *pq_engine_take_owned(pq_engine *e, const void *owner);
 pq_xfer *pq_engine_take_done(pq_engine *e, long long id);
 void pq_engine_result(pq_xfer *x, pq_result *out);
+/* The reply alone, cheaper: id, user, status, body, curl_code and elapsed;
+ * every other field zero or NULL (what pq_engine_result adds). */
+void pq_engine_reply(pq_xfer *x, pq_result *out);
 void pq_engine_release(pq_engine *e, pq_xfer *x);
 /* Stops a submitted transfer (running or finished, not yet taken) and
  * returns it to the pool; nothing when no such transfer is held. */

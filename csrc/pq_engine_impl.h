@@ -21,6 +21,7 @@ struct pq_xfer {
     void *user;
     const void *owner;
     pq_headers *headers;
+    char *url;          /* the URL set on the handle (set again only when it changes) */
     char *body;
     size_t body_cap;
     char *resp;

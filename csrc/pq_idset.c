@@ -1,4 +1,8 @@
-/* pq_idset: see pq_idset.h. An open-addressing table of (hash, index). */
+/* pq_idset: see pq_idset.h. The hashes are split by their top byte into
+ * 256 parts, each an open-addressing table (linear probing) of 64-bit
+ * hashes beside the 32-bit item numbers. A part grows on its own, so that
+ * growing never holds two copies of the whole set (the run's peak memory),
+ * and a slot costs 12 bytes. */
 #include "pq_prefix.h"
 
 #include <stdlib.h>
@@ -7,14 +11,19 @@
 
 #include "pq_idset.h"
 
-typedef struct pq_id_entry {
-    uint64_t hash;   /* 0: empty */
-    long long index;
-} pq_id_entry;
+#define PQ_ID_PARTS 256
+/* A part grows past this load (in eighths): 7/8, as linear probing keeps
+ * the probes short enough for 64-bit compares in one array. */
+#define PQ_ID_LOAD 7
+
+typedef struct pq_id_part {
+    uint64_t *hash;   /* 0: empty; one allocation with index */
+    uint32_t *index;  /* just past hash[cap] */
+    uint32_t cap, n;  /* cap: 0 or a power of two */
+} pq_id_part;
 
 struct pq_idset {
-    pq_id_entry *t;
-    size_t cap, n;   /* cap: a power of two */
+    pq_id_part part[PQ_ID_PARTS];
     uint64_t seed;
 };
 
@@ -39,8 +48,9 @@ pq_idset *pq_idset_new(void)
 
 void pq_idset_free(pq_idset *s)
 {
+    int i;
     if (!s) return;
-    free(s->t);
+    for (i = 0; i < PQ_ID_PARTS; i++) free(s->part[i].hash);
     free(s);
 }
 
@@ -51,37 +61,48 @@ static uint64_t pq_id_step(uint64_t h, uint64_t w)
     return h ^ (h >> 29);
 }
 
+/* ASCII letters of the eight bytes of w to lower case, all at once: a byte
+ * without its top bit that is from 'A' to 'Z' gains 0x20. */
+static uint64_t pq_id_fold8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, top = 0x8080808080808080ULL;
+    uint64_t low = w & ~top;
+    uint64_t from_a = low + ones * (0x80 - 'A'), past_z = low + ones * (0x80 - 'Z' - 1);
+    return w | (((from_a & ~past_z) & ~w & top) >> 2);
+}
+
 /* The length-prefixed field (so that no two identities share their bytes),
  * eight bytes a step; the DN's ASCII letters folded to lower case. */
 static uint64_t pq_id_field(uint64_t h, const char *s, size_t n, int fold)
 {
-    unsigned char b[8];
-    size_t i, k;
+    size_t i;
     h = pq_id_step(h, (uint64_t)n);
     for (i = 0; i < n; i += 8) {
         uint64_t w = 0;
-        size_t m = n - i < 8 ? n - i : 8;
-        memcpy(b, s + i, m);
-        for (k = 0; k < m; k++) w |= (uint64_t)(fold ? pq_id_fold(b[k]) : b[k]) << (k * 8);
-        h = pq_id_step(h, w);
+        memcpy(&w, s + i, n - i < 8 ? n - i : 8);
+        h = pq_id_step(h, fold ? pq_id_fold8(w) : w);
     }
     return h;
 }
 
-static int pq_id_grow(pq_idset *s)
+static int pq_id_grow(pq_id_part *p)
 {
-    size_t cap = s->cap ? s->cap * 2 : 1024, i;
-    pq_id_entry *t = (pq_id_entry *)calloc(cap, sizeof *t);
-    if (!t) return -1;
-    for (i = 0; i < s->cap; i++) {
-        size_t j;
-        if (!s->t[i].hash) continue;
-        for (j = (size_t)s->t[i].hash & (cap - 1); t[j].hash; j = (j + 1) & (cap - 1)) {}
-        t[j] = s->t[i];
+    uint32_t cap = p->cap ? p->cap * 2 : 16, i;
+    uint64_t *hash = cap > p->cap ? (uint64_t *)calloc(cap, sizeof *hash + sizeof(uint32_t)) : NULL;
+    uint32_t *index;
+    if (!hash) return -1;
+    index = (uint32_t *)(hash + cap);
+    for (i = 0; i < p->cap; i++) {
+        uint32_t j;
+        if (!p->hash[i]) continue;
+        for (j = (uint32_t)p->hash[i] & (cap - 1); hash[j]; j = (j + 1) & (cap - 1)) {}
+        hash[j] = p->hash[i];
+        index[j] = p->index[i];
     }
-    free(s->t);
-    s->t = t;
-    s->cap = cap;
+    free(p->hash);
+    p->hash = hash;
+    p->index = index;
+    p->cap = cap;
     return 0;
 }
 
@@ -89,16 +110,18 @@ long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *
                          const char *user, size_t userlen, long long index)
 {
     uint64_t h = s->seed;
-    size_t j;
+    pq_id_part *p;
+    uint32_t j;
     h = pq_id_field(h, dn, dnlen, 1);
     h = pq_id_field(h, data, datalen, 0);
     h = pq_id_mix(pq_id_field(h, user, userlen, 0));
     if (!h) h = 1;
-    if ((s->n + 1) * 4 > s->cap * 3 && pq_id_grow(s) != 0) return -1;
-    for (j = (size_t)h & (s->cap - 1); s->t[j].hash; j = (j + 1) & (s->cap - 1))
-        if (s->t[j].hash == h) return s->t[j].index;
-    s->t[j].hash = h;
-    s->t[j].index = index;
-    s->n++;
+    p = &s->part[h >> 56];
+    if ((uint64_t)(p->n + 1) * 8 > (uint64_t)p->cap * PQ_ID_LOAD && pq_id_grow(p) != 0) return -1;
+    for (j = (uint32_t)h & (p->cap - 1); p->hash[j]; j = (j + 1) & (p->cap - 1))
+        if (p->hash[j] == h) return (long long)p->index[j];
+    p->hash[j] = h;
+    p->index[j] = index > (long long)UINT32_MAX ? UINT32_MAX : (uint32_t)index;
+    p->n++;
     return 0;
 }

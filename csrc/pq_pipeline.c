@@ -315,12 +315,13 @@ static int pq_send_wave(pq_pipeline *p, double now, char *err, size_t errcap)
 }
 
 /* Handles one finished transfer; one that is not ours (left by a pipeline
- * that was freed with requests in flight) is released unread. */
+ * that was freed with requests in flight) is released unread. The common
+ * success needs only the reply; a decision gets the whole result. */
 static int pq_complete(pq_pipeline *p, pq_xfer *xf, char *err, size_t errcap)
 {
     pq_result r;
     int s;
-    pq_engine_result(xf, &r);
+    pq_engine_reply(xf, &r);
     s = (int)((uintptr_t)r.user) - 1;
     if (s < 0 || s >= p->nslots || p->slots[s].state != SLOT_FLIGHT || p->slots[s].id != r.id) {
         pq_engine_release(p->engine, xf);
@@ -337,6 +338,7 @@ static int pq_complete(pq_pipeline *p, pq_xfer *xf, char *err, size_t errcap)
             return 1;
         }
     }
+    pq_engine_result(xf, &r);
     pq_decide(p, s, PQ_DECIDE_REPLY)->result = r;
     p->held[p->ndecisions - 1] = xf;
     return 0;

@@ -1,6 +1,7 @@
 /* The engine's transfers: one easy handle each, set up once with the options
- * every request shares, and reused from a free list. The libcurl callbacks
- * here only fill the transfer's C buffers. */
+ * every request shares, and reused from a free list; and what a finished
+ * one got (pq_engine_reply, pq_engine_result). The libcurl callbacks here
+ * only fill the transfer's C buffers. */
 #include "pq_prefix.h"
 
 #include <stdlib.h>
@@ -40,16 +41,25 @@ static size_t pq_transfer_on_write(char *ptr, size_t size, size_t nmemb, void *u
     return n;
 }
 
-/* Parsing lives in pq_http.c (plain C, fuzzed); this only routes the line. */
+/* Parsing lives in pq_http.c (plain C, fuzzed); this only routes the line,
+ * by its first letter: most lines are none of the three it looks for. */
 static size_t pq_transfer_on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
     pq_xfer *x = (pq_xfer *)ud;
     size_t n = size * nmemb;
-    if (pq_http_is_status_line(line, n)) {
+    switch (n > 0 ? line[0] | 0x20 : 0) {
+    case 'h':
         /* A new response (after a 1xx): forget the previous headers. */
-        x->content_type[0] = x->retry_after[0] = '\0';
-    } else if (!pq_http_header_match(line, n, "content-type", x->content_type, sizeof x->content_type)) {
+        if (pq_http_is_status_line(line, n)) x->content_type[0] = x->retry_after[0] = '\0';
+        break;
+    case 'c':
+        pq_http_header_match(line, n, "content-type", x->content_type, sizeof x->content_type);
+        break;
+    case 'r':
         pq_http_header_match(line, n, "retry-after", x->retry_after, sizeof x->retry_after);
+        break;
+    default:
+        break;
     }
     return n;
 }
@@ -133,6 +143,7 @@ void pq_transfer_free(pq_xfer *x)
 {
     pq_transfer_reset(x);
     if (x->easy) curl_easy_cleanup(x->easy);
+    free(x->url);
     free(x->body);
     free(x->resp);
     free(x);
@@ -203,4 +214,43 @@ pq_xfer *pq_transfer_get(pq_engine *e)
     x->all_next = e->all;
     e->all = x;
     return x;
+}
+
+/* ---- what a finished transfer got (pq_engine.h) ------------------------- */
+
+void pq_engine_reply(pq_xfer *x, pq_result *out)
+{
+    curl_off_t total = 0;
+    memset(out, 0, sizeof *out);
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total);
+    out->id = x->id;
+    out->user = x->user;
+    if (x->resp) x->resp[x->resp_len] = '\0';
+    out->body = x->resp ? x->resp : "";
+    out->body_len = x->resp_len;
+    out->curl_code = (int)x->result;
+    out->elapsed = (double)total / 1e6;
+}
+
+void pq_engine_result(pq_xfer *x, pq_result *out)
+{
+    long reqsize = 0;
+    curl_off_t connect = 0, appconnect = 0, starttransfer = 0;
+    CURL *h = x->easy;
+    pq_engine_reply(x, out);
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &out->new_connections);
+    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect);
+    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &appconnect);
+    curl_easy_getinfo(h, CURLINFO_STARTTRANSFER_TIME_T, &starttransfer);
+    out->content_type = x->content_type[0] ? x->content_type : NULL;
+    out->retry_after = x->retry_after[0] ? x->retry_after : NULL;
+    if (x->result != CURLE_OK) out->curl_error = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result);
+    /* Any request bytes on the wire means the server may have acted. */
+    out->sent = reqsize > 0 || out->status > 0 || x->resend_refused;
+    out->oversized = x->oversized || x->result == CURLE_FILESIZE_EXCEEDED;
+    out->connect_time = (double)connect / 1e6;
+    out->tls_time = (double)appconnect / 1e6;
+    out->first_byte_time = (double)starttransfer / 1e6;
 }

@@ -5,6 +5,7 @@
 #include "pq_validate.h"
 #include "pq_common.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +44,18 @@ bad:
     return -1;
 }
 
+/* Whether the eight bytes at s are all printable ASCII (0x20..0x7e), tested
+ * at once: no byte has its top bit, is below 0x20 or is 0x7f. The tests
+ * say whether any byte is such, exactly (not which one). */
+static int pq_printable8(const unsigned char *s)
+{
+    const uint64_t ones = 0x0101010101010101ULL, top = 0x8080808080808080ULL;
+    uint64_t w, del;
+    memcpy(&w, s, 8);
+    del = w ^ (ones * 0x7f);
+    return ((w | ((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & top) == 0;
+}
+
 /* Shared text rules: no NUL, no control characters (unless allowed), UTF-8.
  * One pass: printable ASCII, nearly every byte of a request, costs one
  * compare; the rest is checked as it comes. As before the pass was merged,
@@ -54,7 +67,12 @@ static int pq_check_text(const char *str, size_t n, int allow_tab_newline, char 
     size_t i = 0, bad, first_bad = 0;
     int have_bad = 0;
     while (i < n) {
-        unsigned char c = s[i];
+        unsigned char c;
+        if (n - i >= 8 && pq_printable8(s + i)) {
+            i += 8;
+            continue;
+        }
+        c = s[i];
         if ((unsigned char)(c - 0x20) < 0x5f) { /* 0x20..0x7e */
             i++;
             continue;

@@ -3,9 +3,10 @@
 -- the C pipeline's fast path (a streamed input: common successes finished in
 -- C, no Lua table per item) and once with every reply decided in Lua (an
 -- array with an on_result hook); with a policy and a journal, and again with
--- neither (items then validated and queued by one C call, `add_input`). Item for item, both give the same report
--- entry, and each run's report, journal and the server's own counts agree
--- as docs/BATCH.md documents them. At concurrency 1 the order of requests,
+-- neither (items then validated and queued in C a chunk at a time,
+-- `add_inputs`). Item for item, both give the same report entry, and each
+-- run's report, journal and the server's own counts agree as
+-- docs/BATCH.md documents them. At concurrency 1 the order of requests,
 -- and so which request meets which fault, is the same in both runs.
 local prequalify = require "prequalify"
 local helpers = require "helpers"

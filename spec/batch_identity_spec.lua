@@ -102,6 +102,31 @@ describe("batch identity #emulator", function()
     assert.same({ 10, 20 }, { rep.counts.approved, rep.counts.skipped })
   end)
 
+  it("keeps input order when the pipeline's chunks meet bad items, copies and request objects", function()
+    -- Plain tables with their source's line, as an iterator gives them: the
+    -- pipeline's chunks. Item 3 is invalid, item 5 a copy of item 2, item 7
+    -- a request object (looked at in Lua, between two parts of a chunk)
+    -- with the identity of item 6, item 9 not a table at all.
+    local n = 0
+    local function source()
+      n = n + 1
+      if n > 12 then return nil end
+      if n == 7 then return assert(prequalify.request(item(6))), { line = 7 } end
+      if n == 9 then return false, { line = 9 } end
+      local t = item(n == 5 and 2 or n)
+      if n == 3 then t.hours = "two" end
+      return t, { line = n, file = "in.jsonl" }
+    end
+    local rep = assert(client():batch(source, { concurrency = 16 }))
+    local by = by_index(rep)
+    assert.same({ "failed", "hours", 3, "in.jsonl" }, { by[3].outcome, by[3].error.field, by[3].line, by[3].file })
+    assert.same({ "skipped", "duplicate of item 2", 5 }, { by[5].outcome, by[5].reason, by[5].line })
+    assert.same({ "approved", "skipped", "duplicate of item 6" }, { by[6].outcome, by[7].outcome, by[7].reason })
+    assert.same({ "failed", 8 }, { by[9].outcome, by[8].line })
+    assert.same({ 12, 8, 2, 2 }, { rep.counts.total, rep.counts.approved, rep.counts.failed, rep.counts.skipped })
+    assert.equal(8, stored())
+  end)
+
   it("counts the same DN in another letter case as the same identity", function()
     local j = dir .. "/j.jsonl"
     local rep = assert(client():batch({ item(1), item(1, { dn = helpers.DN_PROD:upper() }) }))

@@ -33,7 +33,7 @@ local ROWS = {
   "VmHWM  500 items, with a journal", "VmHWM  2000 items, with a journal", "ratio  2000 / 500 items, with a journal",
   "6. against the emulator", "req/s  prequalify batch runner", "req/s  C libcurl multi",
   "7. user-space instructions per request", "instructions  prequalify batch runner",
-  "instructions  C libcurl multi", "ratio  ours / C multi (informative)",
+  "instructions  C libcurl multi", "ratio  ours / C multi",
 }
 
 -- Rows that come once per protocol.

@@ -152,6 +152,16 @@ describe("field names", function()
     refuses_key("Dn\r\n", "Dn\\x0d\\x0a")
   end)
 
+  it("reads fields a table's __index gives, as before, and checks only its own keys for unknown ones", function()
+    local defaults = { comment = fx.COMMENT, user = fx.USER, colour = "red" }
+    local req = assert(prequalify.request(setmetatable({ dn = fx.DN, data = fx.DATA }, { __index = defaults })))
+    assert.same({ fx.COMMENT, fx.USER }, { req.comment, req.user })
+    local bad, err = prequalify.request(setmetatable({ dn = fx.DN, Data = fx.DATA }, { __index = defaults }))
+    assert.is_nil(bad)
+    assert.same({ "invalid", "Data" }, { err.kind, err.field })
+    assert.matches("unknown field 'Data'", err.message, 1, true)
+  end)
+
   it("refuses fields named by something other than a string", function()
     for _, key in ipairs{ 1, 2.5, true } do
       local req, err = prequalify.request(with{ [key] = "x" })

@@ -97,6 +97,16 @@ static void test_get(void)
         CHECK(res.retry_after == NULL);
         CHECK(res.sent == 1 && res.oversized == 0 && res.new_connections == 1);
         CHECK(res.elapsed >= res.first_byte_time && res.first_byte_time > 0);
+        {
+            /* The reply alone: the same reply, nothing of the rest. */
+            pq_result brief;
+            pq_engine_reply(x, &brief);
+            CHECK(brief.id == id && brief.user == &srv && brief.status == 200 && brief.curl_code == 0);
+            CHECK(brief.body_len == res.body_len && strcmp(brief.body, res.body) == 0);
+            CHECK(brief.elapsed == res.elapsed);
+            CHECK(brief.content_type == NULL && brief.retry_after == NULL && brief.curl_error == NULL);
+            CHECK(brief.sent == 0 && brief.new_connections == 0 && brief.first_byte_time == 0);
+        }
         pq_engine_release(e, x);
     }
     CHECK(pq_engine_running(e) == 0 && pq_engine_done(e) == 0 && pq_engine_transfers(e) == 1);
@@ -158,7 +168,9 @@ static void test_retry_after_and_oversized(void)
     CHECK(x != NULL);
     if (x) {
         pq_engine_result(x, &res);
+        /* The transfer of /retry, reused: the new URL was set. */
         CHECK(res.oversized == 1 && res.curl_code != 0 && res.curl_error != NULL);
+        CHECK(test_server_hits("/big") == 1);
         pq_engine_release(e, x);
     }
     pq_engine_free(e);

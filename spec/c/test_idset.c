@@ -53,6 +53,10 @@ static void test_repeat_and_case(void)
     CHECK(claim(s, "\\VED\\Policy\\\xc3\xa9t\xc3\xa9", "q83v", "u", 8) == 0);
     CHECK(claim(s, "\\ved\\policy\\\xc3\x89T\xc3\xa9", "q83v", "u", 9) == 7);
     /* Bytes that move from one field to the next make another identity. */
+    /* Only ASCII letters fold: '@' and '[' (next to 'A' and 'Z'), '`' and
+     * '{' (next to 'a' and 'z') stay apart from each other's case. */
+    CHECK(claim(s, "x@[", "q83v", "u", 100) == 0);
+    CHECK(claim(s, "x`{", "q83v", "u", 101) == 0);
     CHECK(claim(s, "ab", "c", "d", 10) == 0);
     CHECK(claim(s, "a", "bc", "d", 11) == 0);
     CHECK(claim(s, "a", "b", "cd", 12) == 0);
@@ -66,7 +70,7 @@ static void test_repeat_and_case(void)
     pq_idset_free(NULL); /* as free(NULL) */
 }
 
-/* Many identities: well past the first table (1024 slots), each claimed
+/* Many identities: well past the first tables, each claimed
  * once as new and then found again with its own index. */
 static void test_growth(void)
 {
@@ -112,13 +116,14 @@ static void test_long_fields(void)
     free(b);
 }
 
-/* Out of memory: a set that cannot be made is NULL; a table that cannot be
- * made or grown is -1, nothing is claimed, and a later claim works. */
+/* Out of memory: a set that cannot be made is NULL; a claim whose table
+ * cannot be made or grown is -1, nothing is claimed, the identities taken
+ * before are intact, and a later claim works. */
 static void test_out_of_memory(void)
 {
     pq_idset *s;
     char data[32];
-    long long i, ok = 0;
+    long long i, r = 0, ok = 0;
     calloc_fail_in = 0;
     CHECK(pq_idset_new() == NULL);
     s = pq_idset_new();
@@ -128,16 +133,35 @@ static void test_out_of_memory(void)
     CHECK(claim(s, "dn", "d", "u", 1) == -1);
     CHECK(claim(s, "dn", "d", "u", 2) == 0); /* not taken by the failed claim */
     CHECK(claim(s, "dn", "d", "u", 3) == 2);
-    for (i = 1; i <= 767; i++) { /* 768 identities fill 3/4 of the table */
+    for (i = 1; i <= 5000; i++) {
         snprintf(data, sizeof data, "d%lld", i);
         ok += claim(s, "dn", data, "u", 10 + i) == 0;
     }
-    CHECK(ok == 767);
-    calloc_fail_in = 0; /* the growth */
-    CHECK(claim(s, "dn", "new", "u", 5000) == -1);
-    CHECK(claim(s, "dn", "d1", "u", 5001) == 11); /* the old table is intact */
-    CHECK(claim(s, "dn", "new", "u", 5002) == 0);
-    CHECK(claim(s, "dn", "new", "u", 5003) == 5002);
+    CHECK(ok == 5000);
+    /* More identities, each with calloc failing: the first one that needs
+     * a table to grow is refused. */
+    for (i = 5001; i <= 1000000 && r != -1; i++) {
+        snprintf(data, sizeof data, "d%lld", i);
+        calloc_fail_in = 0;
+        r = claim(s, "dn", data, "u", 10 + i);
+    }
+    calloc_fail_in = -1;
+    CHECK(r == -1);
+    CHECK(claim(s, "dn", data, "u", 9000000) == 0); /* not taken before, taken now */
+    CHECK(claim(s, "dn", data, "u", 9000001) == 9000000);
+    CHECK(claim(s, "dn", "d1", "u", 9000002) == 11); /* the old ones are intact */
+    CHECK(claim(s, "dn", "d5000", "u", 9000003) == 5010);
+    pq_idset_free(s);
+}
+
+/* Item numbers past 2^32 - 1 are kept as 2^32 - 1. */
+static void test_big_index(void)
+{
+    pq_idset *s = pq_idset_new();
+    CHECK(s != NULL);
+    if (!s) return;
+    CHECK(claim(s, "\\VED\\Big", "AAAA", "u", 5000000000LL) == 0);
+    CHECK(claim(s, "\\VED\\Big", "AAAA", "u", 5000000001LL) == 4294967295LL);
     pq_idset_free(s);
 }
 
@@ -147,5 +171,6 @@ int main(void)
     test_growth();
     test_long_fields();
     test_out_of_memory();
+    test_big_index();
     return test_total();
 }

@@ -101,42 +101,34 @@ local function new_entry(seq, meta)
   return e
 end
 
---- Pull one item from the source into the run.
--- @return false when the source is exhausted, else true
-function M.pull(run)
-  local v, meta = run.source()
-  if v == nil then return false end
-  local seq = run.seq + 1
-  run.seq = seq
-  if run.lite and run.fast and type(v) == "table" and getmetatable(v) == nil then
-    -- Nothing to look up or decide: validated and queued in one C call,
-    -- with no Lua table for the item.
-    local slot, msg, field
-    if meta == nil then
-      slot, msg, field = run.pipe:add_input(seq, v, nil, nil, nil, run.ids)
+-- The items of a chunk not queued (see `pipeline:add_inputs`): each
+-- finished now, in order.
+local function refused(run, chunk, problems)
+  for _, p in ipairs(problems) do
+    local e = new_entry(chunk.first + p.at - 1, chunk.metas[p.at])
+    if p.duplicate_of then
+      run:finalize(e, "skipped", nil, nil, "duplicate of item " .. p.duplicate_of)
     else
-      slot, msg, field = run.pipe:add_input(seq, v, meta.line, meta.file, meta.source, run.ids)
+      run:finalize(e, "failed", nil, errors.new("invalid", p.message, { field = p.field }))
     end
-    if slot == false then
-      run:finalize(new_entry(seq, meta), "skipped", nil, nil, "duplicate of item " .. msg)
-    elseif not slot then
-      run:finalize(new_entry(seq, meta), "failed", nil, errors.new("invalid", msg, { field = field }))
-    end
-    return true
   end
+end
+
+-- One item that does not take the fast path: looked at in Lua.
+local function one(run, v, meta, seq)
   local req, summ, body = prepared(v, meta, seq, run.lite)
   local e = new_entry(seq, meta)
   if req == nil then
     local err = summ
     if errors.is(meta) then e.line, e.source, e.file = err.line, err.source, err.file or err.path end
     run:finalize(e, "failed", nil, err)
-    return true
+    return
   end
   e.request = summ
   local first = run.ids:claim(summ, seq)
   if first then
     run:finalize(e, "skipped", nil, nil, "duplicate of item " .. first)
-    return true
+    return
   end
   -- The key (SHA-256 of the fields) ties an item to its journal and audit
   -- records; without either nothing reads it.
@@ -148,26 +140,78 @@ function M.pull(run)
   local earlier, rec, intent
   if run.jr then
     earlier, rec, intent = journal_allows(run, e, key, ikey)
-    if not earlier then return true end
+    if not earlier then return end
   end
   local send = req
   if run.pol then
     send = policy_allows(run, e, req)
-    if not send then return true end
+    if not send then return end
   end
-  if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return true end
+  if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return end
   local shown = summ
   if send ~= req then
     local eerr
     body, eerr = request.encode(send)
     if not body then
       run:finalize(e, "failed", nil, eerr)
-      return true
+      return
     end
     shown = e.sent
   end
   run:send(e, key, body, shown)
-  return true
+end
+
+-- Hands the waiting chunk to the pipeline: its plain request tables are
+-- validated and queued in C, with no Lua table for them; any other input
+-- is looked at here, in its place in the chunk.
+local function flush(run, chunk)
+  local from, pipe = 1, run.pipe
+  while from <= chunk.n do
+    local problems, stop = pipe:add_inputs(chunk.items, chunk.metas, from, chunk.n, chunk.first, run.ids)
+    if problems then refused(run, chunk, problems) end
+    if not stop then break end
+    local meta = chunk.metas[stop]
+    one(run, chunk.items[stop], meta or nil, chunk.first + stop - 1)
+    from = stop + 1
+  end
+  chunk.n = 0
+end
+
+--- A chunk of items waiting for the pipeline (one per Run).
+function M.chunk()
+  return { n = 0, first = 0, items = {}, metas = {} }
+end
+
+--- Pull up to `max` items from the source into the run. When nothing needs
+-- to look at an item in Lua (no policy, journal, audit log or hook) they go
+-- to the pipeline a chunk at a time; else each is looked at here.
+-- @return the number of items pulled; `run.exhausted` is set when the
+--   source has ended
+function M.pull(run, max)
+  local chunk, source = run.chunk, run.source
+  local fast, seq, n = run.lite and run.fast, run.seq, 0
+  for pulled = 1, max do
+    local v, meta = source()
+    if v == nil then
+      run.exhausted = true
+      max = pulled - 1
+      break
+    end
+    seq = seq + 1
+    if fast then
+      n = n + 1
+      chunk.items[n], chunk.metas[n] = v, meta or false
+    else
+      run.seq = seq
+      one(run, v, meta, seq)
+    end
+  end
+  if n > 0 then
+    chunk.n, chunk.first = n, run.seq + 1
+    run.seq = seq
+    flush(run, chunk)
+  end
+  return max
 end
 
 return M

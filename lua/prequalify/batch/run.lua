@@ -43,7 +43,7 @@ function M.new(t, c)
     keep_trails = opts.trails, retry_unknown = opts.retry_unknown or false,
     retry_failed = opts.retry_failed or false, use_signals = opts.signals ~= false,
     allow_reapproval = opts.allow_reapproval or false, ids = core.idset(),
-    concurrency = c.concurrency, seq = 0, jobs = {}, timers = timers.new(),
+    concurrency = c.concurrency, seq = 0, chunk = item.chunk(), jobs = {}, timers = timers.new(),
     auth_epoch = 0, auth_dead = false, approved_seen = 0, exhausted = false, finished = false,
     -- Without a policy, a journal or an audit log nothing reads the
     -- normalized request of an item, only its summary and body.
@@ -201,15 +201,10 @@ function Run:fill(now)
     pipe:resend(job.slot, job.attempts)
     job = tq:pop_due(now)
   end
-  -- Each pull queues at most one item.
-  local pulls, room = 0, pipe:room()
-  if tq:size() >= self.concurrency then room = 0 end
-  local pull = item.pull
-  while pulls < room and pulls < M.PULL_MAX and not self.exhausted do
-    pulls = pulls + 1
-    if not pull(self) then self.exhausted = true end
-  end
-  return pulls
+  -- Each item pulled is queued or finished.
+  local room = pipe:room()
+  if tq:size() >= self.concurrency or self.exhausted then return 0 end
+  return item.pull(self, math.min(room, M.PULL_MAX))
 end
 
 -- The longest the pipeline may wait for replies in this step.
