@@ -114,14 +114,13 @@ local decode = M.decode
 
 --- A new spool file.
 -- @tparam string dir the directory it goes in
--- @return the file (an io library handle, open for reading and writing) and
+-- @return the file (an io library handle, open for reading and writing,
+--   with a 64 KiB buffer) and
 --   its path (for messages: it is already unlinked); or nil and a message
 --   naming the path and the error
 function M.open(dir)
   local f, path = core.spool_open(dir)
   if not f then return nil, path end
-  -- A large buffer: one write(2) per hundred-odd records, not per ten.
-  f:setvbuf("full", 65536)
   return f, path
 end
 
