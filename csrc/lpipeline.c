@@ -222,10 +222,24 @@ static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it,
  * plain input tables that nothing else looks at (no policy, journal, audit
  * log), validated and queued with no Lua table made. items[k] (k = from..to)
  * is item first + k - 1 of the run, metas[k] its source's {line, file,
- * source} or false. Stops before an input that is not a plain table (one
- * with a metatable, such as a request object) and returns its k as `stop`.
+ * source} or false. An input is queued here when it is a plain table or a
+ * normalized request (core.Request, what a manifest reader yields: its
+ * fields are read by name); add_inputs stops before any other input (one
+ * with another metatable, or `false` for a bad line) and returns its k as
+ * `stop`.
  * `problems`, the items not queued: {at = k, message =, field =} (invalid),
  * {at = k, duplicate_of = index} (an identity claimed earlier in ids). */
+/* True if the table at idx can be queued here: no metatable, or core.Request. */
+static int lpipeline_queueable(lua_State *L, int idx)
+{
+    int ok;
+    if (!lua_getmetatable(L, idx)) return 1;
+    luaL_getmetatable(L, LVALIDATE_REQUEST_MT);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return ok;
+}
+
 static int lpipeline_add_inputs(lua_State *L)
 {
     lpipeline *lp = lpipeline_check(L);
@@ -238,7 +252,7 @@ static int lpipeline_add_inputs(lua_State *L)
     luaL_checkstack(L, 8, "pipeline inputs");
     for (; k <= to; k++) {
         pq_pipeline_item it;
-        if (lua_rawgeti(L, 2, k) != LUA_TTABLE || lua_getmetatable(L, 9)) {
+        if (lua_rawgeti(L, 2, k) != LUA_TTABLE || !lpipeline_queueable(L, 9)) {
             lua_pushvalue(L, 8);
             lua_pushinteger(L, k);
             return 2;

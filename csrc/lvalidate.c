@@ -16,8 +16,6 @@
 #include "pq_base64.h"
 #include "pq_validate.h"
 
-#define LVALIDATE_REQUEST_MT "prequalify.request"
-
 static const char *const lvalidate_fields[] = {
     "dn", "data", "digest", "comment", "user", "hours", "single_use", NULL
 };
@@ -87,15 +85,30 @@ static void lvalidate_quote(const char *s, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* 1 if the table at t has a metatable, 2 if that is core.Request. */
+static int lvalidate_meta(lua_State *L, int t)
+{
+    int req;
+    if (!lua_getmetatable(L, t)) return 0;
+    luaL_getmetatable(L, LVALIDATE_REQUEST_MT);
+    req = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return req ? 2 : 1;
+}
+
 /* Checks the keys of the table at t and pushes the known fields' values in
  * lvalidate_fields order (nil when absent) from one walk of the table; by
- * name when it has a metatable (__index). 0, or the error of an unknown key. */
+ * name when it has a metatable (__index). A normalized request (core.Request)
+ * is read by name only: its keys were checked when it was made, and it also
+ * holds what validation derived (digest_length, algorithm). 0, or the error
+ * of an unknown key. */
 static int lvalidate_keys(lua_State *L, int t)
 {
-    int slots = lua_gettop(L) + 1, i;
+    int slots = lua_gettop(L) + 1, i, meta = lvalidate_meta(L, t);
     for (i = 0; i < F_COUNT; i++) lua_pushnil(L);
     lua_pushnil(L);
-    while (lua_next(L, t) != 0) {
+    if (meta == 2) lua_pop(L, 1);
+    while (meta != 2 && lua_next(L, t) != 0) {
         char quoted[4 * 48 + 4], buf[PQ_MSG_MAX + sizeof quoted];
         size_t n;
         const char *key;
@@ -127,8 +140,7 @@ static int lvalidate_keys(lua_State *L, int t)
             return 3;
         }
     }
-    if (lua_getmetatable(L, t)) {
-        lua_pop(L, 1);
+    if (meta) {
         for (i = 0; i < F_COUNT; i++) {
             lua_getfield(L, t, lvalidate_fields[i]);
             lua_replace(L, slots + i);

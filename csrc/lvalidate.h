@@ -13,6 +13,9 @@
  * fits in cap bytes, else pushed as a string. The values the item points to
  * are left on the stack. 0, or the 3 results of a failure pushed (nil,
  * message, field). */
+/* The registry name of core.Request, the metatable of normalized requests. */
+#define LVALIDATE_REQUEST_MT "prequalify.request"
+
 int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it, char *buf, size_t cap);
 
 #endif

@@ -4,7 +4,8 @@
 -- C, no Lua table per item) and once with every reply decided in Lua (an
 -- array with an on_result hook); with a policy and a journal, and again with
 -- neither (items then validated and queued in C a chunk at a time,
--- `add_inputs`). Item for item, both give the same report entry, and each
+-- `add_inputs`, also when they are normalized requests, as a manifest
+-- reader yields). Item for item, both give the same report entry, and each
 -- run's report, journal and the server's own counts agree as
 -- docs/BATCH.md documents them. At concurrency 1 the order of requests,
 -- and so which request meets which fault, is the same in both runs.
@@ -133,11 +134,18 @@ describe("batch pipeline, differential #emulator #slow", function()
     return rep, by
   end
 
-  local function compare(plain)
+  -- `plain`: neither policy nor journal; `requests`: the streamed input
+  -- yields normalized requests and `false, err` for a bad item, as a
+  -- manifest reader does.
+  local function compare(plain, requests)
     local i = 0
     local fast_rep, fast = run("fast", function()
       i = i + 1
-      if i <= N then return item(i) end
+      if i > N then return nil end
+      if not requests then return item(i) end
+      local req, err = prequalify.request(item(i))
+      if req then return req, { line = i, source = "differential" } end
+      return false, err
     end, { plain = plain })
     local list = {}
     for k = 1, N do list[k] = item(k) end
@@ -166,4 +174,7 @@ describe("batch pipeline, differential #emulator #slow", function()
 
   it("gives item for item the same report on the C fast path and in Lua, with neither",
     function() compare(true) end)
+
+  it("gives item for item the same report when the streamed items are normalized requests, as from a manifest",
+    function() compare(true, true) end)
 end)
