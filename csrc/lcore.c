@@ -25,5 +25,6 @@ int luaopen_prequalify_core(lua_State *L)
     lpipeline_register(L);
     lexec_register(L);
     lidset_register(L);
+    lcheck_register(L);
     return 1;
 }

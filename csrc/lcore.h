@@ -22,6 +22,7 @@ void lclock_register(lua_State *L);
 void lpipeline_register(lua_State *L);
 void lexec_register(lua_State *L);
 void lidset_register(lua_State *L);
+void lcheck_register(lua_State *L);
 
 /* 1 while the handlers of signals_install are in place and have caught
  * SIGINT or SIGTERM (lsignal.c): a wait should end, the run is stopping. */
