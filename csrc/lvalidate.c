@@ -85,30 +85,24 @@ static void lvalidate_quote(const char *s, size_t n, char *out, size_t cap)
     out[o] = '\0';
 }
 
-/* 1 if the table at t has a metatable, 2 if that is core.Request. */
-static int lvalidate_meta(lua_State *L, int t)
+int lvalidate_meta(lua_State *L, int t)
 {
     int req;
-    if (!lua_getmetatable(L, t)) return 0;
+    if (!lua_getmetatable(L, t)) return LVALIDATE_PLAIN;
     luaL_getmetatable(L, LVALIDATE_REQUEST_MT);
     req = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    return req ? 2 : 1;
+    return req ? LVALIDATE_REQUEST : LVALIDATE_OTHER;
 }
 
-/* Checks the keys of the table at t and pushes the known fields' values in
- * lvalidate_fields order (nil when absent) from one walk of the table; by
- * name when it has a metatable (__index). A normalized request (core.Request)
- * is read by name only: its keys were checked when it was made, and it also
- * holds what validation derived (digest_length, algorithm). 0, or the error
- * of an unknown key. */
-static int lvalidate_keys(lua_State *L, int t)
+/* One walk of the table at t: each known field's value into its slot (from
+ * `slots`, in lvalidate_fields order). 0, or the error of a key that is not
+ * a known field's name. */
+static int lvalidate_walk(lua_State *L, int t, int slots)
 {
-    int slots = lua_gettop(L) + 1, i, meta = lvalidate_meta(L, t);
-    for (i = 0; i < F_COUNT; i++) lua_pushnil(L);
+    int i;
     lua_pushnil(L);
-    if (meta == 2) lua_pop(L, 1);
-    while (meta != 2 && lua_next(L, t) != 0) {
+    while (lua_next(L, t) != 0) {
         char quoted[4 * 48 + 4], buf[PQ_MSG_MAX + sizeof quoted];
         size_t n;
         const char *key;
@@ -140,7 +134,21 @@ static int lvalidate_keys(lua_State *L, int t)
             return 3;
         }
     }
-    if (meta) {
+    return 0;
+}
+
+/* Checks the keys of the table at t and pushes the known fields' values in
+ * lvalidate_fields order (nil when absent) from one walk of the table; by
+ * name when it has a metatable (__index). A normalized request (core.Request)
+ * is read by name only: its keys were checked when it was made, and it also
+ * holds what validation derived (digest_length, algorithm). 0, or the error
+ * of an unknown key. */
+static int lvalidate_keys(lua_State *L, int t)
+{
+    int slots = lua_gettop(L) + 1, i, rc, meta = lvalidate_meta(L, t);
+    for (i = 0; i < F_COUNT; i++) lua_pushnil(L);
+    if (meta != LVALIDATE_REQUEST && (rc = lvalidate_walk(L, t, slots)) != 0) return rc;
+    if (meta != LVALIDATE_PLAIN) {
         for (i = 0; i < F_COUNT; i++) {
             lua_getfield(L, t, lvalidate_fields[i]);
             lua_replace(L, slots + i);
@@ -400,46 +408,10 @@ int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it, char *buf, size_
     return 0;
 }
 
-/* core.check(kind, value) -> true | nil, rule: one checker, for other endpoints. */
-static int lvalidate_check(lua_State *L)
-{
-    static const char *const kinds[] = {"dn", "comment", "user", "base64", "guid", NULL};
-    char msg[PQ_MSG_MAX];
-    size_t n;
-    int kind = luaL_checkoption(L, 1, NULL, kinds), ok;
-    const char *s = luaL_checklstring(L, 2, &n);
-    switch (kind) {
-    case 0: ok = pq_check_dn(s, n, msg, sizeof msg) == 0; break;
-    case 1: ok = pq_check_comment(s, n, msg, sizeof msg) == 0; break;
-    case 2: ok = pq_check_user(s, n, msg, sizeof msg) == 0; break;
-    case 3: {
-        size_t dlen = 0;
-        ok = pq_b64_decode(s, n, NULL, &dlen, msg, sizeof msg) == 0;
-        if (ok && dlen == 0) {
-            ok = 0;
-            snprintf(msg, sizeof msg, "is empty; it must encode at least 1 byte");
-        }
-        break;
-    }
-    default:
-        ok = pq_is_guid(s, n);
-        snprintf(msg, sizeof msg, "is not a braced GUID {8-4-4-4-12}");
-        break;
-    }
-    if (ok) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    lua_pushnil(L);
-    lua_pushstring(L, msg);
-    return 2;
-}
-
 void lvalidate_register(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"validate", lvalidate_validate},
-        {"check", lvalidate_check},
         {"prepare", lvalidate_prepare},
         {NULL, NULL}
     };

@@ -16,6 +16,11 @@
 /* The registry name of core.Request, the metatable of normalized requests. */
 #define LVALIDATE_REQUEST_MT "prequalify.request"
 
+/* What the table at t is: a plain table, a normalized request (its
+ * metatable is core.Request) or a table with another metatable. */
+enum { LVALIDATE_PLAIN, LVALIDATE_OTHER, LVALIDATE_REQUEST };
+int lvalidate_meta(lua_State *L, int t);
+
 int lvalidate_item(lua_State *L, int idx, pq_pipeline_item *it, char *buf, size_t cap);
 
 #endif

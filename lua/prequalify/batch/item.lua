@@ -161,9 +161,10 @@ local function one(run, v, meta, seq)
   run:send(e, key, body, shown)
 end
 
--- Hands the waiting chunk to the pipeline: its plain request tables are
--- validated and queued in C, with no Lua table for them; any other input
--- is looked at here, in its place in the chunk.
+-- Hands the waiting chunk to the pipeline: its plain request tables and
+-- normalized requests (a manifest's) are validated and queued in C, with no
+-- Lua table for them; any other input is looked at here, in its place in
+-- the chunk.
 local function flush(run, chunk)
   local from, pipe = 1, run.pipe
   while from <= chunk.n do

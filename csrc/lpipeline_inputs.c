@@ -1,0 +1,148 @@
+/* prequalify.core pipeline, the items going in: p:add (one item Lua has
+ * looked at: its body, key and report fields) and p:add_inputs (a chunk of
+ * plain input tables or normalized requests, validated and queued in C).
+ * The rest of the binding, and the method list, is lpipeline.c. */
+#include "pq_prefix.h"
+
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lcore.h"
+#include "lpipeline_impl.h"
+#include "lvalidate.h"
+#include "pq_idset.h"
+#include "pq_pipeline.h"
+
+static pq_text lpipeline_text(lua_State *L, int idx)
+{
+    pq_text t = {NULL, 0};
+    if (lua_type(L, idx) == LUA_TSTRING) t.s = lua_tolstring(L, idx, &t.n);
+    return t;
+}
+
+static pq_text lpipeline_field_text(lua_State *L, int t, const char *name)
+{
+    lua_getfield(L, t, name);
+    return lpipeline_text(L, -1);
+}
+
+static double lpipeline_field_num(lua_State *L, int t, const char *name)
+{
+    return lua_getfield(L, t, name) == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1;
+}
+
+/* p:add(index, body, key, request, keep, line, file, source, previous) */
+int lpipeline_add(lua_State *L)
+{
+    lpipeline *lp = lpipeline_check(L);
+    pq_pipeline_item it;
+    int slot;
+    memset(&it, 0, sizeof it);
+    it.index = (long long)luaL_checkinteger(L, 2);
+    it.body = luaL_checklstring(L, 3, &it.body_len);
+    it.key = lpipeline_text(L, 4);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    it.keep = lua_toboolean(L, 6);
+    it.line = lua_type(L, 7) == LUA_TNUMBER ? (double)lua_tonumber(L, 7) : -1;
+    it.file = lpipeline_text(L, 8);
+    it.source = lpipeline_text(L, 9);
+    it.previous = lpipeline_text(L, 10);
+    lua_settop(L, 10);
+    luaL_checkstack(L, 12, "pipeline item");
+    it.dn = lpipeline_field_text(L, 5, "dn");
+    it.user = lpipeline_field_text(L, 5, "user");
+    it.data = lpipeline_field_text(L, 5, "data");
+    it.algorithm = lpipeline_field_text(L, 5, "algorithm");
+    it.comment = lpipeline_field_text(L, 5, "comment");
+    it.digest_length = lpipeline_field_num(L, 5, "digest_length");
+    it.hours = lpipeline_field_num(L, 5, "hours");
+    lua_getfield(L, 5, "single_use");
+    it.single_use = lua_toboolean(L, -1);
+    slot = pq_pipeline_add(lp->p, &it);
+    if (slot < 0) return luaL_error(L, "out of memory (pipeline item)");
+    lua_pushinteger(L, slot);
+    return 1;
+}
+
+/* Bodies of add_inputs are built here first (larger ones as a string). */
+#ifndef LPIPELINE_BODY
+#define LPIPELINE_BODY 2048
+#endif
+
+/* Appends {at = k} to the problems table at idx; leaves it on the top. */
+static void lpipeline_problem(lua_State *L, int idx, lua_Integer k)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, idx, (lua_Integer)lua_rawlen(L, idx) + 1);
+    lua_pushinteger(L, k);
+    lua_setfield(L, -2, "at");
+}
+
+/* Queues input k (its table on the top, its fields in *it), or adds a problem. */
+static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, pq_idset *ids, int idx, int k)
+{
+    char body[LPIPELINE_BODY];
+    long long first;
+    if (lvalidate_item(L, lua_gettop(L), it, body, sizeof body) != 0) { /* nil, message, field */
+        lpipeline_problem(L, idx, k);
+        lua_rotate(L, -3, 1);
+        lua_setfield(L, -3, "field");
+        lua_setfield(L, -2, "message");
+        return;
+    }
+    first = pq_idset_claim(ids, it->dn.s, it->dn.n, it->data.s, it->data.n, it->user.s, it->user.n, it->index);
+    if (first < 0) luaL_error(L, "out of memory (identity set)");
+    if (first > 0) {
+        lpipeline_problem(L, idx, k);
+        lua_pushinteger(L, (lua_Integer)first);
+        lua_setfield(L, -2, "duplicate_of");
+        return;
+    }
+    if (pq_pipeline_add(lp->p, it) < 0) luaL_error(L, "out of memory (pipeline item)");
+}
+
+/* p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop:
+ * plain input tables that nothing else looks at (no policy, journal, audit
+ * log), validated and queued with no Lua table made. items[k] (k = from..to)
+ * is item first + k - 1 of the run, metas[k] its source's {line, file,
+ * source} or false. An input is queued here when it is a plain table or a
+ * normalized request (core.Request, what a manifest reader yields: its
+ * fields are read by name); add_inputs stops before any other input (one
+ * with another metatable, or `false` for a bad line) and returns its k as
+ * `stop`.
+ * `problems`, the items not queued: {at = k, message =, field =} (invalid),
+ * {at = k, duplicate_of = index} (an identity claimed earlier in ids). */
+int lpipeline_add_inputs(lua_State *L)
+{
+    lpipeline *lp = lpipeline_check(L);
+    lua_Integer k = luaL_checkinteger(L, 4), to = luaL_checkinteger(L, 5), first = luaL_checkinteger(L, 6);
+    pq_idset *ids = lidset_get(L, 7);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 7);
+    lua_newtable(L); /* 8: the problems */
+    luaL_checkstack(L, 8, "pipeline inputs");
+    for (; k <= to; k++) {
+        pq_pipeline_item it;
+        if (lua_rawgeti(L, 2, k) != LUA_TTABLE || lvalidate_meta(L, 9) == LVALIDATE_OTHER) {
+            lua_pushvalue(L, 8);
+            lua_pushinteger(L, k);
+            return 2;
+        }
+        memset(&it, 0, sizeof it);
+        it.index = (long long)(first + k - 1);
+        it.line = -1;
+        if (lua_rawgeti(L, 3, k) == LUA_TTABLE) {
+            it.line = lpipeline_field_num(L, 10, "line");
+            it.file = lpipeline_field_text(L, 10, "file");
+            it.source = lpipeline_field_text(L, 10, "source");
+        }
+        lua_pushvalue(L, 9);
+        lpipeline_add_one(L, lp, &it, ids, 8, (int)k);
+        lua_settop(L, 8);
+    }
+    return lua_rawlen(L, 8) > 0 ? 1 : 0;
+}
