@@ -148,32 +148,6 @@ static double pq_engine_now(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: follow libcurl's interest in a socket. A socket
- * libcurl tells of for the first time (no socketp yet) is added to the
- * epoll set and marked (socketp = the engine), so that later changes are
- * one EPOLL_CTL_MOD. */
-static int pq_engine_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    pq_engine *e = userp;
-    struct epoll_event ev;
-    (void)easy;
-    if (what == CURL_POLL_REMOVE) {
-        /* The socket may be closed already (then epoll dropped it). */
-        epoll_ctl(e->epfd, EPOLL_CTL_DEL, s, NULL);
-        return 0;
-    }
-    memset(&ev, 0, sizeof ev);
-    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-    ev.data.fd = s;
-    if (socketp && epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev) == 0) return 0;
-    /* New, or gone from the set behind libcurl's back (a closed and reused
-     * descriptor number): add it. */
-    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
-        epoll_ctl(e->epfd, EPOLL_CTL_MOD, s, &ev);
-    if (!socketp) curl_multi_assign(e->multi, s, e);
-    return 0;
-}
-
 /* CURLMOPT_TIMERFUNCTION: remember when libcurl wants to run its timers. */
 static int pq_engine_on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
@@ -213,9 +187,11 @@ static CURLMcode pq_engine_act(pq_engine *e, long wait_ms, int *interrupted)
         n = 0;
     }
     for (i = 0; i < n && mc == CURLM_OK; i++) {
-        int flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
-                    ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
-                    ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+        int flags;
+        if (!pq_sockets_event(e, evs[i].data.fd)) continue; /* a parked socket */
+        flags = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
         mc = curl_multi_socket_action(e->multi, evs[i].data.fd, flags, &still);
     }
     if (mc == CURLM_OK && e->timer_set && pq_engine_timeout_ms(e) == 0) {
@@ -350,6 +326,7 @@ void pq_engine_free(pq_engine *e)
     if (e->multi) curl_multi_cleanup(e->multi);
     if (e->share) curl_share_cleanup(e->share);
     if (e->epfd >= 0) close(e->epfd);
+    free(e->fds); /* after the share: closing its connections updates it */
     pq_transfer_free_store(e->ca_store);
     free(e->ca_file); free(e->ca_path); free(e->client_cert); free(e->client_key);
     if (e->key_password) {
@@ -408,7 +385,7 @@ pq_engine *pq_engine_new(const pq_engine_opts *o, char *err, size_t errcap)
     mc = curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, o->max_connections);
     if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, o->max_host_connections);
     if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, o->max_connections);
-    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, pq_engine_on_socket);
+    if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, pq_sockets_on_socket);
     if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
     if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, pq_engine_on_timer);
     if (mc == CURLM_OK) mc = curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);

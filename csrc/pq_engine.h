@@ -127,6 +127,14 @@ void pq_engine_collect(pq_engine *e);
 int pq_engine_pollfd(const pq_engine *e);
 long pq_engine_timeout_ms(const pq_engine *e);
 
+/* The epoll set: descriptors in it, of which idle keep-alive connections
+ * kept there between requests, and epoll_ctl calls made so far. */
+typedef struct pq_engine_socket_counts {
+    int watched, parked;
+    long epoll_changes;
+} pq_engine_socket_counts;
+void pq_engine_sockets(const pq_engine *e, pq_engine_socket_counts *c);
+
 int pq_engine_running(const pq_engine *e); /* submitted, not finished */
 int pq_engine_done(const pq_engine *e);    /* finished, not taken */
 int pq_engine_transfers(const pq_engine *e); /* owned: busy, done or idle */

@@ -1,4 +1,4 @@
-/* Internal to the engine (pq_engine.c, pq_transfer.c, pq_headers.c): the
+/* Internal to the engine (pq_engine.c, pq_transfer.c, pq_sockets.c, pq_headers.c): the
  * structures behind the opaque types of pq_engine.h. No other file includes
  * this one. */
 #ifndef PQ_ENGINE_IMPL_H
@@ -43,6 +43,9 @@ struct pq_engine {
     pq_headers *no_headers; /* "Expect:" alone */
     int running, ndone;
     int epfd;              /* epoll set following libcurl's sockets */
+    unsigned char *fds;    /* what the set holds, per descriptor (pq_sockets.c) */
+    size_t nfds;
+    long epoll_changes;    /* epoll_ctl calls made */
     int timer_set;         /* libcurl asked for a timeout at timer_at */
     double timer_at;       /* monotonic seconds */
     unsigned long finished; /* transfers ever finished, for drive() */
@@ -63,5 +66,15 @@ void pq_transfer_free(pq_xfer *x);
  * not yet built; 0, or -1 (then the TLS handshake reports the bad file). */
 int pq_transfer_ca_store(pq_engine *e);
 void pq_transfer_free_store(void *store);
+
+/* pq_sockets.c: the epoll set kept in step with libcurl's sockets. The
+ * first is the multi's CURLMOPT_SOCKETFUNCTION; open and close are every
+ * transfer's CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION
+ * (their data the engine). pq_sockets_event says whether an event on s is
+ * for libcurl (0: a parked socket, now out of the set). */
+int pq_sockets_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp);
+curl_socket_t pq_sockets_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a);
+int pq_sockets_close(void *clientp, curl_socket_t s);
+int pq_sockets_event(pq_engine *e, curl_socket_t s);
 
 #endif

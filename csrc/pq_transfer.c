@@ -165,6 +165,10 @@ static int pq_transfer_setup(pq_engine *e, pq_xfer *x)
     PQ_SET(CURLOPT_HEADERDATA, (void *)x);
     PQ_SET(CURLOPT_PREREQFUNCTION, pq_transfer_on_prereq);
     PQ_SET(CURLOPT_PREREQDATA, (void *)x);
+    PQ_SET(CURLOPT_OPENSOCKETFUNCTION, pq_sockets_open);
+    PQ_SET(CURLOPT_OPENSOCKETDATA, (void *)e);
+    PQ_SET(CURLOPT_CLOSESOCKETFUNCTION, pq_sockets_close);
+    PQ_SET(CURLOPT_CLOSESOCKETDATA, (void *)e);
     PQ_SET(CURLOPT_PROTOCOLS_STR, "http,https");
     PQ_SET(CURLOPT_FOLLOWLOCATION, 0L);
     PQ_SET(CURLOPT_TCP_NODELAY, 1L);

@@ -2,12 +2,14 @@
  * of test_server.c: results as a C caller sees them, shared header lists
  * replaced while requests are in flight, Retry-After, oversized replies, a
  * refused connection, the refused silent resend of a POST, header checks,
- * drive's timeout and freeing an engine with a transfer in flight. Built
+ * drive's timeout and freeing an engine with a transfer in flight, idle
+ * connections kept in the epoll set and closed by the server. Built
  * under ASan+UBSan by .ci/extra; prints one line per failed check and a
  * total; exits non-zero on any failure. No sleeps: every wait is a drive
  * with a bound. */
 #include "pq_prefix.h"
 
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -275,6 +277,68 @@ static void test_take_by_id(void)
     pq_engine_free(e);
 }
 
+/* One keep-alive connection serves request after request without the
+ * epoll set changing: its socket stays in the set between requests. */
+static void test_idle_connection_stays_watched(void)
+{
+    pq_engine *e = engine(1, 0);
+    pq_engine_socket_counts c;
+    long after_first = 0;
+    int i, ok = 1, before = test_server_connections();
+    for (i = 0; i < 10; i++) {
+        long long id = submit(e, 1, "/echo", NULL, "x", NULL);
+        pq_xfer *x = wait_one(e, id);
+        if (!x) {
+            ok = 0;
+            break;
+        }
+        pq_engine_release(e, x);
+        pq_engine_sockets(e, &c);
+        if (c.watched != 1 || c.parked != 1) ok = 0;
+        if (i == 0) after_first = c.epoll_changes;
+    }
+    CHECK(ok);
+    CHECK(test_server_connections() == before + 1);
+    pq_engine_sockets(e, &c);
+    CHECK(after_first >= 1 && c.epoll_changes == after_first);
+    pq_engine_free(e);
+}
+
+/* The server closes an idle connection: its event takes the socket out of
+ * the set (the set is not left readable, which would make every wait
+ * return at once), and the next request gets a new connection. */
+static void test_idle_connection_closed_by_server(void)
+{
+    pq_engine *e = engine(1, 0);
+    pq_engine_socket_counts c;
+    struct pollfd pfd;
+    int before = test_server_connections();
+    long long id = submit(e, 0, "/bye", NULL, NULL, NULL);
+    pq_xfer *x = wait_one(e, id);
+    pq_result res;
+    CHECK(x != NULL);
+    if (x) pq_engine_release(e, x);
+    pq_engine_sockets(e, &c);
+    CHECK(c.watched == 1 && c.parked == 1);
+    pfd.fd = pq_engine_pollfd(e);
+    pfd.events = POLLIN;
+    CHECK(poll(&pfd, 1, 5000) == 1); /* the server's close */
+    CHECK(pq_engine_drive(e, 0, 0, err, sizeof err) == 0);
+    pq_engine_sockets(e, &c);
+    CHECK(c.watched == 0 && c.parked == 0);
+    CHECK(poll(&pfd, 1, 0) == 0);
+    id = submit(e, 1, "/echo", NULL, "again", NULL);
+    x = wait_one(e, id);
+    CHECK(x != NULL);
+    if (x) {
+        pq_engine_result(x, &res);
+        CHECK(res.status == 200 && strcmp(res.body, "POST  again") == 0 && res.new_connections == 1);
+        pq_engine_release(e, x);
+    }
+    CHECK(test_server_connections() == before + 2);
+    pq_engine_free(e);
+}
+
 int main(void)
 {
     if (pq_engine_global_init() != 0 || test_server_start(&srv) != 0) {
@@ -289,6 +353,8 @@ int main(void)
     test_header_checks();
     test_drive_timeout_and_free();
     test_take_by_id();
+    test_idle_connection_stays_watched();
+    test_idle_connection_closed_by_server();
     curl_global_cleanup();
     return test_total();
 }

@@ -143,6 +143,9 @@ static void *ts_conn(void *arg)
             ts_reply(fd, 200, "", reply, 4096);
         } else if (strcmp(path, "/drop") == 0 && served > 1) {
             goto done;
+        } else if (strcmp(path, "/bye") == 0) {
+            ts_reply(fd, 200, "", "ok", 2);
+            goto done;
         } else if (strcmp(path, "/hold") == 0) {
             while (recv(fd, reply, sizeof reply, 0) > 0) {}
             goto done;

@@ -7,7 +7,8 @@
  *   /retry  503, Retry-After: 7
  *   /big    200 with a 4096-byte body
  *   /drop   on a reused connection: reads the request, then closes unanswered
- *   /hold   never answers; waits until the client goes away */
+ *   /hold   never answers; waits until the client goes away
+ *   /bye    200 "ok" as if the connection stayed open, then closes it */
 #ifndef TEST_SERVER_H
 #define TEST_SERVER_H
 
