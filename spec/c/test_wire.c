@@ -1,6 +1,7 @@
 /* Unit test of pq_wire (the JSON body of PreQualify/Create): field order and
  * omission, Hours digits, the escapes lua-cjson makes (quote, backslash,
- * slash, control characters, DEL), UTF-8 passed through, and the
+ * slash, control characters, DEL) at every place of a long string, UTF-8
+ * passed through, and the
  * snprintf-like contract on a short buffer. Prints one line per failed
  * check and a total. */
 #include "pq_prefix.h"
@@ -71,6 +72,24 @@ static void test_hours(void)
     CHECK(test_body_is(&r, "{\"Dn\":\"d\",\"Data\":\"AA==\",\"Hours\":-9223372036854775808}"));
 }
 
+/* Whether lua-cjson escapes byte c, and how (for the bytes the tests use). */
+static int pq_test_escaped(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '/' || c == '\\' || c == 0x7f;
+}
+
+static const char *pq_test_escape(unsigned char c)
+{
+    switch (c) {
+    case '"': return "\\\"";
+    case '/': return "\\/";
+    case '\\': return "\\\\";
+    case 0x00: return "\\u0000";
+    case 0x1f: return "\\u001f";
+    default: return "\\u007f";
+    }
+}
+
 static void test_escapes(void)
 {
     static const char ctl[] = "a\0b\001\037\b\f\n\r\t\177z";
@@ -84,6 +103,40 @@ static void test_escapes(void)
     test_req(&r, "\"\"", "\\");
     test_set(&r, PQ_WIRE_USER, "\x1b[0m", 4);
     CHECK(test_body_is(&r, "{\"Dn\":\"\\\"\\\"\",\"Data\":\"\\\\\",\"User\":\"\\u001b[0m\"}"));
+}
+
+/* Long text is looked at eight bytes at a time: every byte that is escaped
+ * (and a byte on each side of each, UTF-8 and the last printable ones) is
+ * found at every place in a 40-byte string, and a string of 17 with none
+ * is left as it is. */
+static void test_escapes_at_every_place(void)
+{
+    static const unsigned char special[] = {'"', '/', '\\', 0x00, 0x1f, 0x7f, 0x20, 0x7e, 0x80, 0xff, '!', '0', '.', ']'};
+    size_t k, at;
+    int ok = 1;
+    for (k = 0; k < sizeof special; k++) {
+        for (at = 0; at < 40; at++) {
+            char text[40], want[128];
+            size_t n = 0;
+            int escaped = pq_test_escaped(special[k]);
+            pq_wire_req r;
+            memset(text, 'a', sizeof text);
+            text[at] = (char)special[k];
+            n += (size_t)snprintf(want + n, sizeof want - n, "{\"Dn\":\"d\",\"Data\":\"%.*s", (int)at, text);
+            if (escaped) n += (size_t)snprintf(want + n, sizeof want - n, "%s", pq_test_escape(special[k]));
+            else want[n++] = (char)special[k];
+            n += (size_t)snprintf(want + n, sizeof want - n, "%.*s\"}", (int)(39 - at), text + at + 1);
+            test_req(&r, "d", "");
+            test_set(&r, PQ_WIRE_DATA, text, sizeof text);
+            if (!test_body_is(&r, want)) ok = 0;
+        }
+    }
+    CHECK(ok);
+    {
+        pq_wire_req r;
+        test_req(&r, "d", "0123456789abcdefg");
+        CHECK(test_body_is(&r, "{\"Dn\":\"d\",\"Data\":\"0123456789abcdefg\"}"));
+    }
 }
 
 static void test_utf8(void)
@@ -121,6 +174,7 @@ int main(void)
     test_fields();
     test_hours();
     test_escapes();
+    test_escapes_at_every_place();
     test_utf8();
     test_short_buffer();
     return test_total();
