@@ -35,21 +35,12 @@ if a.manifest then
   items = assert(prequalify.manifest.read(a.manifest))
 else
   -- Distinct items: a batch sends one request per identity (DN, data, user).
-  local function fields(i)
-    local f = sample.fields(nil, i)
-    if a.policy then f.hours = 2 end
-    return f
-  end
+  local hours = a.policy and 2 or nil
+  items = sample.items(n, hours)
   if a.array then
-    items = {}
-    for i = 1, n do items[i] = fields(i) end
-  else
-    local i = 0
-    items = function()
-      if i >= n then return nil end
-      i = i + 1
-      return fields(i)
-    end
+    local list = {}
+    for v in items do list[#list + 1] = v end
+    items = list
   end
 end
 
