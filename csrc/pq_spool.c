@@ -11,14 +11,9 @@
 PQ_STATIC_ASSERT(PQ_SP_NFIELDS <= 32, spool_fields_fit_the_mask);
 
 const pq_spool_field pq_spool_layout[PQ_SP_NFIELDS] = {
-    {"index", 'n'}, {"line", 'n'}, {"file", 's'}, {"source", 's'}, {"key", 's'},
-    {"outcome", 's'}, {"reason", 's'}, {"previous", 's'}, {"resumed", 'b'},
-    {"attempts", 'n'}, {"started", 'n'}, {"elapsed", 'n'}, {"server_time", 'n'},
-    {"request", 't'},
-    {"dn", 's'}, {"user", 's'}, {"data", 's'}, {"algorithm", 's'},
-    {"digest_length", 'n'}, {"hours", 'n'}, {"single_use", 'b'}, {"comment", 's'},
-    {"server", 't'},
-    {"status", 'n'}, {"result", 'n'}, {"result_name", 's'},
+#define PQ_SPOOL_ROW(id, name, kind) {name, kind},
+    PQ_SPOOL_FIELDS(PQ_SPOOL_ROW)
+#undef PQ_SPOOL_ROW
 };
 
 static void pq_spool_put_u32(char *p, uint32_t v)
@@ -41,45 +36,56 @@ static void pq_spool_put_double(char *p, double d)
 #endif
 }
 
+/* Bytes of one field. The size and the packing below are written out field
+ * by field from PQ_SPOOL_FIELDS, so that each kind is known where it is
+ * used (a loop over the layout looked it up and switched on it per field). */
+static inline size_t pq_spool_bytes(char kind, const pq_spool_value *f)
+{
+    switch (kind) {
+    case 'n': return 8;
+    case 's': return 4 + (f->present ? f->len : 0);
+    case 'b': return 1;
+    default: return 0;
+    }
+}
+
 size_t pq_spool_size(const pq_spool_value v[PQ_SP_NFIELDS])
 {
-    size_t i, size = 4 + 1 + 4;
-    for (i = 0; i < PQ_SP_NFIELDS; i++) {
-        switch (pq_spool_layout[i].kind) {
-        case 'n': size += 8; break;
-        case 's': size += 4 + (v[i].present ? v[i].len : 0); break;
-        case 'b': size += 1; break;
-        default: break;
-        }
-    }
+    size_t size = 4 + 1 + 4;
+#define PQ_SPOOL_SIZE(id, name, kind) size += pq_spool_bytes(kind, &v[PQ_SP_##id]);
+    PQ_SPOOL_FIELDS(PQ_SPOOL_SIZE)
+#undef PQ_SPOOL_SIZE
     return size;
+}
+
+/* Writes one field at p; returns where the next one goes. */
+static inline char *pq_spool_put(char kind, const pq_spool_value *f, char *p)
+{
+    switch (kind) {
+    case 'n':
+        pq_spool_put_double(p, f->present ? f->num : 0.0);
+        return p + 8;
+    case 's':
+        pq_spool_put_u32(p, (uint32_t)(f->present ? f->len : 0));
+        if (f->present && f->len) memcpy(p + 4, f->str, f->len);
+        return p + 4 + (f->present ? f->len : 0);
+    case 'b':
+        *p = (char)(f->present ? (int)f->num : 0);
+        return p + 1;
+    default:
+        return p;
+    }
 }
 
 void pq_spool_pack(const pq_spool_value v[PQ_SP_NFIELDS], char *out)
 {
-    size_t i;
     uint32_t mask = 0;
     char *p = out + 9;
-    for (i = 0; i < PQ_SP_NFIELDS; i++) {
-        const pq_spool_value *f = &v[i];
-        if (f->present) mask |= (uint32_t)1 << i;
-        switch (pq_spool_layout[i].kind) {
-        case 'n':
-            pq_spool_put_double(p, f->present ? f->num : 0.0);
-            p += 8;
-            break;
-        case 's':
-            pq_spool_put_u32(p, (uint32_t)(f->present ? f->len : 0));
-            if (f->present && f->len) memcpy(p + 4, f->str, f->len);
-            p += 4 + (f->present ? f->len : 0);
-            break;
-        case 'b':
-            *p++ = (char)(f->present ? (int)f->num : 0);
-            break;
-        default:
-            break;
-        }
-    }
+#define PQ_SPOOL_PUT(id, name, kind)                                        \
+    if (v[PQ_SP_##id].present) mask |= (uint32_t)1 << PQ_SP_##id;           \
+    p = pq_spool_put(kind, &v[PQ_SP_##id], p);
+    PQ_SPOOL_FIELDS(PQ_SPOOL_PUT)
+#undef PQ_SPOOL_PUT
     pq_spool_put_u32(out, (uint32_t)(p - out - 4));
     out[4] = 0;
     pq_spool_put_u32(out + 5, mask);

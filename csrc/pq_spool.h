@@ -15,14 +15,23 @@
 
 #include <stddef.h>
 
-enum {
-    PQ_SP_INDEX, PQ_SP_LINE, PQ_SP_FILE, PQ_SP_SOURCE, PQ_SP_KEY, PQ_SP_OUTCOME, PQ_SP_REASON,
-    PQ_SP_PREVIOUS, PQ_SP_RESUMED, PQ_SP_ATTEMPTS, PQ_SP_STARTED, PQ_SP_ELAPSED, PQ_SP_SERVER_TIME,
-    PQ_SP_REQUEST, PQ_SP_DN, PQ_SP_USER, PQ_SP_DATA, PQ_SP_ALGORITHM, PQ_SP_DIGEST_LENGTH,
-    PQ_SP_HOURS, PQ_SP_SINGLE_USE, PQ_SP_COMMENT,
-    PQ_SP_SERVER, PQ_SP_STATUS, PQ_SP_RESULT, PQ_SP_RESULT_NAME,
-    PQ_SP_NFIELDS
-};
+/* The layout, in record order, written once: X(id, name, kind) for each
+ * field; kind is 'n' number, 's' string, 'b' boolean, 't' nested table.
+ * It makes the PQ_SP_<id> indices, pq_spool_layout and the packing code. */
+#define PQ_SPOOL_FIELDS(X)                                                                          \
+    X(INDEX, "index", 'n') X(LINE, "line", 'n') X(FILE, "file", 's') X(SOURCE, "source", 's')       \
+    X(KEY, "key", 's') X(OUTCOME, "outcome", 's') X(REASON, "reason", 's')                          \
+    X(PREVIOUS, "previous", 's') X(RESUMED, "resumed", 'b') X(ATTEMPTS, "attempts", 'n')            \
+    X(STARTED, "started", 'n') X(ELAPSED, "elapsed", 'n') X(SERVER_TIME, "server_time", 'n')        \
+    X(REQUEST, "request", 't') X(DN, "dn", 's') X(USER, "user", 's') X(DATA, "data", 's')           \
+    X(ALGORITHM, "algorithm", 's') X(DIGEST_LENGTH, "digest_length", 'n') X(HOURS, "hours", 'n')    \
+    X(SINGLE_USE, "single_use", 'b') X(COMMENT, "comment", 's')                                     \
+    X(SERVER, "server", 't') X(STATUS, "status", 'n') X(RESULT, "result", 'n')                      \
+    X(RESULT_NAME, "result_name", 's')
+
+#define PQ_SPOOL_ENUM(id, name, kind) PQ_SP_##id,
+enum { PQ_SPOOL_FIELDS(PQ_SPOOL_ENUM) PQ_SP_NFIELDS };
+#undef PQ_SPOOL_ENUM
 
 typedef struct pq_spool_field {
     const char *name;
