@@ -139,6 +139,7 @@ void pq_engine_collect(pq_engine *e)
         else e->done_head = x;
         e->done_tail = x;
     }
+    if (e->running == 0) pq_sockets_unpark(e);
 }
 
 static double pq_engine_now(void)
@@ -282,7 +283,7 @@ void pq_engine_abort(pq_engine *e, long long id)
         for (x = e->all; x && x->id != id; x = x->all_next) {}
         if (!x || id <= 0) return;
         curl_multi_remove_handle(e->multi, x->easy);
-        e->running--;
+        if (--e->running == 0) pq_sockets_unpark(e);
     }
     pq_engine_release(e, x);
 }

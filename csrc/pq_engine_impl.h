@@ -45,6 +45,7 @@ struct pq_engine {
     int epfd;              /* epoll set following libcurl's sockets */
     unsigned char *fds;    /* what the set holds, per descriptor (pq_sockets.c) */
     size_t nfds;
+    int nparked;           /* idle connections kept in the set */
     long epoll_changes;    /* epoll_ctl calls made */
     int timer_set;         /* libcurl asked for a timeout at timer_at */
     double timer_at;       /* monotonic seconds */
@@ -71,10 +72,13 @@ void pq_transfer_free_store(void *store);
  * first is the multi's CURLMOPT_SOCKETFUNCTION; open and close are every
  * transfer's CURLOPT_OPENSOCKETFUNCTION and CURLOPT_CLOSESOCKETFUNCTION
  * (their data the engine). pq_sockets_event says whether an event on s is
- * for libcurl (0: a parked socket, now out of the set). */
+ * for libcurl (0: a parked socket, now out of the set). pq_sockets_unpark
+ * takes every parked socket out of the set: an engine with nothing running
+ * is not driven, so its descriptor must not become readable. */
 int pq_sockets_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp);
 curl_socket_t pq_sockets_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a);
 int pq_sockets_close(void *clientp, curl_socket_t s);
 int pq_sockets_event(pq_engine *e, curl_socket_t s);
+void pq_sockets_unpark(pq_engine *e);
 
 #endif

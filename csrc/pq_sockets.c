@@ -11,8 +11,10 @@
  * An idle connection only becomes readable when the server closes it or
  * sends something unasked: such an event on a parked socket takes it out of
  * the set and is not handed to libcurl, which finds the connection dead when
- * it next looks at it. Sockets the engine did not open (a resolver's pipe)
- * follow libcurl's word exactly, as before. */
+ * it next looks at it. When nothing is running the engine is not driven, so
+ * then the parked sockets leave the set (a host watching the descriptor is
+ * not woken by an idle connection's close). Sockets the engine did not open
+ * (a resolver's pipe) follow libcurl's word exactly. */
 #include "pq_prefix.h"
 
 #include <errno.h>
@@ -63,7 +65,16 @@ static int pq_sockets_ctl(pq_engine *e, int op, curl_socket_t s, unsigned events
 static void pq_sockets_forget(pq_engine *e, curl_socket_t s, unsigned char *st)
 {
     pq_sockets_ctl(e, EPOLL_CTL_DEL, s, 0);
+    if (st && (*st & PQ_FD_PARKED)) e->nparked--;
     if (st) *st &= PQ_FD_OURS;
+}
+
+/* A parked socket libcurl watches again. */
+static void pq_sockets_wake(pq_engine *e, unsigned char *st)
+{
+    if (!(*st & PQ_FD_PARKED)) return;
+    *st &= (unsigned char)~PQ_FD_PARKED;
+    e->nparked--;
 }
 
 int pq_sockets_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
@@ -76,12 +87,16 @@ int pq_sockets_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, voi
     (void)easy;
     (void)socketp;
     if (what == CURL_POLL_REMOVE) {
-        if (known && (*st & (PQ_FD_IN | PQ_FD_OUT)) == PQ_FD_IN) *st |= PQ_FD_PARKED;
-        else pq_sockets_forget(e, s, st);
+        if (known && (*st & (PQ_FD_IN | PQ_FD_OUT)) == PQ_FD_IN) {
+            if (!(*st & PQ_FD_PARKED)) e->nparked++;
+            *st |= PQ_FD_PARKED;
+        } else {
+            pq_sockets_forget(e, s, st);
+        }
         return 0;
     }
     if (known && (*st & (PQ_FD_IN | PQ_FD_OUT)) == want) {
-        *st &= (unsigned char)~PQ_FD_PARKED;
+        pq_sockets_wake(e, st);
         return 0;
     }
     /* A socket the engine did not open may have been closed and its number
@@ -91,7 +106,10 @@ int pq_sockets_on_socket(CURL *easy, curl_socket_t s, int what, void *userp, voi
     } else if (pq_sockets_ctl(e, EPOLL_CTL_ADD, s, events) != 0 && errno == EEXIST) {
         pq_sockets_ctl(e, EPOLL_CTL_MOD, s, events);
     }
-    if (st) *st = (unsigned char)((*st & PQ_FD_OURS) | PQ_FD_SET | want);
+    if (st) {
+        pq_sockets_wake(e, st);
+        *st = (unsigned char)((*st & PQ_FD_OURS) | PQ_FD_SET | want);
+    }
     return 0;
 }
 
@@ -101,6 +119,14 @@ int pq_sockets_event(pq_engine *e, curl_socket_t s)
     if (!st || !(*st & PQ_FD_PARKED)) return 1;
     pq_sockets_forget(e, s, st);
     return 0;
+}
+
+void pq_sockets_unpark(pq_engine *e)
+{
+    size_t i;
+    if (!e->nparked) return;
+    for (i = 0; i < e->nfds; i++)
+        if (e->fds[i] & PQ_FD_PARKED) pq_sockets_forget(e, (curl_socket_t)i, &e->fds[i]);
 }
 
 curl_socket_t pq_sockets_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)

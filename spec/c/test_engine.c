@@ -278,13 +278,16 @@ static void test_take_by_id(void)
 }
 
 /* One keep-alive connection serves request after request without the
- * epoll set changing: its socket stays in the set between requests. */
+ * epoll set changing while the engine is busy (a /hold transfer runs on a
+ * second connection all along): its socket stays in the set between
+ * requests. Once nothing runs, the set holds nothing. */
 static void test_idle_connection_stays_watched(void)
 {
-    pq_engine *e = engine(1, 0);
+    pq_engine *e = engine(2, 0);
     pq_engine_socket_counts c;
     long after_first = 0;
     int i, ok = 1, before = test_server_connections();
+    long long hold = submit(e, 0, "/hold", NULL, NULL, NULL);
     for (i = 0; i < 10; i++) {
         long long id = submit(e, 1, "/echo", NULL, "x", NULL);
         pq_xfer *x = wait_one(e, id);
@@ -294,38 +297,43 @@ static void test_idle_connection_stays_watched(void)
         }
         pq_engine_release(e, x);
         pq_engine_sockets(e, &c);
-        if (c.watched != 1 || c.parked != 1) ok = 0;
+        if (c.watched != 2 || c.parked != 1) ok = 0;
         if (i == 0) after_first = c.epoll_changes;
     }
     CHECK(ok);
-    CHECK(test_server_connections() == before + 1);
+    CHECK(test_server_connections() == before + 2);
     pq_engine_sockets(e, &c);
     CHECK(after_first >= 1 && c.epoll_changes == after_first);
+    pq_engine_abort(e, hold);
+    pq_engine_sockets(e, &c);
+    CHECK(pq_engine_running(e) == 0 && c.watched == 0 && c.parked == 0);
     pq_engine_free(e);
 }
 
-/* The server closes an idle connection: its event takes the socket out of
- * the set (the set is not left readable, which would make every wait
- * return at once), and the next request gets a new connection. */
+/* The server closes an idle connection while another request runs: its
+ * event takes the socket out of the set (the set is not left readable,
+ * which would make every wait return at once), and the next request gets a
+ * new connection. */
 static void test_idle_connection_closed_by_server(void)
 {
-    pq_engine *e = engine(1, 0);
+    pq_engine *e = engine(2, 0);
     pq_engine_socket_counts c;
     struct pollfd pfd;
     int before = test_server_connections();
+    long long hold = submit(e, 0, "/hold", NULL, NULL, NULL);
     long long id = submit(e, 0, "/bye", NULL, NULL, NULL);
     pq_xfer *x = wait_one(e, id);
     pq_result res;
     CHECK(x != NULL);
     if (x) pq_engine_release(e, x);
     pq_engine_sockets(e, &c);
-    CHECK(c.watched == 1 && c.parked == 1);
+    CHECK(c.watched == 2 && c.parked == 1);
     pfd.fd = pq_engine_pollfd(e);
     pfd.events = POLLIN;
     CHECK(poll(&pfd, 1, 5000) == 1); /* the server's close */
     CHECK(pq_engine_drive(e, 0, 0, err, sizeof err) == 0);
     pq_engine_sockets(e, &c);
-    CHECK(c.watched == 0 && c.parked == 0);
+    CHECK(c.watched == 1 && c.parked == 0);
     CHECK(poll(&pfd, 1, 0) == 0);
     id = submit(e, 1, "/echo", NULL, "again", NULL);
     x = wait_one(e, id);
@@ -335,7 +343,27 @@ static void test_idle_connection_closed_by_server(void)
         CHECK(res.status == 200 && strcmp(res.body, "POST  again") == 0 && res.new_connections == 1);
         pq_engine_release(e, x);
     }
-    CHECK(test_server_connections() == before + 2);
+    CHECK(test_server_connections() == before + 3);
+    pq_engine_abort(e, hold);
+    pq_engine_free(e);
+}
+
+/* Nothing running: the parked connection leaves the set, so a server that
+ * closes it does not make the engine's descriptor readable for a host loop
+ * that would then find nothing to drive. */
+static void test_idle_engine_is_not_woken(void)
+{
+    pq_engine *e = engine(1, 0);
+    pq_engine_socket_counts c;
+    struct pollfd pfd;
+    pq_xfer *x = wait_one(e, submit(e, 0, "/bye", NULL, NULL, NULL));
+    CHECK(x != NULL);
+    if (x) pq_engine_release(e, x);
+    pq_engine_sockets(e, &c);
+    CHECK(pq_engine_running(e) == 0 && c.watched == 0 && c.parked == 0);
+    pfd.fd = pq_engine_pollfd(e);
+    pfd.events = POLLIN;
+    CHECK(poll(&pfd, 1, 200) == 0);
     pq_engine_free(e);
 }
 
@@ -355,6 +383,7 @@ int main(void)
     test_take_by_id();
     test_idle_connection_stays_watched();
     test_idle_connection_closed_by_server();
+    test_idle_engine_is_not_woken();
     curl_global_cleanup();
     return test_total();
 }
