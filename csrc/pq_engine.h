@@ -32,12 +32,14 @@
  *    which returns the transfer to the pool.
  *  - The engine drives libcurl through curl_multi_socket_action: its
  *    CURLMOPT_SOCKETFUNCTION keeps an epoll set in step with libcurl's
- *    sockets and its CURLMOPT_TIMERFUNCTION records libcurl's next timeout
- *    (both only touch C state). pq_engine_pollfd() is that epoll descriptor:
- *    it is readable whenever a socket has something for the engine, so a
- *    host's event loop can watch it, and pq_engine_timeout_ms() says when
- *    libcurl's timer is due; then drive(e, 0, ...) does the ready work
- *    without waiting. */
+ *    sockets (an idle keep-alive connection stays in it while transfers
+ *    run, see pq_sockets.c; the engine opens and closes its connections'
+ *    sockets itself) and its CURLMOPT_TIMERFUNCTION records libcurl's next
+ *    timeout (both only touch C state). pq_engine_pollfd() is that epoll
+ *    descriptor: it is readable whenever a socket has something for the
+ *    engine (never while nothing runs), so a host's event loop can watch
+ *    it, and pq_engine_timeout_ms() says when libcurl's timer is due; then
+ *    drive(e, 0, ...) does the ready work without waiting. */
 #ifndef PQ_ENGINE_H
 #define PQ_ENGINE_H
 
