@@ -35,7 +35,7 @@
 typedef struct ldigest_cache {
     const EVP_MD *md[3];
     int tried[3];
-    EVP_MD_CTX *key_ctx; /* reused by request_key */
+    pq_key_maker *key; /* reused by request_key */
 } ldigest_cache;
 
 static int ldigest_cache_gc(lua_State *L)
@@ -48,8 +48,8 @@ static int ldigest_cache_gc(lua_State *L)
 #endif
         c->md[i] = NULL;
     }
-    EVP_MD_CTX_free(c->key_ctx);
-    c->key_ctx = NULL;
+    pq_key_free(c->key);
+    c->key = NULL;
     return 0;
 }
 
@@ -192,19 +192,17 @@ static const char *ldigest_key_field(lua_State *L, const char *name, size_t *n)
 static int ldigest_request_key(lua_State *L)
 {
     ldigest_cache *c = (ldigest_cache *)lua_touserdata(L, lua_upvalueindex(1));
-    const EVP_MD *md;
     const char *dn, *data, *user;
     size_t dn_n, data_n, user_n;
     char key[PQ_KEY_LEN + 1];
     uint64_t shortkey;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    md = ldigest_md_at(L, 0);
-    if (!c->key_ctx && !(c->key_ctx = EVP_MD_CTX_new())) return luaL_error(L, "out of memory");
+    if (!c->key && !(c->key = pq_key_new())) return luaL_error(L, "out of memory");
     dn = ldigest_key_field(L, "dn", &dn_n);
     data = ldigest_key_field(L, "data", &data_n);
     user = ldigest_key_field(L, "user", &user_n);
-    if (pq_key_make(c->key_ctx, md, dn, dn_n, data, data_n, user, user_n, key, &shortkey) != 0)
+    if (pq_key_make(c->key, dn, dn_n, data, data_n, user, user_n, key, &shortkey) != 0)
         return luaL_error(L, "digest computation failed in OpenSSL");
     lua_pushlstring(L, key, PQ_KEY_LEN);
     lua_pushinteger(L, (lua_Integer)shortkey);

@@ -106,22 +106,57 @@ static int pq_id_grow(pq_id_part *p)
     return 0;
 }
 
-long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *data, size_t datalen,
-                         const char *user, size_t userlen, long long index)
+/* The slot of h in part p: where it is, or the empty slot where it goes. */
+static uint32_t pq_id_slot(const pq_id_part *p, uint64_t h)
 {
-    uint64_t h = s->seed;
+    uint32_t j;
+    for (j = (uint32_t)h & (p->cap - 1); p->hash[j] && p->hash[j] != h; j = (j + 1) & (p->cap - 1)) {}
+    return j;
+}
+
+static long long pq_id_claim_hash(pq_idset *s, uint64_t h, long long index)
+{
     pq_id_part *p;
     uint32_t j;
-    h = pq_id_field(h, dn, dnlen, 1);
-    h = pq_id_field(h, data, datalen, 0);
-    h = pq_id_mix(pq_id_field(h, user, userlen, 0));
     if (!h) h = 1;
     p = &s->part[h >> 56];
     if ((uint64_t)(p->n + 1) * 8 > (uint64_t)p->cap * PQ_ID_LOAD && pq_id_grow(p) != 0) return -1;
-    for (j = (uint32_t)h & (p->cap - 1); p->hash[j]; j = (j + 1) & (p->cap - 1))
-        if (p->hash[j] == h) return (long long)p->index[j];
+    j = pq_id_slot(p, h);
+    if (p->hash[j]) return (long long)p->index[j];
     p->hash[j] = h;
     p->index[j] = index > (long long)UINT32_MAX ? UINT32_MAX : (uint32_t)index;
     p->n++;
     return 0;
+}
+
+long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *data, size_t datalen,
+                         const char *user, size_t userlen, long long index)
+{
+    uint64_t h = s->seed;
+    h = pq_id_field(h, dn, dnlen, 1);
+    h = pq_id_field(h, data, datalen, 0);
+    return pq_id_claim_hash(s, pq_id_mix(pq_id_field(h, user, userlen, 0)), index);
+}
+
+/* A key is a digest already: mixed with the seed only, so that its slots
+ * are not chosen by whoever chose the inputs. */
+static uint64_t pq_id_key_hash(const pq_idset *s, uint64_t key)
+{
+    uint64_t h = pq_id_mix(key ^ s->seed);
+    return h ? h : 1;
+}
+
+long long pq_idset_claim_key(pq_idset *s, uint64_t key, long long index)
+{
+    return pq_id_claim_hash(s, pq_id_key_hash(s, key), index);
+}
+
+long long pq_idset_find_key(const pq_idset *s, uint64_t key)
+{
+    uint64_t h = pq_id_key_hash(s, key);
+    const pq_id_part *p = &s->part[h >> 56];
+    uint32_t j;
+    if (!p->cap) return 0;
+    j = pq_id_slot(p, h);
+    return p->hash[j] ? (long long)p->index[j] : 0;
 }

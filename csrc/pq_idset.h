@@ -32,4 +32,11 @@ static inline unsigned char pq_id_fold(unsigned char c)
 long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *data, size_t datalen,
                          const char *user, size_t userlen, long long index);
 
+/* The same for a key that is a digest already (a journal's short key,
+ * pq_key.h), claimed without hashing fields: a set holds keys or
+ * identities, not both. */
+long long pq_idset_claim_key(pq_idset *s, uint64_t key, long long index);
+/* The index a key was claimed with, or 0 when it was not. */
+long long pq_idset_find_key(const pq_idset *s, uint64_t key);
+
 #endif

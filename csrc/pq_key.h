@@ -10,15 +10,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/evp.h>
-
 /* Characters of a key (43: 32 bytes in Base64, no padding). */
 #define PQ_KEY_LEN 43
 
-/* Writes the key of an identity into out (PQ_KEY_LEN + 1 bytes, NUL-terminated)
- * and its short key into *shortkey, through ctx and md (SHA-256, which the
- * caller fetched once). 0, or -1 when OpenSSL fails. */
-int pq_key_make(EVP_MD_CTX *ctx, const EVP_MD *md, const char *dn, size_t dnlen, const char *data,
-                size_t datalen, const char *user, size_t userlen, char *out, uint64_t *shortkey);
+/* What making keys reuses: a digest context and SHA-256, fetched once. */
+typedef struct pq_key_maker pq_key_maker;
+
+pq_key_maker *pq_key_new(void); /* NULL: out of memory */
+void pq_key_free(pq_key_maker *k);
+
+/* Writes the key of an identity into out (PQ_KEY_LEN + 1 bytes,
+ * NUL-terminated) and its short key into *shortkey. 0, or -1 when OpenSSL
+ * fails. */
+int pq_key_make(pq_key_maker *k, const char *dn, size_t dnlen, const char *data, size_t datalen,
+                const char *user, size_t userlen, char *out, uint64_t *shortkey);
 
 #endif
