@@ -42,38 +42,65 @@ void pq_key_free(pq_key_maker *k)
     free(k);
 }
 
-/* Feeds one field, prefixed with its length; the DN folded. */
-static int pq_key_field(EVP_MD_CTX *ctx, const char *s, size_t n, int fold)
-{
-    unsigned char len[4], low[128];
-    size_t i, k;
+/* The bytes of a key gather here and go to the digest a buffer at a time:
+ * each EVP_DigestUpdate call costs more than hashing a short field. */
+typedef struct pq_key_buf {
+    EVP_MD_CTX *ctx;
+    unsigned char b[512];
+    size_t n;
     int ok;
-    len[0] = (unsigned char)(n >> 24);
-    len[1] = (unsigned char)(n >> 16);
-    len[2] = (unsigned char)(n >> 8);
-    len[3] = (unsigned char)n;
-    ok = EVP_DigestUpdate(ctx, len, 4);
-    if (!fold) return ok && EVP_DigestUpdate(ctx, s, n);
-    for (i = 0; ok && i < n; i += k) {
-        for (k = 0; k < sizeof low && i + k < n; k++) low[k] = pq_id_fold((unsigned char)s[i + k]);
-        ok = EVP_DigestUpdate(ctx, low, k);
+} pq_key_buf;
+
+static void pq_key_put(pq_key_buf *w, const char *s, size_t n, int fold)
+{
+    while (n > 0) {
+        size_t k = n < sizeof w->b - w->n ? n : sizeof w->b - w->n, i;
+        if (fold) {
+            for (i = 0; i < k; i++) w->b[w->n + i] = pq_id_fold((unsigned char)s[i]);
+        } else {
+            memcpy(w->b + w->n, s, k);
+        }
+        w->n += k;
+        s += k;
+        n -= k;
+        if (w->n == sizeof w->b) {
+            w->ok = w->ok && EVP_DigestUpdate(w->ctx, w->b, w->n);
+            w->n = 0;
+        }
     }
-    return ok;
+}
+
+/* One field, prefixed with its length; the DN folded. */
+static void pq_key_field(pq_key_buf *w, const char *s, size_t n, int fold)
+{
+    char len[4];
+    len[0] = (char)(n >> 24);
+    len[1] = (char)(n >> 16);
+    len[2] = (char)(n >> 8);
+    len[3] = (char)n;
+    pq_key_put(w, len, 4, 0);
+    pq_key_put(w, s, n, fold);
 }
 
 int pq_key_make(pq_key_maker *km, const char *dn, size_t dnlen, const char *data, size_t datalen,
                 const char *user, size_t userlen, char *out, uint64_t *shortkey)
 {
-    EVP_MD_CTX *ctx = km->ctx;
     static const char tag[] = "prequalify-key-v2";
     unsigned char d[EVP_MAX_MD_SIZE];
     char b64[EVP_MAX_MD_SIZE * 2];
     unsigned int dlen = 0;
     uint64_t k = 0;
+    pq_key_buf w;
     int i;
-    if (!EVP_DigestInit_ex(ctx, km->md, NULL) || !EVP_DigestUpdate(ctx, tag, sizeof tag) ||
-        !pq_key_field(ctx, dn, dnlen, 1) || !pq_key_field(ctx, data, datalen, 0) ||
-        !pq_key_field(ctx, user, userlen, 0) || !EVP_DigestFinal_ex(ctx, d, &dlen) || dlen != 32)
+    w.ctx = km->ctx;
+    w.n = 0;
+    w.ok = EVP_DigestInit_ex(km->ctx, km->md, NULL);
+    pq_key_put(&w, tag, sizeof tag, 0);
+    pq_key_field(&w, dn, dnlen, 1);
+    pq_key_field(&w, data, datalen, 0);
+    pq_key_field(&w, user, userlen, 0);
+    if (!w.ok || (w.n && !EVP_DigestUpdate(km->ctx, w.b, w.n)) || !EVP_DigestFinal_ex(km->ctx, d, &dlen) ||
+        dlen != 32)
         return -1;
     pq_b64_encode(d, dlen, b64);
     memcpy(out, b64, PQ_KEY_LEN);
