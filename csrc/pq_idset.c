@@ -5,8 +5,10 @@
  * (at least a block), so that growing never holds two copies of the whole
  * set (the run's peak memory) and the load stays between about 3/4 and 7/8
  * once a part has a few blocks. The blocks a part gives up when it grows go
- * to the set's pool, where the next part to grow takes them: the heap is
- * not left with the freed tables of every size the parts went through. */
+ * to the set's pool, where the next part to grow takes them; new blocks are
+ * cut from slabs of about 128 KiB. So the heap is not left with the freed
+ * tables of every size the parts went through, nor are the set's blocks
+ * strewn among the Lua objects of the run. */
 #include "pq_prefix.h"
 
 #include <stdlib.h>
@@ -34,10 +36,20 @@ typedef struct pq_id_part {
     uint32_t nblocks, n;
 } pq_id_part;
 
+/* Blocks of a slab: 128 KiB less the header. */
+#define PQ_ID_SLAB_BLOCKS ((128 * 1024 - 16) / sizeof(pq_id_block))
+
+typedef struct pq_id_slab {
+    struct pq_id_slab *next;
+    size_t used;
+    pq_id_block block[PQ_ID_SLAB_BLOCKS];
+} pq_id_slab;
+
 struct pq_idset {
     pq_id_part part[PQ_ID_PARTS];
     pq_id_block **pool; /* blocks given up by parts that grew */
-    size_t npool, pool_cap, nheld;
+    size_t npool, pool_cap, nheld; /* nheld: blocks cut from the slabs */
+    pq_id_slab *slab;   /* the newest first */
     uint64_t seed;
 };
 
@@ -62,13 +74,14 @@ pq_idset *pq_idset_new(void)
 
 void pq_idset_free(pq_idset *s)
 {
-    size_t i, j;
+    size_t i;
     if (!s) return;
-    for (i = 0; i < PQ_ID_PARTS; i++) {
-        for (j = 0; j < s->part[i].nblocks; j++) free(s->part[i].block[j]);
-        free(s->part[i].block);
+    for (i = 0; i < PQ_ID_PARTS; i++) free(s->part[i].block);
+    while (s->slab) {
+        pq_id_slab *next = s->slab->next;
+        free(s->slab);
+        s->slab = next;
     }
-    for (j = 0; j < s->npool; j++) free(s->pool[j]);
     free(s->pool);
     free(s);
 }
@@ -128,18 +141,23 @@ static uint64_t *pq_id_slot(pq_id_block *const *block, uint32_t nblocks, uint64_
     }
 }
 
-/* A zeroed block: from the pool, else new; NULL when out of memory. */
+/* A zeroed block: from the pool, else cut from a slab; NULL when out of
+ * memory. */
 static pq_id_block *pq_id_take(pq_idset *s)
 {
-    pq_id_block *b;
     if (s->npool > 0) {
-        b = s->pool[--s->npool];
+        pq_id_block *b = s->pool[--s->npool];
         memset(b, 0, sizeof *b);
         return b;
     }
-    b = (pq_id_block *)calloc(1, sizeof *b);
-    if (b) s->nheld++;
-    return b;
+    if (!s->slab || s->slab->used == PQ_ID_SLAB_BLOCKS) {
+        pq_id_slab *slab = (pq_id_slab *)calloc(1, sizeof *slab);
+        if (!slab) return NULL;
+        slab->next = s->slab;
+        s->slab = slab;
+    }
+    s->nheld++;
+    return &s->slab->block[s->slab->used++];
 }
 
 /* Puts a block back in the pool (room was made when it was taken). */

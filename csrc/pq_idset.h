@@ -32,7 +32,8 @@ static inline unsigned char pq_id_fold(unsigned char c)
 long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *data, size_t datalen,
                          const char *user, size_t userlen, long long index);
 
-/* Bytes the set holds (its tables, and blocks kept for reuse). */
+/* Bytes the set holds: its tables and the blocks kept for reuse (the
+ * newest slab's uncut rest, under 128 KiB, is not counted). */
 size_t pq_idset_bytes(const pq_idset *s);
 
 /* The same for a key that is a digest already (a journal's short key,

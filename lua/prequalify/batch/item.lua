@@ -120,6 +120,7 @@ local function refused(run, chunk, problems)
   end
 end
 
+-- An identity claimed earlier in this run (by item `first`).
 local function duplicate(run, e, first)
   run:finalize(e, "skipped", nil, nil, "duplicate of item " .. first)
 end
