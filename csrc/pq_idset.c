@@ -47,9 +47,10 @@ typedef struct pq_id_slab {
 
 struct pq_idset {
     pq_id_part part[PQ_ID_PARTS];
-    pq_id_block **pool; /* blocks given up by parts that grew */
-    size_t npool, pool_cap, nheld; /* nheld: blocks cut from the slabs */
-    pq_id_slab *slab;   /* the newest first */
+    pq_id_block *pool; /* blocks given up by parts that grew, linked through
+                          their first word */
+    size_t nheld;      /* blocks cut from the slabs */
+    pq_id_slab *slab;  /* the newest first */
     uint64_t seed;
 };
 
@@ -82,13 +83,12 @@ void pq_idset_free(pq_idset *s)
         free(s->slab);
         s->slab = next;
     }
-    free(s->pool);
     free(s);
 }
 
 size_t pq_idset_bytes(const pq_idset *s)
 {
-    size_t i, bytes = sizeof *s + s->pool_cap * sizeof *s->pool + s->nheld * sizeof(pq_id_block);
+    size_t i, bytes = sizeof *s + s->nheld * sizeof(pq_id_block);
     for (i = 0; i < PQ_ID_PARTS; i++) bytes += s->part[i].nblocks * sizeof *s->part[i].block;
     return bytes;
 }
@@ -145,8 +145,9 @@ static uint64_t *pq_id_slot(pq_id_block *const *block, uint32_t nblocks, uint64_
  * memory. */
 static pq_id_block *pq_id_take(pq_idset *s)
 {
-    if (s->npool > 0) {
-        pq_id_block *b = s->pool[--s->npool];
+    if (s->pool) {
+        pq_id_block *b = s->pool;
+        memcpy(&s->pool, b->hash, sizeof s->pool);
         memset(b, 0, sizeof *b);
         return b;
     }
@@ -160,30 +161,20 @@ static pq_id_block *pq_id_take(pq_idset *s)
     return &s->slab->block[s->slab->used++];
 }
 
-/* Puts a block back in the pool (room was made when it was taken). */
+/* Puts a block back in the pool. */
 static void pq_id_give(pq_idset *s, pq_id_block *b)
 {
-    s->pool[s->npool++] = b;
+    memcpy(b->hash, &s->pool, sizeof s->pool);
+    s->pool = b;
 }
 
 /* Grows part p by an eighth of its blocks (at least one) and moves its
- * entries over; 0, or -1 when out of memory (p is as it was). The pool has
- * room for every block the set holds, so giving blocks back never fails. */
+ * entries over; 0, or -1 when out of memory (p is as it was). */
 static int pq_id_grow(pq_idset *s, pq_id_part *p)
 {
     uint32_t add = p->nblocks / 8 ? p->nblocks / 8 : 1, nb = p->nblocks + add, i, k;
     pq_id_block **block = (pq_id_block **)calloc(nb, sizeof *block);
     if (!block) return -1;
-    if (s->pool_cap < s->nheld + nb) {
-        size_t cap = (s->nheld + nb) * 2;
-        pq_id_block **pool = (pq_id_block **)realloc(s->pool, cap * sizeof *pool);
-        if (!pool) {
-            free(block);
-            return -1;
-        }
-        s->pool = pool;
-        s->pool_cap = cap;
-    }
     for (i = 0; i < nb; i++) {
         if (!(block[i] = pq_id_take(s))) {
             while (i-- > 0) pq_id_give(s, block[i]);
