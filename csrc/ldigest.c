@@ -17,9 +17,9 @@
 #include <openssl/opensslv.h>
 
 #include "lcore.h"
-#include "pq_idset.h"
 #include "pq_base64.h"
 #include "pq_dig.h"
+#include "pq_key.h"
 
 #ifndef PQ_DIGEST_CHUNK
 #define PQ_DIGEST_CHUNK (256 * 1024)
@@ -35,7 +35,7 @@
 typedef struct ldigest_cache {
     const EVP_MD *md[3];
     int tried[3];
-    EVP_MD_CTX *key_ctx; /* reused by request_key */
+    pq_key_maker *key; /* reused by request_key */
 } ldigest_cache;
 
 static int ldigest_cache_gc(lua_State *L)
@@ -48,8 +48,8 @@ static int ldigest_cache_gc(lua_State *L)
 #endif
         c->md[i] = NULL;
     }
-    EVP_MD_CTX_free(c->key_ctx);
-    c->key_ctx = NULL;
+    pq_key_free(c->key);
+    c->key = NULL;
     return 0;
 }
 
@@ -175,61 +175,36 @@ static int ldigest_data(lua_State *L)
     return ldigest_push(L, out, outlen);
 }
 
-/* Feeds a field of the request at index 1 to the key digest, prefixed with
- * its length (4 bytes, big-endian); the DN with its ASCII letters folded to
- * lower case (pq_id_fold), as the server compares it. */
-static int ldigest_key_field(lua_State *L, EVP_MD_CTX *ctx, const char *name, int fold)
+/* A string field of the request at index 1 (anchored by the table). */
+static const char *ldigest_key_field(lua_State *L, const char *name, size_t *n)
 {
-    size_t n = 0, i, k;
     const char *s;
-    unsigned char len[4], low[128];
-    int ok;
-    if (lua_getfield(L, 1, name) != LUA_TSTRING) return luaL_error(L, "request_key: field '%s' is not a string", name);
-    s = lua_tolstring(L, -1, &n);
-    len[0] = (unsigned char)(n >> 24);
-    len[1] = (unsigned char)(n >> 16);
-    len[2] = (unsigned char)(n >> 8);
-    len[3] = (unsigned char)n;
-    ok = EVP_DigestUpdate(ctx, len, 4);
-    if (!fold) ok = ok && EVP_DigestUpdate(ctx, s, n);
-    for (i = 0; fold && ok && i < n; i += k) {
-        for (k = 0; k < sizeof low && i + k < n; k++) low[k] = pq_id_fold((unsigned char)s[i + k]);
-        ok = EVP_DigestUpdate(ctx, low, k);
-    }
-    lua_pop(L, 1); /* still anchored by the request table */
-    return ok;
+    if (lua_getfield(L, 1, name) != LUA_TSTRING) luaL_error(L, "request_key: field '%s' is not a string", name);
+    s = lua_tolstring(L, -1, n);
+    lua_pop(L, 1);
+    return s;
 }
 
 /* request_key(req) -> key, short key: the stable identity of a normalized
- * request for the journal (see journal.lua, pq_idset.h): Base64 without
- * padding of the SHA-256 of "prequalify-key-v2\0" and the length-prefixed
- * dn (ASCII case folded), data and user - what the server matches at
- * signing time, not the terms (hours, single-use, comment); and its first 8
- * bytes as a little-endian integer for the in-memory index. */
+ * request for the journal (pq_key.h has the exact bytes) - what the server
+ * matches at signing time, not the terms (hours, single-use, comment); and
+ * its first 8 bytes as a little-endian integer for the in-memory index. */
 static int ldigest_request_key(lua_State *L)
 {
-    static const char tag[] = "prequalify-key-v2";
     ldigest_cache *c = (ldigest_cache *)lua_touserdata(L, lua_upvalueindex(1));
-    const EVP_MD *md;
-    EVP_MD_CTX *ctx;
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int outlen = 0;
-    char b64[EVP_MAX_MD_SIZE * 2];
-    size_t i;
-    int ok;
-    uint64_t shortkey = 0;
+    const char *dn, *data, *user;
+    size_t dn_n, data_n, user_n;
+    char key[PQ_KEY_LEN + 1];
+    uint64_t shortkey;
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    md = ldigest_md_at(L, 0);
-    if (!c->key_ctx && !(c->key_ctx = EVP_MD_CTX_new())) return luaL_error(L, "out of memory");
-    ctx = c->key_ctx;
-    ok = EVP_DigestInit_ex(ctx, md, NULL) && EVP_DigestUpdate(ctx, tag, sizeof tag);
-    ok = ok && ldigest_key_field(L, ctx, "dn", 1) && ldigest_key_field(L, ctx, "data", 0);
-    ok = ok && ldigest_key_field(L, ctx, "user", 0) && EVP_DigestFinal_ex(ctx, out, &outlen);
-    if (!ok || outlen < 8) return luaL_error(L, "digest computation failed in OpenSSL");
-    pq_b64_encode(out, outlen, b64);
-    lua_pushlstring(L, b64, 43);
-    for (i = 8; i-- > 0;) shortkey = shortkey << 8 | out[i];
+    if (!c->key && !(c->key = pq_key_new())) return luaL_error(L, "out of memory");
+    dn = ldigest_key_field(L, "dn", &dn_n);
+    data = ldigest_key_field(L, "data", &data_n);
+    user = ldigest_key_field(L, "user", &user_n);
+    if (pq_key_make(c->key, dn, dn_n, data, data_n, user, user_n, key, &shortkey) != 0)
+        return luaL_error(L, "digest computation failed in OpenSSL");
+    lua_pushlstring(L, key, PQ_KEY_LEN);
     lua_pushinteger(L, (lua_Integer)shortkey);
     return 2;
 }

@@ -3,7 +3,10 @@
  * and made durable with fsync(2) when the batch asks (in small groups). The
  * file is locked with flock(2) so that two runs cannot share a journal, and a
  * newly created file has its directory synced so that the entry survives a
- * crash too. Also isatty(), which the progress display needs. */
+ * crash too. The handle also holds the short keys of the items earlier runs
+ * recorded (`know`), so that the pipeline can tell an item the journal has
+ * never seen without asking Lua. Also isatty(), which the progress display
+ * needs. */
 #ifndef _DEFAULT_SOURCE
 #define _DEFAULT_SOURCE /* flock(2) on glibc */
 #endif
@@ -24,6 +27,7 @@
 #include "lcore.h"
 #include "ljournal.h"
 #include "pq_fs.h"
+#include "pq_idset.h"
 
 #define LJOURNAL_MT "prequalify.journal"
 
@@ -38,6 +42,7 @@ typedef struct ljournal {
     size_t len, cap;
     long unsynced; /* records written since the last fsync */
     char *path;
+    pq_idset *known; /* short keys of earlier runs' items; NULL: none yet */
 } ljournal;
 
 static ljournal *ljournal_check(lua_State *L)
@@ -101,6 +106,8 @@ static void ljournal_release(ljournal *j)
     }
     free(j->buf);
     free(j->path);
+    pq_idset_free(j->known);
+    j->known = NULL;
     j->buf = j->path = NULL;
     j->len = j->cap = 0;
 }
@@ -117,6 +124,7 @@ static int ljournal_open(lua_State *L)
     j->buf = j->path = NULL;
     j->len = j->cap = 0;
     j->unsynced = 0;
+    j->known = NULL;
     luaL_setmetatable(L, LJOURNAL_MT);
 
     fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
@@ -204,6 +212,23 @@ static int ljournal_unsynced(lua_State *L)
     ljournal *j = ljournal_check(L);
     lua_pushinteger(L, (lua_Integer)j->unsynced);
     return 1;
+}
+
+/* j:know(shortkey): an earlier run recorded the item with this short key. */
+static int ljournal_know(lua_State *L)
+{
+    ljournal *j = ljournal_check(L);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    if (!j->known && !(j->known = pq_idset_new())) return luaL_error(L, "out of memory (journal index)");
+    if (pq_idset_claim_key(j->known, (uint64_t)k, 1) < 0) return luaL_error(L, "out of memory (journal index)");
+    return 0;
+}
+
+const pq_idset *ljournal_known(lua_State *L, int idx)
+{
+    ljournal *j = (ljournal *)luaL_checkudata(L, idx, LJOURNAL_MT);
+    if (j->fd < 0) luaL_error(L, "attempt to use a closed journal");
+    return j->known;
 }
 
 /* The pipeline's view of an open journal (pq_pipeline_journal). */
@@ -304,6 +329,7 @@ void ljournal_register(lua_State *L)
         {"sync", ljournal_sync},
         {"buffered", ljournal_buffered},
         {"unsynced", ljournal_unsynced},
+        {"know", ljournal_know},
         {"close", ljournal_close},
         {NULL, NULL}
     };

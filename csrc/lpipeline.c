@@ -6,7 +6,8 @@
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
  *   p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop | nil
- *     (a chunk of plain input tables, validated and queued in C; ids: core.idset)
+ *     (a chunk of input tables, validated and queued in C; ids: core.idset, or
+ *     false for items the caller has claimed and looked up itself)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
@@ -74,6 +75,7 @@ static int lpipeline_new(lua_State *L)
     lp->p = NULL;
     lp->engine = e;
     lp->events = lua_toboolean(L, 9);
+    lp->keys = NULL;
     luaL_setmetatable(L, LPIPELINE_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);
@@ -269,7 +271,9 @@ static int lpipeline_gc(lua_State *L)
     lua_getiuservalue(L, 1, 1);
     if (lengine_peek(L, -1)) pq_pipeline_abandon(lp->p);
     pq_pipeline_free(lp->p);
+    pq_key_free(lp->keys);
     lp->p = NULL;
+    lp->keys = NULL;
     return 0;
 }
 

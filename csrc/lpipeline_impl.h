@@ -6,6 +6,7 @@
 
 #include <lua.h>
 
+#include "pq_key.h"
 #include "pq_pipeline.h"
 
 #define LPIPELINE_MT "prequalify.pipeline"
@@ -14,6 +15,7 @@ typedef struct lpipeline {
     pq_pipeline *p;  /* NULL when closed */
     pq_engine *engine; /* borrowed: kept alive as user value 1 */
     int events;
+    pq_key_maker *keys; /* journal keys of add_inputs; NULL until needed */
 } lpipeline;
 
 /* The open pipeline at index 1 whose client is open; raises otherwise. */

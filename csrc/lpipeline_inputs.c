@@ -1,6 +1,7 @@
 /* prequalify.core pipeline, the items going in: p:add (one item Lua has
  * looked at: its body, key and report fields) and p:add_inputs (a chunk of
- * plain input tables or normalized requests, validated and queued in C).
+ * plain input tables or normalized requests, validated, keyed for the
+ * journal and queued in C).
  * The rest of the binding, and the method list, is lpipeline.c. */
 #include "pq_prefix.h"
 
@@ -10,6 +11,7 @@
 #include <lua.h>
 
 #include "lcore.h"
+#include "ljournal.h"
 #include "lpipeline_impl.h"
 #include "lvalidate.h"
 #include "pq_idset.h"
@@ -81,68 +83,110 @@ static void lpipeline_problem(lua_State *L, int idx, lua_Integer k)
     lua_setfield(L, -2, "at");
 }
 
-/* Queues input k (its table on the top, its fields in *it), or adds a problem. */
-static void lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, pq_idset *ids, int idx, int k)
+/* How add_inputs treats the chunk: claims in ids (NULL: the caller has
+ * claimed the items and looked them up itself); with a journal, makes each
+ * item's key and stops at one an earlier run recorded (known). */
+typedef struct lpipeline_chunk {
+    pq_idset *ids;
+    int journal;
+    const pq_idset *known;
+} lpipeline_chunk;
+
+/* Queues input k (its table on the top, its fields in *it), or adds a
+ * problem; 1 when the journal knows the item (not queued: Lua decides). */
+static int lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, const lpipeline_chunk *c,
+                             int idx, int k)
 {
-    char body[LPIPELINE_BODY];
-    long long first;
+    char body[LPIPELINE_BODY], key[PQ_KEY_LEN + 1];
+    long long first = 0;
+    uint64_t shortkey;
     if (lvalidate_item(L, lua_gettop(L), it, body, sizeof body) != 0) { /* nil, message, field */
         lpipeline_problem(L, idx, k);
         lua_rotate(L, -3, 1);
         lua_setfield(L, -3, "field");
         lua_setfield(L, -2, "message");
-        return;
+        return 0;
     }
-    first = pq_idset_claim(ids, it->dn.s, it->dn.n, it->data.s, it->data.n, it->user.s, it->user.n, it->index);
+    if (c->journal) {
+        if (!lp->keys && !(lp->keys = pq_key_new())) luaL_error(L, "out of memory (journal key)");
+        if (pq_key_make(lp->keys, it->dn.s, it->dn.n, it->data.s, it->data.n, it->user.s, it->user.n, key,
+                        &shortkey) != 0)
+            luaL_error(L, "digest computation failed in OpenSSL");
+        if (c->ids && c->known && pq_idset_find_key(c->known, shortkey)) return 1;
+        it->key.s = key;
+        it->key.n = PQ_KEY_LEN;
+    }
+    if (c->ids)
+        first = pq_idset_claim(c->ids, it->dn.s, it->dn.n, it->data.s, it->data.n, it->user.s, it->user.n,
+                               it->index);
     if (first < 0) luaL_error(L, "out of memory (identity set)");
     if (first > 0) {
         lpipeline_problem(L, idx, k);
         lua_pushinteger(L, (lua_Integer)first);
         lua_setfield(L, -2, "duplicate_of");
-        return;
+        return 0;
     }
     if (pq_pipeline_add(lp->p, it) < 0) luaL_error(L, "out of memory (pipeline item)");
+    return 0;
 }
 
 /* p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop:
- * plain input tables that nothing else looks at (no policy, journal, audit
- * log), validated and queued with no Lua table made. items[k] (k = from..to)
- * is item first + k - 1 of the run, metas[k] its source's {line, file,
- * source} or false. An input is queued here when it is a plain table or a
- * normalized request (core.Request, what a manifest reader yields: its
- * fields are read by name); add_inputs stops before any other input (one
- * with another metatable, or `false` for a bad line) and returns its k as
- * `stop`.
+ * input tables that nothing needs to see one by one in Lua, validated and
+ * queued with no Lua table made. items[k] (k = from..to) is item first + k
+ * - 1 of the run, metas[k] its source's {line, file, source} or false. An
+ * input is queued here when it is a plain table or a normalized request
+ * (core.Request, what a manifest reader yields: its fields are read by
+ * name); add_inputs stops before any other input (one with another
+ * metatable, or `false` for a bad line) and returns its k as `stop`. With a
+ * journal each item's key is made here, and add_inputs also stops before an
+ * item an earlier run recorded (the journal's `know`): the resume rules are
+ * Lua's.
+ * ids: the run's core.idset, which each item claims; or false when the
+ * caller has claimed the items and looked them up in the journal itself (a
+ * policy decided each): an entry that is not a table is then an item the
+ * caller finished, passed over.
  * `problems`, the items not queued: {at = k, message =, field =} (invalid),
  * {at = k, duplicate_of = index} (an identity claimed earlier in ids). */
 int lpipeline_add_inputs(lua_State *L)
 {
     lpipeline *lp = lpipeline_check(L);
     lua_Integer k = luaL_checkinteger(L, 4), to = luaL_checkinteger(L, 5), first = luaL_checkinteger(L, 6);
-    pq_idset *ids = lidset_get(L, 7);
+    lpipeline_chunk c = {NULL, 0, NULL};
+    if (lua_toboolean(L, 7)) c.ids = lidset_get(L, 7);
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 7);
     lua_newtable(L); /* 8: the problems */
+    if (lua_getiuservalue(L, 1, 2) != LUA_TNIL) { /* 9: the journal */
+        c.journal = 1;
+        c.known = ljournal_known(L, 9);
+    }
     luaL_checkstack(L, 8, "pipeline inputs");
     for (; k <= to; k++) {
         pq_pipeline_item it;
-        if (lua_rawgeti(L, 2, k) != LUA_TTABLE || lvalidate_meta(L, 9) == LVALIDATE_OTHER) {
-            lua_pushvalue(L, 8);
-            lua_pushinteger(L, k);
-            return 2;
+        int type = lua_rawgeti(L, 2, k); /* 10 */
+        if (type != LUA_TTABLE && !c.ids) {
+            lua_settop(L, 9);
+            continue;
         }
+        if (type != LUA_TTABLE || lvalidate_meta(L, 10) == LVALIDATE_OTHER) break;
         memset(&it, 0, sizeof it);
         it.index = (long long)(first + k - 1);
         it.line = -1;
-        if (lua_rawgeti(L, 3, k) == LUA_TTABLE) {
-            it.line = lpipeline_field_num(L, 10, "line");
-            it.file = lpipeline_field_text(L, 10, "file");
-            it.source = lpipeline_field_text(L, 10, "source");
+        if (lua_rawgeti(L, 3, k) == LUA_TTABLE) { /* 11 */
+            it.line = lpipeline_field_num(L, 11, "line");
+            it.file = lpipeline_field_text(L, 11, "file");
+            it.source = lpipeline_field_text(L, 11, "source");
         }
-        lua_pushvalue(L, 9);
-        lpipeline_add_one(L, lp, &it, ids, 8, (int)k);
-        lua_settop(L, 8);
+        lua_pushvalue(L, 10);
+        if (lpipeline_add_one(L, lp, &it, &c, 8, (int)k)) break;
+        lua_settop(L, 9);
     }
+    if (k <= to) { /* stopped before item k */
+        lua_pushvalue(L, 8);
+        lua_pushinteger(L, k);
+        return 2;
+    }
+    lua_settop(L, 8);
     return lua_rawlen(L, 8) > 0 ? 1 : 0;
 }

@@ -1,8 +1,14 @@
 /* pq_idset: see pq_idset.h. The hashes are split by their top byte into
  * 256 parts, each an open-addressing table (linear probing) of 64-bit
- * hashes beside the 32-bit item numbers. A part grows on its own, so that
- * growing never holds two copies of the whole set (the run's peak memory),
- * and a slot costs 12 bytes. */
+ * hashes beside the 32-bit item numbers: 12 bytes a slot. A part's table is
+ * made of blocks of PQ_ID_BLOCK slots and grows on its own, by an eighth
+ * (at least a block), so that growing never holds two copies of the whole
+ * set (the run's peak memory) and the load stays between about 3/4 and 7/8
+ * once a part has a few blocks. The blocks a part gives up when it grows go
+ * to the set's pool, where the next part to grow takes them; new blocks are
+ * cut from slabs of about 128 KiB. So the heap is not left with the freed
+ * tables of every size the parts went through, nor are the set's blocks
+ * strewn among the Lua objects of the run. */
 #include "pq_prefix.h"
 
 #include <stdlib.h>
@@ -12,18 +18,39 @@
 #include "pq_idset.h"
 
 #define PQ_ID_PARTS 256
+/* Slots of a block (a power of two). */
+#ifndef PQ_ID_BLOCK
+#define PQ_ID_BLOCK 32
+#endif
 /* A part grows past this load (in eighths): 7/8, as linear probing keeps
- * the probes short enough for 64-bit compares in one array. */
+ * the probes short enough for 64-bit compares. */
 #define PQ_ID_LOAD 7
 
+typedef struct pq_id_block {
+    uint64_t hash[PQ_ID_BLOCK]; /* 0: empty */
+    uint32_t index[PQ_ID_BLOCK];
+} pq_id_block;
+
 typedef struct pq_id_part {
-    uint64_t *hash;   /* 0: empty; one allocation with index */
-    uint32_t *index;  /* just past hash[cap] */
-    uint32_t cap, n;  /* cap: 0 or a power of two */
+    pq_id_block **block; /* nblocks of them */
+    uint32_t nblocks, n;
 } pq_id_part;
+
+/* Blocks of a slab: 128 KiB less the header. */
+#define PQ_ID_SLAB_BLOCKS ((128 * 1024 - 16) / sizeof(pq_id_block))
+
+typedef struct pq_id_slab {
+    struct pq_id_slab *next;
+    size_t used;
+    pq_id_block block[PQ_ID_SLAB_BLOCKS];
+} pq_id_slab;
 
 struct pq_idset {
     pq_id_part part[PQ_ID_PARTS];
+    pq_id_block *pool; /* blocks given up by parts that grew, linked through
+                          their first word */
+    size_t nheld;      /* blocks cut from the slabs */
+    pq_id_slab *slab;  /* the newest first */
     uint64_t seed;
 };
 
@@ -48,10 +75,22 @@ pq_idset *pq_idset_new(void)
 
 void pq_idset_free(pq_idset *s)
 {
-    int i;
+    size_t i;
     if (!s) return;
-    for (i = 0; i < PQ_ID_PARTS; i++) free(s->part[i].hash);
+    for (i = 0; i < PQ_ID_PARTS; i++) free(s->part[i].block);
+    while (s->slab) {
+        pq_id_slab *next = s->slab->next;
+        free(s->slab);
+        s->slab = next;
+    }
     free(s);
+}
+
+size_t pq_idset_bytes(const pq_idset *s)
+{
+    size_t i, bytes = sizeof *s + s->nheld * sizeof(pq_id_block);
+    for (i = 0; i < PQ_ID_PARTS; i++) bytes += s->part[i].nblocks * sizeof *s->part[i].block;
+    return bytes;
 }
 
 /* One step of the hash: a word in, multiplied and shifted through. */
@@ -85,24 +124,94 @@ static uint64_t pq_id_field(uint64_t h, const char *s, size_t n, int fold)
     return h;
 }
 
-static int pq_id_grow(pq_id_part *p)
+/* Where h is, or the empty slot where it goes, in a table of nblocks
+ * blocks: its first probe is the low 32 bits of h scaled to the table (the
+ * top byte chose the part). */
+static uint64_t *pq_id_slot(pq_id_block *const *block, uint32_t nblocks, uint64_t h, uint32_t **index)
 {
-    uint32_t cap = p->cap ? p->cap * 2 : 16, i;
-    uint64_t *hash = cap > p->cap ? (uint64_t *)calloc(cap, sizeof *hash + sizeof(uint32_t)) : NULL;
-    uint32_t *index;
-    if (!hash) return -1;
-    index = (uint32_t *)(hash + cap);
-    for (i = 0; i < p->cap; i++) {
-        uint32_t j;
-        if (!p->hash[i]) continue;
-        for (j = (uint32_t)p->hash[i] & (cap - 1); hash[j]; j = (j + 1) & (cap - 1)) {}
-        hash[j] = p->hash[i];
-        index[j] = p->index[i];
+    uint32_t cap = nblocks * PQ_ID_BLOCK, j = (uint32_t)(((h & 0xffffffffu) * (uint64_t)cap) >> 32);
+    for (;;) {
+        pq_id_block *b = block[j / PQ_ID_BLOCK];
+        uint32_t k = j % PQ_ID_BLOCK;
+        if (!b->hash[k] || b->hash[k] == h) {
+            *index = &b->index[k];
+            return &b->hash[k];
+        }
+        if (++j == cap) j = 0;
     }
-    free(p->hash);
-    p->hash = hash;
-    p->index = index;
-    p->cap = cap;
+}
+
+/* A zeroed block: from the pool, else cut from a slab; NULL when out of
+ * memory. */
+static pq_id_block *pq_id_take(pq_idset *s)
+{
+    if (s->pool) {
+        pq_id_block *b = s->pool;
+        memcpy(&s->pool, b->hash, sizeof s->pool);
+        memset(b, 0, sizeof *b);
+        return b;
+    }
+    if (!s->slab || s->slab->used == PQ_ID_SLAB_BLOCKS) {
+        pq_id_slab *slab = (pq_id_slab *)calloc(1, sizeof *slab);
+        if (!slab) return NULL;
+        slab->next = s->slab;
+        s->slab = slab;
+    }
+    s->nheld++;
+    return &s->slab->block[s->slab->used++];
+}
+
+/* Puts a block back in the pool. */
+static void pq_id_give(pq_idset *s, pq_id_block *b)
+{
+    memcpy(b->hash, &s->pool, sizeof s->pool);
+    s->pool = b;
+}
+
+/* Grows part p by an eighth of its blocks (at least one) and moves its
+ * entries over; 0, or -1 when out of memory (p is as it was). */
+static int pq_id_grow(pq_idset *s, pq_id_part *p)
+{
+    uint32_t add = p->nblocks / 8 ? p->nblocks / 8 : 1, nb = p->nblocks + add, i, k;
+    pq_id_block **block = (pq_id_block **)calloc(nb, sizeof *block);
+    if (!block) return -1;
+    for (i = 0; i < nb; i++) {
+        if (!(block[i] = pq_id_take(s))) {
+            while (i-- > 0) pq_id_give(s, block[i]);
+            free(block);
+            return -1;
+        }
+    }
+    for (i = 0; i < p->nblocks; i++) {
+        pq_id_block *b = p->block[i];
+        for (k = 0; k < PQ_ID_BLOCK; k++) {
+            uint32_t *index;
+            if (!b->hash[k]) continue;
+            *pq_id_slot(block, nb, b->hash[k], &index) = b->hash[k];
+            *index = b->index[k];
+        }
+        pq_id_give(s, b);
+    }
+    free(p->block);
+    p->block = block;
+    p->nblocks = nb;
+    return 0;
+}
+
+static long long pq_id_claim_hash(pq_idset *s, uint64_t h, long long index)
+{
+    pq_id_part *p;
+    uint64_t *slot;
+    uint32_t *at;
+    if (!h) h = 1;
+    p = &s->part[h >> 56];
+    if ((uint64_t)(p->n + 1) * 8 > (uint64_t)p->nblocks * PQ_ID_BLOCK * PQ_ID_LOAD && pq_id_grow(s, p) != 0)
+        return -1;
+    slot = pq_id_slot(p->block, p->nblocks, h, &at);
+    if (*slot) return (long long)*at;
+    *slot = h;
+    *at = index > (long long)UINT32_MAX ? UINT32_MAX : (uint32_t)index;
+    p->n++;
     return 0;
 }
 
@@ -110,18 +219,29 @@ long long pq_idset_claim(pq_idset *s, const char *dn, size_t dnlen, const char *
                          const char *user, size_t userlen, long long index)
 {
     uint64_t h = s->seed;
-    pq_id_part *p;
-    uint32_t j;
     h = pq_id_field(h, dn, dnlen, 1);
     h = pq_id_field(h, data, datalen, 0);
-    h = pq_id_mix(pq_id_field(h, user, userlen, 0));
-    if (!h) h = 1;
-    p = &s->part[h >> 56];
-    if ((uint64_t)(p->n + 1) * 8 > (uint64_t)p->cap * PQ_ID_LOAD && pq_id_grow(p) != 0) return -1;
-    for (j = (uint32_t)h & (p->cap - 1); p->hash[j]; j = (j + 1) & (p->cap - 1))
-        if (p->hash[j] == h) return (long long)p->index[j];
-    p->hash[j] = h;
-    p->index[j] = index > (long long)UINT32_MAX ? UINT32_MAX : (uint32_t)index;
-    p->n++;
-    return 0;
+    return pq_id_claim_hash(s, pq_id_mix(pq_id_field(h, user, userlen, 0)), index);
+}
+
+/* A key is a digest already: mixed with the seed only, so that its slots
+ * are not chosen by whoever chose the inputs. */
+static uint64_t pq_id_key_hash(const pq_idset *s, uint64_t key)
+{
+    uint64_t h = pq_id_mix(key ^ s->seed);
+    return h ? h : 1;
+}
+
+long long pq_idset_claim_key(pq_idset *s, uint64_t key, long long index)
+{
+    return pq_id_claim_hash(s, pq_id_key_hash(s, key), index);
+}
+
+long long pq_idset_find_key(const pq_idset *s, uint64_t key)
+{
+    uint64_t h = pq_id_key_hash(s, key);
+    const pq_id_part *p = &s->part[h >> 56];
+    uint32_t *at;
+    if (!p->nblocks) return 0;
+    return *pq_id_slot(p->block, p->nblocks, h, &at) ? (long long)*at : 0;
 }

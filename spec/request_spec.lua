@@ -242,7 +242,7 @@ end)
 describe("the request key", function()
   local core = require "prequalify.core"
   local journal = require "prequalify.journal"
-  -- The canonical bytes of journal format 2 (journal.lua, ldigest.c): journals
+  -- The canonical bytes of journal format 2 (journal.lua, pq_key.c): journals
   -- written by any version of this format must keep matching, so the key is
   -- checked against the formula. The DN's ASCII letters are folded to lower case.
   local function expected(req)
@@ -254,7 +254,9 @@ describe("the request key", function()
 
   it("is the SHA-256 of the canonical fields, and its first 8 bytes as the short key", function()
     for _, over in ipairs{ {}, { hours = 12 }, { single_use = false }, { single_use = NONE, hours = 8760 },
-                           { comment = "a/b \\ \226\130\172" } } do
+                           { comment = "a/b \\ \226\130\172" },
+                           -- a DN longer than the buffer the key's bytes gather in (pq_key.c)
+                           { dn = [[\VED\Policy\Code Signing\]] .. string.rep("Team Ab ", 120) } } do
       local req = assert(prequalify.request(with(over)))
       local key, short = journal.key(req)
       local want, want_short = expected(req)

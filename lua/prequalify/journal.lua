@@ -80,7 +80,9 @@ end
 -- the item's last record (read back, decoded and checked against the full
 -- key only when the item comes up), and into `intents`: short key -> offset
 -- of its last intent (its terms), so that the index costs a few dozen bytes
--- an item: integers only, no string per item.
+-- an item: integers only, no string per item. The C handle learns the short
+-- keys too (`know`): the batch pipeline passes over an item the journal has
+-- never seen without asking this module.
 local function read_index(self)
   local f = io.open(self.path, "rb")
   if not f then return true end
@@ -94,7 +96,10 @@ local function read_index(self)
         and (rec.type == "intent" or rec.type == "attempt" or rec.type == "done") then
       local k = short_key(rec.key)
       if k then
-        if self.index[k] == nil then self.known = self.known + 1 end
+        if self.index[k] == nil then
+          self.known = self.known + 1
+          self.handle:know(k)
+        end
         self.index[k] = pos
         if rec.type == "intent" then self.intents[k] = pos end
         if rec.type == "intent" and rec.dn ~= nil then self.has_requests = true end
@@ -178,6 +183,12 @@ function Journal:lookup(key, ikey)
   if rec.type == "intent" then return "intent", rec, intent end
   if rec.type == "attempt" then return "clear", rec, intent end
   return "done", rec, intent
+end
+
+--- Whether an earlier run recorded anything of an item (by its short key;
+-- `lookup` tells what).
+function Journal:knows(ikey)
+  return self.index[ikey] ~= nil
 end
 
 --- Claim a key for this run (the ticket decider's journal, one key per

@@ -1,6 +1,11 @@
 --- One input item into the batch: validated, looked up in the journal, run
 -- through the policy, and handed to the pipeline; or finished at once
--- (invalid, a duplicate, recorded by an earlier run, denied).
+-- (invalid, a duplicate, recorded by an earlier run, denied). Unless
+-- something must see every item (an audit log, a hook), items cross into
+-- the pipeline a chunk at a time (`pipeline:add_inputs`), which validates
+-- them, makes their journal keys and queues them in C; Lua looks only at
+-- what needs a decision: an item the journal knows, and, with a policy,
+-- each item's decision (those allowed as they are go on with the chunk).
 -- @module prequalify.batch.item
 local core = require "prequalify.core"
 local errors = require "prequalify.errors"
@@ -70,9 +75,10 @@ local function approved_before(run, e, rec, intent, send)
   return false
 end
 
--- The policy's decision: the request to send, or nil when it is denied.
-local function policy_allows(run, e, req)
-  local d = run.policy.evaluate(run.pol, req, run.ctx)
+-- The policy's decision (`d`, when taken already): the request to send, or
+-- nil when it is denied.
+local function policy_allows(run, e, req, d)
+  d = d or run.policy.evaluate(run.pol, req, run.ctx)
   if run.audit then run.audit:decision(e, d) end
   -- A trail is built when it is read (several times the cost of the
   -- decision): the report keeps those that explain something, the audit
@@ -114,7 +120,40 @@ local function refused(run, chunk, problems)
   end
 end
 
--- One item that does not take the fast path: looked at in Lua.
+-- An identity claimed earlier in this run (by item `first`).
+local function duplicate(run, e, first)
+  run:finalize(e, "skipped", nil, nil, "duplicate of item " .. first)
+end
+
+-- An item that is valid and new in this run, from the journal on: what
+-- earlier runs recorded, the policy (its decision `d`, when taken already),
+-- then the pipeline. `body` is the wire body of `req` (nil: made here).
+local function judge(run, e, req, body, key, ikey, d)
+  local earlier, rec, intent
+  if run.jr then
+    earlier, rec, intent = journal_allows(run, e, key, ikey)
+    if not earlier then return end
+  end
+  local send = req
+  if run.pol then
+    send = policy_allows(run, e, req, d)
+    if not send then return end
+  end
+  if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return end
+  local shown = e.request
+  if send ~= req then
+    local eerr
+    body, eerr = request.encode(send)
+    if not body then
+      run:finalize(e, "failed", nil, eerr)
+      return
+    end
+    shown = e.sent
+  end
+  run:send(e, key, body or wire(req), shown)
+end
+
+-- One item looked at in Lua from the start.
 local function one(run, v, meta, seq)
   local req, summ, body = prepared(v, meta, seq, run.lite)
   local e = new_entry(seq, meta)
@@ -126,53 +165,64 @@ local function one(run, v, meta, seq)
   end
   e.request = summ
   local first = run.ids:claim(summ, seq)
-  if first then
-    run:finalize(e, "skipped", nil, nil, "duplicate of item " .. first)
-    return
-  end
-  -- The key (SHA-256 of the fields) ties an item to its journal and audit
+  if first then return duplicate(run, e, first) end
+  -- The key (SHA-256 of the identity) ties an item to its journal and audit
   -- records; without either nothing reads it.
   local key, ikey
   if run.jr or run.audit then
     key, ikey = journal.key(req)
     e.key = key
   end
-  local earlier, rec, intent
+  judge(run, e, req, body, key, ikey)
+end
+
+-- The entry of a chunk's item that `screened` finishes or sends itself.
+local function screened_entry(seq, meta, req, key)
+  local e = new_entry(seq, meta)
+  e.request, e.key = entries.summary(req), key
+  return e
+end
+
+-- An item of a chunk when a policy decides each: its normalized request
+-- when it goes on with the chunk (new in this run and to the journal,
+-- allowed as it is, no trail to keep); else nil, the item finished or sent
+-- here as `one` would.
+local function screened(run, v, meta, seq)
+  local req = type(v) == "table" and request.new(v)
+  if not req then return one(run, v, meta, seq) end -- not a valid request: `one` says why
+  local first = run.ids:claim(req, seq)
+  if first then return duplicate(run, screened_entry(seq, meta, req), first) end
+  local key, ikey
   if run.jr then
-    earlier, rec, intent = journal_allows(run, e, key, ikey)
-    if not earlier then return end
+    key, ikey = journal.key(req)
+    -- What an earlier run recorded comes before the policy.
+    if run.jr:knows(ikey) then return judge(run, screened_entry(seq, meta, req, key), req, nil, key, ikey) end
   end
-  local send = req
-  if run.pol then
-    send = policy_allows(run, e, req)
-    if not send then return end
-  end
-  if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return end
-  local shown = summ
-  if send ~= req then
-    local eerr
-    body, eerr = request.encode(send)
-    if not body then
-      run:finalize(e, "failed", nil, eerr)
-      return
-    end
-    shown = e.sent
-  end
-  run:send(e, key, body, shown)
+  local d = run.policy.evaluate(run.pol, req, run.ctx)
+  if d.allow and d.verdict == "allow" and not run.keep_trails then return req end
+  judge(run, screened_entry(seq, meta, req, key), req, nil, key, ikey, d)
 end
 
 -- Hands the waiting chunk to the pipeline: its plain request tables and
 -- normalized requests (a manifest's) are validated and queued in C, with no
--- Lua table for them; any other input is looked at here, in its place in
--- the chunk.
+-- Lua table for them; any other input, and an item the journal knows, is
+-- looked at here, in its place in the chunk. With a policy, each item's
+-- decision is taken first, and only those allowed as they are stay in the
+-- chunk (claimed and looked up already).
 local function flush(run, chunk)
+  local items, ids = chunk.items, run.ids
+  if run.pol then
+    for k = 1, chunk.n do
+      items[k] = screened(run, items[k], chunk.metas[k] or nil, chunk.first + k - 1) or false
+    end
+    ids = false
+  end
   local from, pipe = 1, run.pipe
   while from <= chunk.n do
-    local problems, stop = pipe:add_inputs(chunk.items, chunk.metas, from, chunk.n, chunk.first, run.ids)
+    local problems, stop = pipe:add_inputs(items, chunk.metas, from, chunk.n, chunk.first, ids)
     if problems then refused(run, chunk, problems) end
     if not stop then break end
-    local meta = chunk.metas[stop]
-    one(run, chunk.items[stop], meta or nil, chunk.first + stop - 1)
+    one(run, items[stop], chunk.metas[stop] or nil, chunk.first + stop - 1)
     from = stop + 1
   end
   chunk.n = 0
@@ -183,14 +233,15 @@ function M.chunk()
   return { n = 0, first = 0, items = {}, metas = {} }
 end
 
---- Pull up to `max` items from the source into the run. When nothing needs
--- to look at an item in Lua (no policy, journal, audit log or hook) they go
--- to the pipeline a chunk at a time; else each is looked at here.
+--- Pull up to `max` items from the source into the run. Unless something
+-- must see every item (an audit log, a hook, entries kept in memory; see
+-- `run.fast`) they go to the pipeline a chunk at a time; else each is
+-- looked at here.
 -- @return the number of items pulled; `run.exhausted` is set when the
 --   source has ended
 function M.pull(run, max)
   local chunk, source = run.chunk, run.source
-  local fast, seq, n = run.lite and run.fast, run.seq, 0
+  local fast, seq, n = run.fast, run.seq, 0
   for pulled = 1, max do
     local v, meta = source()
     if v == nil then
