@@ -11,11 +11,6 @@
  * Retry-After), NUL included; longer values are cut. */
 #ifndef PQ_HEADER_VALUE_MAX
 #define PQ_HEADER_VALUE_MAX 128
-/* Request headers the caller supplies: a name is 1+ visible ASCII bytes
- * without ':'; a value holds no CR, LF or NUL (no header injection). */
-int pq_http_valid_header_name(const char *s, size_t n);
-int pq_http_valid_header_value(const char *s, size_t n);
-
 #endif
 
 /* 1 when line[0..n) starts a new response ("HTTP/..."), else 0. */
