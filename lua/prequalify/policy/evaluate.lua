@@ -13,15 +13,21 @@ local M = {}
 
 local DEFAULT = "no rule decided (default deny)"
 
+-- Record an allowed request in `ctx` for `unique` and `rate_limit`: true
+-- when recorded. Tickets are not pre-qualifications: neither counts them.
+local function record(req, ctx)
+  if type(ctx) ~= "table" or req.kind == "ticket" then return false end
+  state.record(req, ctx)
+  return true
+end
+
 -- A validated request through policy `p`: skip becomes the default deny.
 -- `commit` records an allowed request in `ctx` as `M.commit` does.
 local function decide(p, r, ctx, commit)
   local verdict, out, trail, deciding = D.execute(p, r, ctx)
   if verdict == "allow" or verdict == "adjust" then
     if verdict == "adjust" and D.same(out, r) then verdict = "allow" end
-    -- Tickets are not pre-qualifications: `unique` and `rate_limit` count only those.
-    if commit and type(ctx) == "table" and out.kind ~= "ticket" then
-      state.record(out, ctx)
+    if commit and record(out, ctx) then
       return { allow = true, verdict = verdict, request = out, trail = trail, committed = true }
     end
     return { allow = true, verdict = verdict, request = out, trail = trail }
@@ -70,11 +76,7 @@ end
 --- Record an allowed decision in `ctx` (for `unique` and `rate_limit`).
 -- Does nothing for a deny, or if this decision was recorded already.
 function M.commit(d, ctx)
-  -- Tickets are not pre-qualifications: `unique` and `rate_limit` count only those.
-  if d.allow and not d.committed and type(ctx) == "table" and d.request.kind ~= "ticket" then
-    state.record(d.request, ctx)
-    d.committed = true
-  end
+  if d.allow and not d.committed and record(d.request, ctx) then d.committed = true end
   return d
 end
 
