@@ -32,7 +32,7 @@ local user_steps = setmetatable({}, { __mode = "k" })
 -- A ticket view (`prequalify.tickets.view`) is told from a request by its
 -- `kind = "ticket"`: a request has no `kind`, and reading a field costs
 -- less than a call of `getmetatable`, which the steps would make per rule.
-local TICKET = "ticket"
+local TICKET = view.KIND
 
 local VERDICTS = { allow = true, adjust = true, deny = true, skip = true }
 

@@ -16,7 +16,7 @@ local DEFAULT = "no rule decided (default deny)"
 -- Record an allowed request in `ctx` for `unique` and `rate_limit`: true
 -- when recorded. Tickets are not pre-qualifications: neither counts them.
 local function record(req, ctx)
-  if type(ctx) ~= "table" or req.kind == "ticket" then return false end
+  if type(ctx) ~= "table" or req.kind == view.KIND then return false end
   state.record(req, ctx)
   return true
 end

@@ -8,13 +8,14 @@
 -- after the verdict column, so the verdicts stay aligned.
 -- @module prequalify.policy.trail
 local text = require "prequalify.policy.text"
+local view = require "prequalify.tickets.view"
 
 local M = {}
 
 local function header(d)
   local r = d.request or d.input
   local head = { d.allow and "ALLOW" or "DENY" }
-  if type(r) == "table" and rawget(r, "kind") == "ticket" then
+  if view.is(r) then
     for _, k in ipairs { "id", "user", "dn" } do
       if type(rawget(r, k)) == "string" then head[#head + 1] = (k == "id" and "ticket " or "") .. rawget(r, k) end
     end

@@ -16,6 +16,10 @@ local wire = require "prequalify.tickets.wire"
 
 local M = {}
 
+--- The `kind` of a ticket view; a request has no `kind`.
+M.KIND = "ticket"
+local KIND = M.KIND
+
 --- Fields of a pre-qualification request that a ticket does not have.
 M.REQUEST_ONLY = { data = true, hours = true, single_use = true, digest_length = true, algorithm = true,
                    digest = true }
@@ -57,7 +61,7 @@ function M.of(ticket)
   local env = {}
   for k, v in pairs(ticket.environment or {}) do env[k] = v end
   return setmetatable({
-    kind = "ticket", id = ticket.id, dn = ticket.dn, user = ticket.user, comment = wire.find(env, COMMENT_KEYS),
+    kind = KIND, id = ticket.id, dn = ticket.dn, user = ticket.user, comment = wire.find(env, COMMENT_KEYS),
     created = ticket.created, identifier = ticket.identifier, required_approvals = ticket.required_approvals,
     approvals = ticket.approvals and #ticket.approvals or 0, environment = env,
   }, View)
@@ -65,7 +69,7 @@ end
 
 --- True if `v` is a ticket view (made here or a plain table with kind "ticket").
 function M.is(v)
-  return type(v) == "table" and rawget(v, "kind") == "ticket"
+  return type(v) == "table" and rawget(v, "kind") == KIND
 end
 
 --- A view from a plain table with `kind = "ticket"` (a copy; the
