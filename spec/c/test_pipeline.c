@@ -254,14 +254,15 @@ static void test_journal_failure(void)
     mem_journal j;
     pq_pipeline *p;
     pq_pipeline_counts c;
-    int a, b;
+    int a, b, errnum;
     memset(&j, 0, sizeof j);
     j.fail_sync = 1;
     p = pipeline(e, "/reply", 4, &j, NULL);
     a = add(p, 1, OK_BODY, "a", 0);
     b = add(p, 2, OK_BODY, "b", 0);
     CHECK(pq_pipeline_step(p, 0, err, sizeof err) == 0);
-    CHECK(strstr(err, "journal write failed") != NULL);
+    CHECK(strcmp(err, "journal write failed: Input/output error") == 0);
+    CHECK(pq_pipeline_failure(p, &errnum) == PQ_FAIL_JOURNAL && errnum == EIO);
     pq_pipeline_counts_get(p, &c);
     CHECK(c.requests == 0 && c.ready == 2);
     CHECK(pq_pipeline_unqueue(p) == a && pq_pipeline_unqueue(p) == b && pq_pipeline_unqueue(p) == -1);
