@@ -326,7 +326,8 @@ static int pq_complete(pq_pipeline *p, pq_xfer *xf, char *err, size_t errcap)
     }
     p->in_flight--;
     if (!p->failed && !p->slots[s].keep && p->spool && pq_records_common_success(&r)) {
-        if (pq_records_success(p, &p->slots[s], &r, err, errcap) == 0) {
+        /* Finished once its done record is written, even without its spool record. */
+        if (pq_records_success(p, &p->slots[s], &r, err, errcap) != PQ_FAIL_JOURNAL) {
             pq_engine_release(p->engine, xf);
             pq_slot_free(p, s);
             p->approved++;

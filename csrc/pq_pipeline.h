@@ -27,7 +27,10 @@
  *    least every PQ_PIPELINE_SYNC_MS.
  *  - A journal or spool write failure (or libcurl's) stops sending: step sets
  *    the message, pq_pipeline_failure() says which failed, ready items stay
- *    ready (the caller drains them), and items in flight still finish.
+ *    ready (the caller drains them), and items in flight still finish. A
+ *    common success whose done record is written but whose spool record is
+ *    not is finished all the same (counted in `approved`): its journal holds
+ *    its one done record, the report lacks its entry.
  *  - The journal and spool are borrowed: their owner keeps them open for the
  *    pipeline's life. The engine is borrowed too; only this pipeline may take
  *    finished transfers from it while a step runs. */

@@ -127,7 +127,9 @@ int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap)
     return pq_journal_put(p, len, err, errcap);
 }
 
-/* The done record and the spool record of a common success. */
+/* The done record and the spool record of a common success. Once the done
+ * record is written the item is finished, whatever becomes of the spool
+ * record: the caller must not write another. */
 int pq_records_success(pq_pipeline *p, pq_slot *x, const pq_result *r, char *err, size_t errcap)
 {
     double now = pq_now(CLOCK_MONOTONIC);

@@ -81,6 +81,25 @@ describe("disk faults #emulator", function()
     for i = 1, N do assert.equal(1, by[data[i]], "item " .. i) end
   end
 
+  -- The journal's done records: how many each key has, and how many keys.
+  local function done_records()
+    local by, n = {}, 0
+    for line in helpers.read_file(journal):gmatch("[^\n]+") do
+      local rec = cjson.decode(line)
+      if rec.type == "done" then
+        if not by[rec.key] then n = n + 1 end
+        by[rec.key] = (by[rec.key] or 0) + 1
+      end
+    end
+    return by, n
+  end
+
+  local function one_done_each(want)
+    local by, n = done_records()
+    for key, count in pairs(by) do assert.equal(1, count, "done records of " .. key) end
+    if want then assert.equal(want, n) end
+  end
+
   it("stops when an intent cannot be written, sends nothing without one, and a resume loses nothing", function()
     local r = batch(fault_env(env, { path = "/j.jsonl", op = "write", errno = "ENOSPC", after = "3000" }))
     assert.equal(4, r.code, r.out .. r.err) -- incomplete (docs/CLI.md)
@@ -220,11 +239,15 @@ describe("disk faults #emulator", function()
       for _, item in ipairs(doc.items) do assert.equal("approved", item.outcome) end
       local _, first = stored()
       assert.is_true(first < N, "stored " .. first)
+      -- One done record for each item the server answered, none twice
+      -- (the C pipeline wrote it before the spool record it could not).
+      one_done_each(first)
       -- The journal is whole: a resume sends the rest once.
       r = batch(spool_env{}, { "--report", report })
       assert.equal(0, r.code, r.out .. r.err)
       assert.truthy(r.out:find(N .. " items: " .. N .. " approved, 0 denied, 0 failed, 0 unknown", 1, true), r.out)
       each_once()
+      one_done_each(N)
       no_spool_left()
     end)
   end
