@@ -167,6 +167,39 @@ describe("disk faults #emulator", function()
     end)
   end
 
+  -- The journal's final fsync (at close) fails: a resume of a finished run
+  -- syncs its start record, then closes; every fsync after the first fails.
+  local close_fault = { path = "/j.jsonl", op = "fsync", errno = "EIO", after = "1" }
+
+  it("says so and exits 4 when the journal cannot be closed", function()
+    local r = batch(env)
+    assert.equal(0, r.code, r.out .. r.err)
+    r = batch(fault_env(env, close_fault))
+    assert.equal(4, r.code, r.out .. r.err) -- the run's record is incomplete (docs/CLI.md)
+    assert.truthy(r.err:find("prequalify: warning: journal " .. journal .. ": final write failed: Input/output error",
+      1, true), r.err)
+    assert.falsy((r.out .. r.err):find(emu:token{ username = "approver" }, 1, true))
+    assert.truthy(r.out:find(N .. " items: " .. N .. " approved, 0 denied, 0 failed, 0 unknown", 1, true), r.out)
+    each_once()
+  end)
+
+  it("gives report.journal_error and exit_code() 4 in Lua when the journal cannot be closed", function()
+    local worker = cli.ROOT .. "/spec/fixtures/batch_worker.lua"
+    local cfg = dir .. "/worker.json"
+    local token = emu:token{ username = "approver" }
+    helpers.write_file(cfg, cjson.encode{ url = emu.url, ca = emu.ca, token = token, n = 5,
+      prefix = "close artifact ", dn = cli.DN, user = cli.USER, journal = journal, concurrency = 2 }, "600")
+    local r = cli.exec({ "lua5.4", worker, cfg }, { env = {} })
+    assert.truthy(r.out:find("\nE 0 -\n", 1, true), r.out .. r.err)
+    r = cli.exec({ "lua5.4", worker, cfg }, { env = fault_env({}, close_fault) })
+    assert.truthy(r.out:find("\nS complete 5\n", 1, true), r.out .. r.err)
+    assert.truthy(r.out:find("\nE 4 journal " .. journal .. ": final write failed: Input/output error\n", 1, true),
+      r.out .. r.err)
+    assert.truthy(r.err:find("warning: journal " .. journal .. ": final write failed", 1, true), r.err)
+    assert.falsy((r.out .. r.err):find(token, 1, true))
+    assert.equal(5, emu:prequalifications().count)
+  end)
+
   it("says so and exits 4 when the audit log cannot be written", function()
     local audit = dir .. "/a.log"
     local r = batch(fault_env(env, { path = "/a.log", op = "write", errno = "EIO", after = "200" }),

@@ -294,8 +294,9 @@ end
 -- (`prequalify.results.EXIT`): 130 when interrupted; else 3 when an outcome
 -- is unknown; else 4 when the run stopped early (deadline, rejected
 -- credentials, a journal write failed) or its record is incomplete (the
--- report, its spool or the audit log could not be written: `report_error`,
--- `spool_error`, `audit_error`); else 1 when an item was denied, failed or
+-- report, its spool or the audit log could not be written, or the journal
+-- not closed: `report_error`, `spool_error`, `audit_error`,
+-- `journal_error`); else 1 when an item was denied, failed or
 -- already approved with other terms, or there were no items; else 0.
 -- @treturn integer the exit code; it never fails
 -- @usage os.exit(report:exit_code())
@@ -303,7 +304,8 @@ function Report:exit_code()
   local c = self.counts
   if self.interrupted then return EXIT.INTERRUPTED end
   if c.unknown > 0 then return EXIT.UNKNOWN end
-  if self.status ~= "complete" or self.report_error or self.spool_error or self.audit_error then
+  if self.status ~= "complete" or self.report_error or self.spool_error or self.audit_error
+    or self.journal_error then
     return EXIT.INCOMPLETE
   end
   if c.denied > 0 or c.failed > 0 or (c.other_terms or 0) > 0 or c.total == 0 then return EXIT.FAILED end
