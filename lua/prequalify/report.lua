@@ -110,6 +110,8 @@ function Report:add(entry)
   c.total = c.total + 1
   c[entry.outcome] = (c[entry.outcome] or 0) + 1
   if entry.resumed then c.resumed = c.resumed + 1 end
+  -- Denied now, approved by an earlier run: the server holds that approval.
+  if entry.resumed and entry.outcome == "denied" then c.approved_earlier = (c.approved_earlier or 0) + 1 end
   if entry.terms then c.other_terms = (c.other_terms or 0) + 1 end
   if entry.error and entry.error.kind == "invalid" then c.invalid = c.invalid + 1 end
   if entry.outcome ~= "approved" then note_reason(self, entry) end
@@ -271,6 +273,10 @@ function Report:summary()
     lines[#lines + 1] = "  " .. (self.not_reached and plural(self.not_reached, "item") or "the rest of the input")
       .. " not reached; "
       .. (self.journal and "run again with the same journal to resume" or "use a journal to resume such runs")
+  end
+  if (c.approved_earlier or 0) > 0 then
+    lines[#lines + 1] = "  " .. plural(c.approved_earlier, "denied item") .. " " .. (c.approved_earlier == 1 and "was"
+      or "were") .. " approved by an earlier run: the server still holds those approvals (nothing sent now)"
   end
   if c.unknown > 0 then
     lines[#lines + 1] = "  " .. plural(c.unknown, "item")

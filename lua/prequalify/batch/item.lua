@@ -75,9 +75,14 @@ local function approved_before(run, e, rec, intent, send)
   return false
 end
 
+-- What a deny adds for an item an earlier run approved.
+local HELD = "; approved by an earlier run: the server still holds that approval"
+
 -- The policy's decision (`d`, when taken already): the request to send, or
--- nil when it is denied.
-local function policy_allows(run, e, req, d)
+-- nil when it is denied. The policy is asked about an earlier approval too
+-- (`approved_earlier`): its deny stands and nothing is sent, but the entry
+-- says that the server still holds what the earlier run approved.
+local function policy_allows(run, e, req, d, approved_earlier)
   d = d or run.policy.evaluate(run.pol, req, run.ctx)
   if run.audit then run.audit:decision(e, d) end
   -- A trail is built when it is read (several times the cost of the
@@ -85,7 +90,12 @@ local function policy_allows(run, e, req, d)
   -- log every one.
   if not d.allow then
     e.trail = d.trail
-    run:finalize(e, "denied", nil, run.policy.denial(d), d.reason)
+    local err, reason = run.policy.denial(d), d.reason
+    if approved_earlier then
+      e.resumed = true
+      err.message, reason = err.message .. HELD, (reason or "denied") .. HELD
+    end
+    run:finalize(e, "denied", nil, err, reason)
     return nil
   end
   local send = d.request or req
@@ -136,7 +146,7 @@ local function judge(run, e, req, body, key, ikey, d)
   end
   local send = req
   if run.pol then
-    send = policy_allows(run, e, req, d)
+    send = policy_allows(run, e, req, d, earlier == "approved")
     if not send then return end
   end
   if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return end
