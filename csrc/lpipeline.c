@@ -5,9 +5,10 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
- *   p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop | nil
+ *   p:add_inputs(items, metas, from, to, first, ids, keys) -> problems | nil, stop | nil
  *     (a chunk of input tables, validated and queued in C; ids: core.idset, or
- *     false for items the caller has claimed and looked up itself)
+ *     false for items the caller has claimed and looked up itself; keys: the
+ *     journal keys the caller made for them, or nil)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
