@@ -62,11 +62,11 @@ static inline void pq_num_set(pq_spool_value *v, double d)
 
 /* pq_records.c: room for n more bytes in p->buf at offset len (0 or -1);
  * a failure (PQ_FAIL_*, errno, a message or NULL for one made from errno):
- * stops the sending, and the step's first one sets err; returns what; the intent record of a slot
- * about to be sent (0, or PQ_FAIL_JOURNAL); the done and spool records of a
- * common success (0, PQ_FAIL_JOURNAL: neither written, or PQ_FAIL_SPOOL: the
- * done record written, the spool record not); whether a reply is the common
- * success. */
+ * stops the sending, and the step's first one sets err; returns what; the
+ * intent record of a slot about to be sent (0, or PQ_FAIL_JOURNAL); the done
+ * and spool records of a common success (0, PQ_FAIL_JOURNAL: neither
+ * written, or PQ_FAIL_SPOOL: the done record written, the spool record not);
+ * whether a reply is the common success. */
 int pq_records_room(pq_pipeline *p, size_t len, size_t n);
 int pq_records_fail(pq_pipeline *p, int what, int errnum, const char *msg, char *err, size_t errcap);
 int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap);
