@@ -5,15 +5,18 @@
  *                          t0=, events=}) -> pipeline
  *   p:headers(headers, epoch) -> true | nil, message
  *   p:add(index, body, key, request, keep, line, file, source, previous) -> slot
- *   p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop | nil
+ *   p:add_inputs(items, metas, from, to, first, ids, keys) -> problems | nil, stop | nil
  *     (a chunk of input tables, validated and queued in C; ids: core.idset, or
- *     false for items the caller has claimed and looked up itself)
+ *     false for items the caller has claimed and looked up itself; keys: the
+ *     journal keys the caller made for them, or nil)
  *   p:step(timeout) -> decisions | nil, failure | nil, sent | nil
  *   p:resend(slot, attempts), p:drop(slot), p:unqueue() -> slot | nil,
  *   p:entry(slot) -> spool record body, p:room(), p:counts(), p:close()
  *
  * A decision: the engine's result table plus slot, attempts, epoch, t_first; or
- * {slot=, refused=message}. `sent` (events = true): slot, attempt pairs, flat.
+ * {slot=, refused=message}. A failure (sending has stopped): {what = "journal"
+ * | "spool" | "transfer", message =, cause = the error of the write (a
+ * strerror text)}. `sent` (events = true): slot, attempt pairs, flat.
  * add and add_inputs, the items going in, are in lpipeline_inputs.c. */
 #include "pq_prefix.h"
 
@@ -147,6 +150,22 @@ static void lpipeline_push_decision(lua_State *L, const pq_pipeline_decision *d)
     lua_setfield(L, -2, "t_first");
 }
 
+/* The failure of the last step (pq_pipeline_failure), as a table. */
+static void lpipeline_push_failure(lua_State *L, const pq_pipeline *p, const char *message)
+{
+    static const char *const what[] = {"none", "journal", "spool", "transfer"};
+    int errnum, kind = pq_pipeline_failure(p, &errnum);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, what[kind]);
+    lua_setfield(L, -2, "what");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    if (errnum) {
+        lua_pushstring(L, strerror(errnum));
+        lua_setfield(L, -2, "cause");
+    }
+}
+
 static long lpipeline_timeout_arg(lua_State *L, int idx)
 {
     double t = luaL_optnumber(L, idx, 0);
@@ -171,7 +190,7 @@ static int lpipeline_step(lua_State *L)
     } else {
         lua_pushnil(L);
     }
-    if (err[0]) lua_pushstring(L, err);
+    if (err[0]) lpipeline_push_failure(L, lp->p, err);
     else lua_pushnil(L);
     if (lp->events && pq_pipeline_sent_at(lp->p, 0, &slot, &attempt)) {
         lua_newtable(L);

@@ -85,7 +85,8 @@ static void lpipeline_problem(lua_State *L, int idx, lua_Integer k)
 
 /* How add_inputs treats the chunk: claims in ids (NULL: the caller has
  * claimed the items and looked them up itself); with a journal, makes each
- * item's key and stops at one an earlier run recorded (known). */
+ * item's key (unless the caller gave it) and stops at one an earlier run
+ * recorded (known). */
 typedef struct lpipeline_chunk {
     pq_idset *ids;
     int journal;
@@ -107,7 +108,7 @@ static int lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, 
         lua_setfield(L, -2, "message");
         return 0;
     }
-    if (c->journal) {
+    if (c->journal && !it->key.s) {
         if (!lp->keys && !(lp->keys = pq_key_new())) luaL_error(L, "out of memory (journal key)");
         if (pq_key_make(lp->keys, it->dn.s, it->dn.n, it->data.s, it->data.n, it->user.s, it->user.n, key,
                         &shortkey) != 0)
@@ -130,7 +131,7 @@ static int lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, 
     return 0;
 }
 
-/* p:add_inputs(items, metas, from, to, first, ids) -> problems | nil, stop:
+/* p:add_inputs(items, metas, from, to, first, ids, keys) -> problems | nil, stop:
  * input tables that nothing needs to see one by one in Lua, validated and
  * queued with no Lua table made. items[k] (k = from..to) is item first + k
  * - 1 of the run, metas[k] its source's {line, file, source} or false. An
@@ -145,6 +146,9 @@ static int lpipeline_add_one(lua_State *L, lpipeline *lp, pq_pipeline_item *it, 
  * caller has claimed the items and looked them up in the journal itself (a
  * policy decided each): an entry that is not a table is then an item the
  * caller finished, passed over.
+ * keys (optional, with a journal): keys[k] is the journal key the caller
+ * made already for items[k] (core.request_key), used as it is; an entry
+ * that is not such a key is made here.
  * `problems`, the items not queued: {at = k, message =, field =} (invalid),
  * {at = k, duplicate_of = index} (an identity claimed earlier in ids). */
 int lpipeline_add_inputs(lua_State *L)
@@ -152,41 +156,46 @@ int lpipeline_add_inputs(lua_State *L)
     lpipeline *lp = lpipeline_check(L);
     lua_Integer k = luaL_checkinteger(L, 4), to = luaL_checkinteger(L, 5), first = luaL_checkinteger(L, 6);
     lpipeline_chunk c = {NULL, 0, NULL};
+    int keys = lua_toboolean(L, 8);
     if (lua_toboolean(L, 7)) c.ids = lidset_get(L, 7);
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 7);
-    lua_newtable(L); /* 8: the problems */
-    if (lua_getiuservalue(L, 1, 2) != LUA_TNIL) { /* 9: the journal */
+    if (keys) luaL_checktype(L, 8, LUA_TTABLE);
+    lua_settop(L, 8);
+    lua_newtable(L); /* 9: the problems */
+    if (lua_getiuservalue(L, 1, 2) != LUA_TNIL) { /* 10: the journal */
         c.journal = 1;
-        c.known = ljournal_known(L, 9);
+        c.known = ljournal_known(L, 10);
     }
-    luaL_checkstack(L, 8, "pipeline inputs");
+    luaL_checkstack(L, 10, "pipeline inputs");
     for (; k <= to; k++) {
         pq_pipeline_item it;
-        int type = lua_rawgeti(L, 2, k); /* 10 */
+        int type = lua_rawgeti(L, 2, k); /* 11 */
         if (type != LUA_TTABLE && !c.ids) {
-            lua_settop(L, 9);
+            lua_settop(L, 10);
             continue;
         }
-        if (type != LUA_TTABLE || lvalidate_meta(L, 10) == LVALIDATE_OTHER) break;
+        if (type != LUA_TTABLE || lvalidate_meta(L, 11) == LVALIDATE_OTHER) break;
         memset(&it, 0, sizeof it);
         it.index = (long long)(first + k - 1);
         it.line = -1;
-        if (lua_rawgeti(L, 3, k) == LUA_TTABLE) { /* 11 */
-            it.line = lpipeline_field_num(L, 11, "line");
-            it.file = lpipeline_field_text(L, 11, "file");
-            it.source = lpipeline_field_text(L, 11, "source");
+        if (lua_rawgeti(L, 3, k) == LUA_TTABLE) { /* 12 */
+            it.line = lpipeline_field_num(L, 12, "line");
+            it.file = lpipeline_field_text(L, 12, "file");
+            it.source = lpipeline_field_text(L, 12, "source");
         }
-        lua_pushvalue(L, 10);
-        if (lpipeline_add_one(L, lp, &it, &c, 8, (int)k)) break;
-        lua_settop(L, 9);
+        /* The caller's key stays anchored in keys until the item is queued. */
+        if (keys && c.journal && lua_rawgeti(L, 8, k) == LUA_TSTRING && lua_rawlen(L, -1) == PQ_KEY_LEN)
+            it.key.s = lua_tolstring(L, -1, &it.key.n);
+        lua_pushvalue(L, 11);
+        if (lpipeline_add_one(L, lp, &it, &c, 9, (int)k)) break;
+        lua_settop(L, 10);
     }
     if (k <= to) { /* stopped before item k */
-        lua_pushvalue(L, 8);
+        lua_pushvalue(L, 9);
         lua_pushinteger(L, k);
         return 2;
     }
-    lua_settop(L, 8);
-    return lua_rawlen(L, 8) > 0 ? 1 : 0;
+    lua_settop(L, 9);
+    return lua_rawlen(L, 9) > 0 ? 1 : 0;
 }

@@ -290,7 +290,7 @@ static void pq_submit(pq_pipeline *p, int s, double now)
     p->nsent++;
 }
 
-/* Sends one wave of ready items; 0 or -1 (journal failure: not sent). */
+/* Sends one wave of ready items; 0, or not 0 (a journal failure: not sent). */
 static int pq_send_wave(pq_pipeline *p, double now, char *err, size_t errcap)
 {
     int n = p->concurrency - p->in_flight, i, s;
@@ -301,10 +301,7 @@ static int pq_send_wave(pq_pipeline *p, double now, char *err, size_t errcap)
             if (pq_records_intent(p, &p->slots[s], err, errcap) != 0) return -1;
         {
             int rc = p->journal.sync(p->journal.ud);
-            if (rc) {
-                snprintf(err, errcap, "journal write failed: %s", strerror(rc));
-                return -1;
-            }
+            if (rc) return pq_records_fail(p, PQ_FAIL_JOURNAL, rc, NULL, err, errcap);
         }
         p->syncs++;
         p->last_sync = now;
@@ -329,9 +326,8 @@ static int pq_complete(pq_pipeline *p, pq_xfer *xf, char *err, size_t errcap)
     }
     p->in_flight--;
     if (!p->failed && !p->slots[s].keep && p->spool && pq_records_common_success(&r)) {
-        if (pq_records_success(p, &p->slots[s], &r, err, errcap) != 0) {
-            p->failed = 1;
-        } else {
+        /* Finished once its done record is written, even without its spool record. */
+        if (pq_records_success(p, &p->slots[s], &r, err, errcap) != PQ_FAIL_JOURNAL) {
             pq_engine_release(p->engine, xf);
             pq_slot_free(p, s);
             p->approved++;
@@ -353,17 +349,15 @@ int pq_pipeline_step(pq_pipeline *p, long timeout_ms, char *err, size_t errcap)
                    now - p->last_wave < PQ_PIPELINE_GROUP_WAIT_MS / 1000.0;
     pq_xfer *xf;
     err[0] = '\0';
+    p->fail_what = PQ_FAIL_NONE;
     pq_release_held(p);
     p->nsent = 0;
     if (!p->failed && !grouping && p->nready > 0) {
-        if (pq_send_wave(p, now, err, errcap) != 0) p->failed = 1;
+        pq_send_wave(p, now, err, errcap);
     } else if (!p->failed && p->has_journal && p->journal.unsynced(p->journal.ud) > 0 &&
                (p->in_flight == 0 || now - p->last_sync >= PQ_PIPELINE_SYNC_MS / 1000.0)) {
         int rc = p->journal.sync(p->journal.ud);
-        if (rc) {
-            snprintf(err, errcap, "journal write failed: %s", strerror(rc));
-            p->failed = 1;
-        }
+        if (rc) pq_records_fail(p, PQ_FAIL_JOURNAL, rc, NULL, err, errcap);
         p->syncs++;
         p->last_sync = now;
     }
@@ -373,19 +367,17 @@ int pq_pipeline_step(pq_pipeline *p, long timeout_ms, char *err, size_t errcap)
             long left = (long)((p->last_wave - now) * 1000) + PQ_PIPELINE_GROUP_WAIT_MS;
             if (left < wait) wait = left < 0 ? 0 : left;
         }
-        if (pq_engine_drive(p->engine, wait, 0, err, errcap) != 0) {
-            p->failed = 1;
+        char msg[PQ_ENGINE_ERR_MAX];
+        if (pq_engine_drive(p->engine, wait, 0, msg, sizeof msg) != 0) {
+            pq_records_fail(p, PQ_FAIL_TRANSFER, 0, msg, err, errcap);
             return p->ndecisions;
         }
     }
     while ((xf = pq_engine_take_owned(p->engine, p)) != NULL)
         finished += pq_complete(p, xf, err, errcap);
-    if (finished && p->has_journal && !p->failed) {
+    if (finished && p->has_journal) {
         int rc = p->journal.flush(p->journal.ud);
-        if (rc) {
-            snprintf(err, errcap, "journal write failed: %s", strerror(rc));
-            p->failed = 1;
-        }
+        if (rc) pq_records_fail(p, PQ_FAIL_JOURNAL, rc, NULL, err, errcap);
     }
     return p->ndecisions;
 }

@@ -25,9 +25,12 @@
  *    not one request each. Done records are handed to the kernel before step
  *    returns (a killed process loses no reply it has seen) and synced at
  *    least every PQ_PIPELINE_SYNC_MS.
- *  - A journal or spool write failure stops sending: step returns -1 with the
- *    message, ready items stay ready (the caller drains them), and items in
- *    flight still finish.
+ *  - A journal or spool write failure (or libcurl's) stops sending: step sets
+ *    the message, pq_pipeline_failure() says which failed, ready items stay
+ *    ready (the caller drains them), and items in flight still finish. A
+ *    common success whose done record is written but whose spool record is
+ *    not is finished all the same (counted in `approved`): its journal holds
+ *    its one done record, the report lacks its entry.
  *  - The journal and spool are borrowed: their owner keeps them open for the
  *    pipeline's life. The engine is borrowed too; only this pipeline may take
  *    finished transfers from it while a step runs. */
@@ -159,6 +162,19 @@ long pq_pipeline_timeout_ms(const pq_pipeline *p);
 /* Slot and attempt of the i-th request submitted in the last step (for the
  * caller's events); 0 past the last one. */
 int pq_pipeline_sent_at(const pq_pipeline *p, int i, int *slot, int *attempt);
+
+/* What failed (pq_pipeline_failure). */
+enum {
+    PQ_FAIL_NONE = 0,
+    PQ_FAIL_JOURNAL = 1,    /* a journal record or sync */
+    PQ_FAIL_SPOOL = 2,      /* a report spool record */
+    PQ_FAIL_TRANSFER = 3    /* libcurl */
+};
+
+/* What failed in the last step, the failure err names (PQ_FAIL_*;
+ * PQ_FAIL_NONE when err is empty) and, for a record, the errno value of its
+ * write (ENOMEM: no memory to build it); 0 for libcurl. */
+int pq_pipeline_failure(const pq_pipeline *p, int *errnum);
 
 /* Room for more items: concurrency minus those ready or in flight. */
 int pq_pipeline_room(const pq_pipeline *p);

@@ -41,7 +41,8 @@ struct pq_pipeline {
     int nsent;
     char *buf;                 /* records and entries are built here */
     size_t buf_cap;
-    int failed;                /* a journal or spool write failed: no more sends */
+    int failed;                /* a write (or libcurl) failed: no more sends */
+    int fail_what, fail_errno; /* the step's first failure (PQ_FAIL_*) and its errno */
     long long approved, requests, syncs;
 };
 
@@ -60,9 +61,14 @@ static inline void pq_num_set(pq_spool_value *v, double d)
 }
 
 /* pq_records.c: room for n more bytes in p->buf at offset len (0 or -1);
- * the intent record of a slot about to be sent; the done and spool records
- * of a common success; whether a reply is the common success. */
+ * a failure (PQ_FAIL_*, errno, a message or NULL for one made from errno):
+ * stops the sending, and the step's first one sets err; returns what; the
+ * intent record of a slot about to be sent (0, or PQ_FAIL_JOURNAL); the done
+ * and spool records of a common success (0, PQ_FAIL_JOURNAL: neither
+ * written, or PQ_FAIL_SPOOL: the done record written, the spool record not);
+ * whether a reply is the common success. */
 int pq_records_room(pq_pipeline *p, size_t len, size_t n);
+int pq_records_fail(pq_pipeline *p, int what, int errnum, const char *msg, char *err, size_t errcap);
 int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap);
 int pq_records_success(pq_pipeline *p, pq_slot *x, const pq_result *r, char *err, size_t errcap);
 int pq_records_common_success(const pq_result *r);

@@ -74,11 +74,32 @@ static int pq_json_field(pq_pipeline *p, size_t *len, const char *name, const pq
     return pq_json_text(p, len, v->str, v->len);
 }
 
+int pq_records_fail(pq_pipeline *p, int what, int errnum, const char *msg, char *err, size_t errcap)
+{
+    const char *record = what == PQ_FAIL_SPOOL ? "spool" : "journal";
+    /* The step's first failure is the one it reports. */
+    if (!err[0]) {
+        if (msg) snprintf(err, errcap, "%s", msg);
+        else if (errnum == ENOMEM) snprintf(err, errcap, "out of memory (%s record)", record);
+        else snprintf(err, errcap, "%s write failed: %s", what == PQ_FAIL_SPOOL ? "report spool" : "journal",
+                      strerror(errnum));
+        p->fail_what = what;
+        p->fail_errno = errnum;
+    }
+    p->failed = 1;
+    return what;
+}
+
+int pq_pipeline_failure(const pq_pipeline *p, int *errnum)
+{
+    *errnum = p->fail_errno;
+    return p->fail_what;
+}
+
 static int pq_journal_put(pq_pipeline *p, size_t len, char *err, size_t errcap)
 {
     int rc = p->journal.append(p->journal.ud, p->buf, len);
-    if (rc) snprintf(err, errcap, "journal write failed: %s", strerror(rc));
-    return rc;
+    return rc ? pq_records_fail(p, PQ_FAIL_JOURNAL, rc, NULL, err, errcap) : 0;
 }
 
 /* The intent record of a slot about to be sent (attempt = attempts + 1). */
@@ -97,10 +118,7 @@ int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap)
     if (rc == 0) rc = pq_json_field(p, &len, "data", &v[PQ_SP_DATA]);
     if (rc == 0) rc = pq_json_field(p, &len, "comment", &v[PQ_SP_COMMENT]);
     if (rc == 0) rc = pq_records_room(p, len, 192);
-    if (rc != 0) {
-        snprintf(err, errcap, "out of memory (journal record)");
-        return -1;
-    }
+    if (rc != 0) return pq_records_fail(p, PQ_FAIL_JOURNAL, ENOMEM, NULL, err, errcap);
     if (v[PQ_SP_HOURS].present) len += (size_t)snprintf(p->buf + len, 48, ",\"hours\":%.14g", v[PQ_SP_HOURS].num);
     if (v[PQ_SP_LINE].present) len += (size_t)snprintf(p->buf + len, 48, ",\"line\":%.14g", v[PQ_SP_LINE].num);
     len += (size_t)snprintf(p->buf + len, 48, ",\"index\":%lld", x->index);
@@ -109,7 +127,9 @@ int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap)
     return pq_journal_put(p, len, err, errcap);
 }
 
-/* The done record and the spool record of a common success. */
+/* The done record and the spool record of a common success. Once the done
+ * record is written the item is finished, whatever becomes of the spool
+ * record: the caller must not write another. */
 int pq_records_success(pq_pipeline *p, pq_slot *x, const pq_result *r, char *err, size_t errcap)
 {
     double now = pq_now(CLOCK_MONOTONIC);
@@ -134,10 +154,9 @@ int pq_records_success(pq_pipeline *p, pq_slot *x, const pq_result *r, char *err
             memcpy(p->buf + len, "}\n", 2);
             len += 2;
         } else {
-            snprintf(err, errcap, "out of memory (journal record)");
-            return -1;
+            return pq_records_fail(p, PQ_FAIL_JOURNAL, ENOMEM, NULL, err, errcap);
         }
-        if (pq_journal_put(p, len, err, errcap) != 0) return -1;
+        if (pq_journal_put(p, len, err, errcap) != 0) return PQ_FAIL_JOURNAL;
     }
     v[PQ_SP_OUTCOME].present = 1;
     v[PQ_SP_OUTCOME].str = "approved";
@@ -153,15 +172,10 @@ int pq_records_success(pq_pipeline *p, pq_slot *x, const pq_result *r, char *err
     v[PQ_SP_RESULT_NAME].str = p->success_name;
     v[PQ_SP_RESULT_NAME].len = strlen(p->success_name);
     size = pq_spool_size(v);
-    if (pq_records_room(p, 0, size) != 0) {
-        snprintf(err, errcap, "out of memory (spool record)");
-        return -1;
-    }
+    if (pq_records_room(p, 0, size) != 0) return pq_records_fail(p, PQ_FAIL_SPOOL, ENOMEM, NULL, err, errcap);
     pq_spool_pack(v, p->buf);
-    if (fwrite(p->buf, 1, size, p->spool) != size) {
-        snprintf(err, errcap, "report spool write failed: %s", strerror(errno));
-        return -1;
-    }
+    if (fwrite(p->buf, 1, size, p->spool) != size)
+        return pq_records_fail(p, PQ_FAIL_SPOOL, errno ? errno : EIO, NULL, err, errcap);
     return 0;
 }
 

@@ -12,6 +12,11 @@
 
 #include "pq_engine_impl.h"
 
+/* CURLOPT_PROTOCOLS_STR is the newest option used here (see CMakeLists.txt). */
+#if LIBCURL_VERSION_NUM < 0x075500
+#error "prequalify needs libcurl 7.85.0 or newer"
+#endif
+
 /* Response and body buffers larger than this are freed after use. */
 #ifndef PQ_KEEP_BUFFER
 #define PQ_KEEP_BUFFER (64 * 1024)

@@ -137,6 +137,44 @@ describe("batch resume #emulator", function()
     assert.equal(3, stored() - before)
   end)
 
+  for _, input in ipairs{ "an array", "an iterator" } do
+    it("with a policy that denies what an earlier run approved, sends nothing and says the server holds it ("
+      .. input .. ")", function()
+      local j = dir .. "/j.jsonl"
+      local list = items(4)
+      list[2].comment, list[3].comment = "worker item 2 (no ticket)", "worker item 3 (no ticket)"
+      local rep = assert(client():batch(list, { journal = j }))
+      assert.same({ 4, 4 }, { rep.counts.approved, stored() })
+      local source = list
+      if input == "an iterator" then
+        local i = 0
+        source = function()
+          i = i + 1
+          return list[i]
+        end
+      end
+      local policy = prequalify.policy.comment_matches("^worker item %d$")
+      rep = assert(client():batch(source, { journal = j, policy = policy }))
+      assert.same({ 0, 2, 2, 4 }, { rep.requests, rep.counts.approved, rep.counts.denied, rep.counts.resumed })
+      assert.equal(2, rep.counts.approved_earlier)
+      assert.equal(1, rep:exit_code())
+      for e in rep:entries() do
+        assert.is_true(e.resumed, "item " .. e.index)
+        if e.index == 2 or e.index == 3 then
+          assert.equal("denied", e.outcome)
+          assert.matches("; approved by an earlier run: the server still holds that approval", e.reason, 1, true)
+          assert.matches("^denied by policy: .*; approved by an earlier run: the server still holds that approval$",
+            e.error.message)
+        else
+          assert.equal("approved", e.outcome)
+        end
+      end
+      assert.matches("\n  2 denied items were approved by an earlier run: the server still holds those approvals "
+        .. "(nothing sent now)", rep:summary(), 1, true)
+      assert.equal(4, stored())
+    end)
+  end
+
   it("refuses to resolve an item whose outcome is known, or with a bad outcome, through the Lua API", function()
     local j = dir .. "/j.jsonl"
     assert(client():batch(items(2), { journal = j }))

@@ -81,6 +81,25 @@ describe("disk faults #emulator", function()
     for i = 1, N do assert.equal(1, by[data[i]], "item " .. i) end
   end
 
+  -- The journal's done records: how many each key has, and how many keys.
+  local function done_records()
+    local by, n = {}, 0
+    for line in helpers.read_file(journal):gmatch("[^\n]+") do
+      local rec = cjson.decode(line)
+      if rec.type == "done" then
+        if not by[rec.key] then n = n + 1 end
+        by[rec.key] = (by[rec.key] or 0) + 1
+      end
+    end
+    return by, n
+  end
+
+  local function one_done_each(want)
+    local by, n = done_records()
+    for key, count in pairs(by) do assert.equal(1, count, "done records of " .. key) end
+    if want then assert.equal(want, n) end
+  end
+
   it("stops when an intent cannot be written, sends nothing without one, and a resume loses nothing", function()
     local r = batch(fault_env(env, { path = "/j.jsonl", op = "write", errno = "ENOSPC", after = "3000" }))
     assert.equal(4, r.code, r.out .. r.err) -- incomplete (docs/CLI.md)
@@ -147,6 +166,39 @@ describe("disk faults #emulator", function()
       each_once()
     end)
   end
+
+  -- The journal's final fsync (at close) fails: a resume of a finished run
+  -- syncs its start record, then closes; every fsync after the first fails.
+  local close_fault = { path = "/j.jsonl", op = "fsync", errno = "EIO", after = "1" }
+
+  it("says so and exits 4 when the journal cannot be closed", function()
+    local r = batch(env)
+    assert.equal(0, r.code, r.out .. r.err)
+    r = batch(fault_env(env, close_fault))
+    assert.equal(4, r.code, r.out .. r.err) -- the run's record is incomplete (docs/CLI.md)
+    assert.truthy(r.err:find("prequalify: warning: journal " .. journal .. ": final write failed: Input/output error",
+      1, true), r.err)
+    assert.falsy((r.out .. r.err):find(emu:token{ username = "approver" }, 1, true))
+    assert.truthy(r.out:find(N .. " items: " .. N .. " approved, 0 denied, 0 failed, 0 unknown", 1, true), r.out)
+    each_once()
+  end)
+
+  it("gives report.journal_error and exit_code() 4 in Lua when the journal cannot be closed", function()
+    local worker = cli.ROOT .. "/spec/fixtures/batch_worker.lua"
+    local cfg = dir .. "/worker.json"
+    local token = emu:token{ username = "approver" }
+    helpers.write_file(cfg, cjson.encode{ url = emu.url, ca = emu.ca, token = token, n = 5,
+      prefix = "close artifact ", dn = cli.DN, user = cli.USER, journal = journal, concurrency = 2 }, "600")
+    local r = cli.exec({ "lua5.4", worker, cfg }, { env = {} })
+    assert.truthy(r.out:find("\nE 0 -\n", 1, true), r.out .. r.err)
+    r = cli.exec({ "lua5.4", worker, cfg }, { env = fault_env({}, close_fault) })
+    assert.truthy(r.out:find("\nS complete 5\n", 1, true), r.out .. r.err)
+    assert.truthy(r.out:find("\nE 4 journal " .. journal .. ": final write failed: Input/output error\n", 1, true),
+      r.out .. r.err)
+    assert.truthy(r.err:find("warning: journal " .. journal .. ": final write failed", 1, true), r.err)
+    assert.falsy((r.out .. r.err):find(token, 1, true))
+    assert.equal(5, emu:prequalifications().count)
+  end)
 
   it("says so and exits 4 when the audit log cannot be written", function()
     local audit = dir .. "/a.log"
@@ -220,11 +272,15 @@ describe("disk faults #emulator", function()
       for _, item in ipairs(doc.items) do assert.equal("approved", item.outcome) end
       local _, first = stored()
       assert.is_true(first < N, "stored " .. first)
+      -- One done record for each item the server answered, none twice
+      -- (the C pipeline wrote it before the spool record it could not).
+      one_done_each(first)
       -- The journal is whole: a resume sends the rest once.
       r = batch(spool_env{}, { "--report", report })
       assert.equal(0, r.code, r.out .. r.err)
       assert.truthy(r.out:find(N .. " items: " .. N .. " approved, 0 denied, 0 failed, 0 unknown", 1, true), r.out)
       each_once()
+      one_done_each(N)
       no_spool_left()
     end)
   end

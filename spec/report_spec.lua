@@ -210,8 +210,9 @@ describe("report order and exit code", function()
     assert.same(require("prequalify.cli.common").EXIT, require("prequalify.results").EXIT)
   end)
 
-  it("exits 4 when the report, its spool or the audit log could not be written, after 130 and 3", function()
-    for _, field in ipairs{ "report_error", "spool_error", "audit_error" } do
+  it("exits 4 when the report, its spool or the audit log could not be written or the journal not closed, "
+    .. "after 130 and 3", function()
+    for _, field in ipairs{ "report_error", "spool_error", "audit_error", "journal_error" } do
       local rep = finished{ approved = 3 }
       rep[field] = "disk full"
       assert.equal(4, rep:exit_code(), field)

@@ -298,12 +298,16 @@ function Journal:sync()
 end
 
 --- Write an end-of-run record, sync and release the lock. Idempotent.
+-- @return true; or nil and a `journal` error naming the file when the end
+--   record or the final flush and fsync failed (the lock is released all
+--   the same)
 function Journal:close(summary)
   if not self.handle then return true end
+  local wok, werr = true, nil
   if summary then
     local rec = { type = "run", event = "end", time = core.time() }
     for k, v in pairs(summary) do rec[k] = v end
-    self:write(rec)
+    wok, werr = self:write(rec)
   end
   local ok, err = self.handle:close()
   self.handle = nil
@@ -312,6 +316,7 @@ function Journal:close(summary)
     self.reader = nil
   end
   if not ok then return nil, disk_error(self, err) end
+  if not wok then return nil, werr end
   return true
 end
 Journal.__close = function(self) self:close() end

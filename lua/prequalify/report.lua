@@ -110,6 +110,8 @@ function Report:add(entry)
   c.total = c.total + 1
   c[entry.outcome] = (c[entry.outcome] or 0) + 1
   if entry.resumed then c.resumed = c.resumed + 1 end
+  -- Denied now, approved by an earlier run: the server holds that approval.
+  if entry.resumed and entry.outcome == "denied" then c.approved_earlier = (c.approved_earlier or 0) + 1 end
   if entry.terms then c.other_terms = (c.other_terms or 0) + 1 end
   if entry.error and entry.error.kind == "invalid" then c.invalid = c.invalid + 1 end
   if entry.outcome ~= "approved" then note_reason(self, entry) end
@@ -272,6 +274,10 @@ function Report:summary()
       .. " not reached; "
       .. (self.journal and "run again with the same journal to resume" or "use a journal to resume such runs")
   end
+  if (c.approved_earlier or 0) > 0 then
+    lines[#lines + 1] = "  " .. plural(c.approved_earlier, "denied item") .. " " .. (c.approved_earlier == 1 and "was"
+      or "were") .. " approved by an earlier run: the server still holds those approvals (nothing sent now)"
+  end
   if c.unknown > 0 then
     lines[#lines + 1] = "  " .. plural(c.unknown, "item")
       .. " may have been pre-qualified (no usable reply); they were not resent - check before retrying"
@@ -294,8 +300,9 @@ end
 -- (`prequalify.results.EXIT`): 130 when interrupted; else 3 when an outcome
 -- is unknown; else 4 when the run stopped early (deadline, rejected
 -- credentials, a journal write failed) or its record is incomplete (the
--- report, its spool or the audit log could not be written: `report_error`,
--- `spool_error`, `audit_error`); else 1 when an item was denied, failed or
+-- report, its spool or the audit log could not be written, or the journal
+-- not closed: `report_error`, `spool_error`, `audit_error`,
+-- `journal_error`); else 1 when an item was denied, failed or
 -- already approved with other terms, or there were no items; else 0.
 -- @treturn integer the exit code; it never fails
 -- @usage os.exit(report:exit_code())
@@ -303,7 +310,8 @@ function Report:exit_code()
   local c = self.counts
   if self.interrupted then return EXIT.INTERRUPTED end
   if c.unknown > 0 then return EXIT.UNKNOWN end
-  if self.status ~= "complete" or self.report_error or self.spool_error or self.audit_error then
+  if self.status ~= "complete" or self.report_error or self.spool_error or self.audit_error
+    or self.journal_error then
     return EXIT.INCOMPLETE
   end
   if c.denied > 0 or c.failed > 0 or (c.other_terms or 0) > 0 or c.total == 0 then return EXIT.FAILED end

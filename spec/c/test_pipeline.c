@@ -2,7 +2,8 @@
  * server of test_server.c, with a journal that records what it is told in
  * memory: the common success finished in C (done and spool records, intents
  * synced before their requests), other replies handed back and resent, an
- * item the caller keeps, a journal that fails, the concurrency bound, and
+ * item the caller keeps, a journal that fails, a spool that fails after the
+ * done record, the concurrency bound, and
  * freeing a pipeline with a request in flight. Built under ASan+UBSan by
  * .ci/extra; prints one line per failed check and a total. No sleeps: every
  * wait is a bounded step. */
@@ -254,20 +255,58 @@ static void test_journal_failure(void)
     mem_journal j;
     pq_pipeline *p;
     pq_pipeline_counts c;
-    int a, b;
+    int a, b, errnum;
     memset(&j, 0, sizeof j);
     j.fail_sync = 1;
     p = pipeline(e, "/reply", 4, &j, NULL);
     a = add(p, 1, OK_BODY, "a", 0);
     b = add(p, 2, OK_BODY, "b", 0);
     CHECK(pq_pipeline_step(p, 0, err, sizeof err) == 0);
-    CHECK(strstr(err, "journal write failed") != NULL);
+    CHECK(strcmp(err, "journal write failed: Input/output error") == 0);
+    CHECK(pq_pipeline_failure(p, &errnum) == PQ_FAIL_JOURNAL && errnum == EIO);
     pq_pipeline_counts_get(p, &c);
     CHECK(c.requests == 0 && c.ready == 2);
     CHECK(pq_pipeline_unqueue(p) == a && pq_pipeline_unqueue(p) == b && pq_pipeline_unqueue(p) == -1);
     CHECK(pq_pipeline_drop(p, a) == 0 && pq_pipeline_drop(p, b) == 0);
     pq_pipeline_free(p);
     pq_engine_free(e);
+}
+
+/* A spool that refuses the record of a common success whose done record is
+ * written: the item is finished all the same (one done record, no
+ * decision that would make the caller write another), the step says it
+ * was the spool, and nothing more is sent. */
+static void test_spool_failure(void)
+{
+    pq_engine *e = engine();
+    mem_journal j;
+    FILE *spool = fopen("/dev/full", "wb");
+    pq_pipeline *p;
+    pq_pipeline_counts c;
+    int i, n = 0, errnum, failures = 0;
+    memset(&j, 0, sizeof j);
+    CHECK(spool != NULL && setvbuf(spool, NULL, _IONBF, 0) == 0);
+    p = pipeline(e, "/reply", 1, &j, spool);
+    add(p, 1, OK_BODY, "a", 0);
+    add(p, 2, OK_BODY, "b", 0);
+    for (i = 0; i < 200 && failures == 0; i++) {
+        n += pq_pipeline_step(p, 100, err, sizeof err);
+        failures += err[0] != '\0';
+    }
+    CHECK(failures == 1 && n == 0);
+    CHECK(strcmp(err, "report spool write failed: No space left on device") == 0);
+    CHECK(pq_pipeline_failure(p, &errnum) == PQ_FAIL_SPOOL && errnum == ENOSPC);
+    CHECK(strcmp(j.log, "I a\nS\nD a\n") == 0);
+    pq_pipeline_counts_get(p, &c);
+    CHECK(c.approved == 1 && c.requests == 1 && c.in_flight == 0 && c.ready == 1);
+    /* The next step sends nothing and reports no new failure. */
+    CHECK(pq_pipeline_step(p, 0, err, sizeof err) == 0 && err[0] == '\0');
+    CHECK(pq_pipeline_failure(p, &errnum) == PQ_FAIL_NONE);
+    pq_pipeline_counts_get(p, &c);
+    CHECK(c.requests == 1 && c.ready == 1);
+    pq_pipeline_free(p);
+    pq_engine_free(e);
+    fclose(spool);
 }
 
 /* Never more than `concurrency` in flight; a pipeline freed with a request
@@ -299,6 +338,7 @@ int main(void)
     test_common_success();
     test_decisions();
     test_journal_failure();
+    test_spool_failure();
     test_bound_and_free();
     return test_total();
 }

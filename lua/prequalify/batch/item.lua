@@ -75,9 +75,14 @@ local function approved_before(run, e, rec, intent, send)
   return false
 end
 
+-- What a deny adds for an item an earlier run approved.
+local HELD = "; approved by an earlier run: the server still holds that approval"
+
 -- The policy's decision (`d`, when taken already): the request to send, or
--- nil when it is denied.
-local function policy_allows(run, e, req, d)
+-- nil when it is denied. The policy is asked about an earlier approval too
+-- (`approved_earlier`): its deny stands and nothing is sent, but the entry
+-- says that the server still holds what the earlier run approved.
+local function policy_allows(run, e, req, d, approved_earlier)
   d = d or run.policy.evaluate(run.pol, req, run.ctx)
   if run.audit then run.audit:decision(e, d) end
   -- A trail is built when it is read (several times the cost of the
@@ -85,7 +90,12 @@ local function policy_allows(run, e, req, d)
   -- log every one.
   if not d.allow then
     e.trail = d.trail
-    run:finalize(e, "denied", nil, run.policy.denial(d), d.reason)
+    local err, reason = run.policy.denial(d), d.reason
+    if approved_earlier then
+      e.resumed = true
+      err.message, reason = err.message .. HELD, (reason or "denied") .. HELD
+    end
+    run:finalize(e, "denied", nil, err, reason)
     return nil
   end
   local send = d.request or req
@@ -136,7 +146,7 @@ local function judge(run, e, req, body, key, ikey, d)
   end
   local send = req
   if run.pol then
-    send = policy_allows(run, e, req, d)
+    send = policy_allows(run, e, req, d, earlier == "approved")
     if not send then return end
   end
   if earlier == "approved" and not approved_before(run, e, rec, intent, send) then return end
@@ -184,9 +194,10 @@ local function screened_entry(seq, meta, req, key)
 end
 
 -- An item of a chunk when a policy decides each: its normalized request
--- when it goes on with the chunk (new in this run and to the journal,
--- allowed as it is, no trail to keep); else nil, the item finished or sent
--- here as `one` would.
+-- and (with a journal) its key, made once here for the journal lookup and
+-- for the pipeline, when it goes on with the chunk (new in this run and to
+-- the journal, allowed as it is, no trail to keep); else nil, the item
+-- finished or sent here as `one` would.
 local function screened(run, v, meta, seq)
   local req = type(v) == "table" and request.new(v)
   if not req then return one(run, v, meta, seq) end -- not a valid request: `one` says why
@@ -199,7 +210,7 @@ local function screened(run, v, meta, seq)
     if run.jr:knows(ikey) then return judge(run, screened_entry(seq, meta, req, key), req, nil, key, ikey) end
   end
   local d = run.policy.evaluate(run.pol, req, run.ctx)
-  if d.allow and d.verdict == "allow" and not run.keep_trails then return req end
+  if d.allow and d.verdict == "allow" and not run.keep_trails then return req, key end
   judge(run, screened_entry(seq, meta, req, key), req, nil, key, ikey, d)
 end
 
@@ -208,18 +219,21 @@ end
 -- Lua table for them; any other input, and an item the journal knows, is
 -- looked at here, in its place in the chunk. With a policy, each item's
 -- decision is taken first, and only those allowed as they are stay in the
--- chunk (claimed and looked up already).
+-- chunk (claimed and looked up already, with the journal keys made for it).
 local function flush(run, chunk)
-  local items, ids = chunk.items, run.ids
+  local items, ids, keys = chunk.items, run.ids, nil
   if run.pol then
+    keys = run.jr and chunk.keys
     for k = 1, chunk.n do
-      items[k] = screened(run, items[k], chunk.metas[k] or nil, chunk.first + k - 1) or false
+      local req, key = screened(run, items[k], chunk.metas[k] or nil, chunk.first + k - 1)
+      items[k] = req or false
+      if keys then keys[k] = key or false end
     end
     ids = false
   end
   local from, pipe = 1, run.pipe
   while from <= chunk.n do
-    local problems, stop = pipe:add_inputs(items, chunk.metas, from, chunk.n, chunk.first, ids)
+    local problems, stop = pipe:add_inputs(items, chunk.metas, from, chunk.n, chunk.first, ids, keys)
     if problems then refused(run, chunk, problems) end
     if not stop then break end
     one(run, items[stop], chunk.metas[stop] or nil, chunk.first + stop - 1)
@@ -230,7 +244,7 @@ end
 
 --- A chunk of items waiting for the pipeline (one per Run).
 function M.chunk()
-  return { n = 0, first = 0, items = {}, metas = {} }
+  return { n = 0, first = 0, items = {}, metas = {}, keys = {} }
 end
 
 --- Pull up to `max` items from the source into the run. Unless something

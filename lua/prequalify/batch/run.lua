@@ -81,9 +81,10 @@ function Run:explain(err) return self.t:explain(err) end
 --- Start stopping: no new requests; in-flight ones finish.
 -- @tparam string why `interrupted`, `deadline` or `stopped`
 -- @tparam string reason what the report and the summary say
-function Run:stop(why, reason)
+-- @tparam[opt] string cause `"journal"` when a journal write failed
+function Run:stop(why, reason, cause)
   if self.stopping then return end
-  self.stopping, self.stop_reason = why, reason
+  self.stopping, self.stop_reason, self.stop_cause = why, reason, cause
   local _, _, _, in_flight = self.pipe:counts()
   self:emit{ event = "stopping", why = why, reason = reason, in_flight = in_flight }
 end
@@ -155,7 +156,7 @@ function Run:journal_done(job, outcome, res, err)
   if not self.jr then return end
   local rec = entries.done_record(outcome, job.attempts, job.entry.index, res, err, self:secrets())
   local ok, werr = self.jr:done(job.key, rec)
-  if not ok then self:stop("stopped", "journal write failed: " .. werr.message) end
+  if not ok then self:stop("stopped", "journal write failed: " .. werr.message, "journal") end
 end
 
 -- A job that will not be sent again because the run is stopping.
@@ -168,7 +169,7 @@ function Run:abandon(job)
     -- The disk refused a journal write or sync: this item's intent may be on
     -- disk and it was never sent. Say so while we can, so that a resume sends
     -- it; if this fails too, the resume says it may not have been sent.
-    if self.jr and (self.stop_reason or ""):find("^journal write failed") then
+    if self.jr and self.stop_cause == "journal" then
       self.jr:attempt(job.key, job.attempts + 1, { outcome = "not_sent", kind = "journal" })
     end
     self:finish_job(job, "skipped", nil, last, "not sent: " .. (self.stop_reason or self.stopping))
@@ -247,12 +248,12 @@ function Run:advance(max_wait)
     local decisions, failure, sent = pipe:step(self:wait_for(max_wait, now, pulls))
     if sent then reply.sent(self, sent) end
     if failure then
-      local why = failure:match("^report spool write failed: (.*)")
-      if why then
-        self.rep:spool_failed(why)
-        failure = self.rep.spool_error
+      local reason = failure.message
+      if failure.what == "spool" then
+        self.rep:spool_failed(failure.cause)
+        reason = self.rep.spool_error
       end
-      self:stop("stopped", failure)
+      self:stop("stopped", reason, failure.what)
     end
     if decisions then
       for _, d in ipairs(decisions) do reply.decide(self, d) end

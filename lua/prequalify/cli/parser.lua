@@ -25,7 +25,7 @@ Exit codes:
    4    incomplete: the run stopped before it reached every item (--deadline,
         rejected credentials, a journal or report spool that could not be
         written; the summary counts those not reached), or its report or audit
-        log could not be written
+        log could not be written or its journal not closed
    130  interrupted (SIGINT/SIGTERM); in-flight requests were finished first]]
 
 local ENVIRONMENT = [[
