@@ -27,30 +27,30 @@ static uint64_t rng(void)
     return rng_state * 0x2545f4914f6cdd1dULL;
 }
 
+/* Counts a comparison of what pq_format wrote (n bytes and a NUL) with
+ * what snprintf wrote; prints the first mismatches. */
+static void compare(const char *format, const char *want, const char *got, size_t n)
+{
+    compared++;
+    if (n != strlen(want) || memcmp(got, want, n + 1) != 0) {
+        if (++mismatches <= 10) printf("%s: want \"%s\", got \"%.*s\"\n", format, want, (int)n, got);
+    }
+}
+
 static void same_g14(double d)
 {
     char want[64], got[PQ_FORMAT_MAX + 8];
-    size_t n;
     memset(got, 'x', sizeof got);
     snprintf(want, sizeof want, "%.14g", d);
-    n = pq_format_g14(d, got);
-    compared++;
-    if (n != strlen(want) || strcmp(got, want) != 0) {
-        if (++mismatches <= 10) printf("g14 %.17g: want \"%s\", got \"%.*s\"\n", d, want, (int)n, got);
-    }
+    compare("%.14g", want, got, pq_format_g14(d, got));
 }
 
 static void same_int(long long v)
 {
     char want[64], got[PQ_FORMAT_MAX + 8];
-    size_t n;
     memset(got, 'x', sizeof got);
     snprintf(want, sizeof want, "%lld", v);
-    n = pq_format_int(v, got);
-    compared++;
-    if (n != strlen(want) || strcmp(got, want) != 0) {
-        if (++mismatches <= 10) printf("int %s: got \"%.*s\"\n", want, (int)n, got);
-    }
+    compare("%lld", want, got, pq_format_int(v, got));
 }
 
 /* d and -d. */
