@@ -1,9 +1,10 @@
-/* pq_format: see pq_format.h. snprintf costs about 1,500 instructions a
- * number (most of it glibc's general floating-point conversion); an intent
- * and a done record hold five numbers. The double path works on the exact
- * binary value (an IEEE 754 double: a 53-bit integer times a power of two)
- * in 64-bit integers, so its rounding is the C library's: to the nearest,
- * ties to even. */
+/* pq_format: see pq_format.h. glibc's snprintf took 13.7k instructions an
+ * item for the seven numbers (and five strings) of an intent and a done
+ * record, most of it in its general conversion. The double path takes the
+ * exact binary value apart (an IEEE 754 double, as on every host the core
+ * builds for: a 53-bit integer over a power of two) and rounds it in 64-bit
+ * integers as glibc does, to the nearest and ties to even (test_format.c
+ * compares the two). */
 #include "pq_prefix.h"
 
 #include <stdint.h>
