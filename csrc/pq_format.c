@@ -60,7 +60,7 @@ size_t pq_format_g14(double d, char *out)
     m = 14 - digits;
     /* frac / 2^s to m decimals: frac * 10^m / 2^s, after dropping the
      * trailing zero bits of frac so that the product fits 64 bits (it does
-     * for every time of day and line number; otherwise snprintf). */
+     * for every Unix time and line number; otherwise snprintf). */
     while (frac > 0 && (frac & 1) == 0) {
         frac >>= 1;
         s--;
