@@ -13,14 +13,6 @@
 
 #include "pq_pipeline_impl.h"
 
-static char *pq_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = (char *)malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 pq_pipeline *pq_pipeline_new(pq_engine *e, const pq_pipeline_opts *o, char *err, size_t errcap)
 {
     pq_pipeline *p = (pq_pipeline *)calloc(1, sizeof *p);
@@ -36,8 +28,8 @@ pq_pipeline *pq_pipeline_new(pq_engine *e, const pq_pipeline_opts *o, char *err,
         p->journal = *o->journal;
         p->has_journal = 1;
     }
-    p->url = pq_dup(o->url);
-    p->success_name = pq_dup(o->success_name ? o->success_name : "");
+    p->url = strdup(o->url);
+    p->success_name = strdup(o->success_name ? o->success_name : "");
     p->decisions = (pq_pipeline_decision *)calloc((size_t)n * 2, sizeof *p->decisions);
     p->held = (pq_xfer **)calloc((size_t)n * 2, sizeof *p->held);
     p->msgs = (char (*)[PQ_ENGINE_ERR_MAX])calloc((size_t)n * 2, sizeof *p->msgs);
@@ -123,6 +115,16 @@ static int pq_slot_get(pq_pipeline *p)
     return s;
 }
 
+/* A freed slot keeps its blob for its next item: a steady batch makes no
+ * malloc or free per item (pq_pipeline_free frees the blobs). */
+static void pq_slot_free(pq_pipeline *p, int s)
+{
+    pq_slot *x = &p->slots[s];
+    x->state = SLOT_FREE;
+    x->next = p->free_head;
+    p->free_head = s;
+}
+
 static void pq_ready_push(pq_pipeline *p, int s)
 {
     p->slots[s].state = SLOT_READY;
@@ -162,12 +164,18 @@ int pq_pipeline_add(pq_pipeline *p, const pq_pipeline_item *it)
     pq_slot *x;
     char *at;
     for (i = 0; i < sizeof texts / sizeof texts[0]; i++) size += texts[i]->s ? texts[i]->n : 0;
+    size = (size + 255) & ~(size_t)255; /* a blob grows in steps: items differ a little in size */
     if ((s = pq_slot_get(p)) < 0) return -1;
     x = &p->slots[s];
-    if (!(x->blob = (char *)malloc(size))) {
-        x->next = p->free_head;
-        p->free_head = s;
-        return -1;
+    if (size > x->blob_cap) {
+        char *b = (char *)malloc(size);
+        if (!b) {
+            pq_slot_free(p, s);
+            return -1;
+        }
+        free(x->blob);
+        x->blob = b;
+        x->blob_cap = size;
     }
     memset(x->v, 0, sizeof x->v);
     at = x->blob;
@@ -215,16 +223,6 @@ int pq_pipeline_resend(pq_pipeline *p, int s, int attempts)
     x->keep = 1;
     pq_ready_push(p, s);
     return 0;
-}
-
-static void pq_slot_free(pq_pipeline *p, int s)
-{
-    pq_slot *x = &p->slots[s];
-    free(x->blob);
-    x->blob = NULL;
-    x->state = SLOT_FREE;
-    x->next = p->free_head;
-    p->free_head = s;
 }
 
 int pq_pipeline_drop(pq_pipeline *p, int s)

@@ -16,7 +16,8 @@ typedef struct pq_slot {
     int next;                  /* ready queue, or free list */
     long long index, id;       /* id: the transfer in flight */
     double t_first;            /* < 0: never sent */
-    char *blob;                /* every string of the item, one allocation */
+    char *blob;                /* every string of the item; kept for the slot's next item */
+    size_t blob_cap;
     const char *body;
     size_t body_len;
     pq_spool_value v[PQ_SP_NFIELDS]; /* report fields; strings point into blob */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pq_format.h"
 #include "pq_pipeline_impl.h"
 
 /* Room for n more bytes in p->buf at offset len; 0 or -1. */
@@ -63,14 +64,35 @@ static int pq_json_text(pq_pipeline *p, size_t *len, const char *s, size_t n)
     return 0;
 }
 
-/* Appends ,"name":"text" for a present text field. */
+/* Appends text, or text and then a number (an integer, or a double as %.14g
+ * writes it), at p->buf + *len; the caller has made room. */
+static void pq_put(pq_pipeline *p, size_t *len, const char *text)
+{
+    size_t n = strlen(text);
+    memcpy(p->buf + *len, text, n);
+    *len += n;
+}
+
+static void pq_put_int(pq_pipeline *p, size_t *len, const char *text, long long v)
+{
+    pq_put(p, len, text);
+    *len += pq_format_int(v, p->buf + *len);
+}
+
+static void pq_put_g14(pq_pipeline *p, size_t *len, const char *text, double d)
+{
+    pq_put(p, len, text);
+    *len += pq_format_g14(d, p->buf + *len);
+}
+
+/* Appends ,"name":"text" for a present text field (name is short). */
 static int pq_json_field(pq_pipeline *p, size_t *len, const char *name, const pq_spool_value *v)
 {
-    int n;
     if (!v->present) return 0;
     if (pq_records_room(p, *len, 64) != 0) return -1;
-    n = snprintf(p->buf + *len, 64, ",\"%s\":", name);
-    *len += (size_t)n;
+    pq_put(p, len, ",\"");
+    pq_put(p, len, name);
+    pq_put(p, len, "\":");
     return pq_json_text(p, len, v->str, v->len);
 }
 
@@ -109,8 +131,9 @@ int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap)
     const pq_spool_value *v = x->v;
     int rc = pq_records_room(p, 0, 256);
     if (rc == 0) {
-        len = (size_t)snprintf(p->buf, 256, "{\"type\":\"intent\",\"attempt\":%d,\"time\":%.14g,\"key\":",
-                               x->attempts + 1, pq_now(CLOCK_REALTIME));
+        pq_put_int(p, &len, "{\"type\":\"intent\",\"attempt\":", x->attempts + 1);
+        pq_put_g14(p, &len, ",\"time\":", pq_now(CLOCK_REALTIME));
+        pq_put(p, &len, ",\"key\":");
         rc = pq_json_text(p, &len, v[PQ_SP_KEY].str, v[PQ_SP_KEY].len);
     }
     if (rc == 0) rc = pq_json_field(p, &len, "dn", &v[PQ_SP_DN]);
@@ -119,11 +142,10 @@ int pq_records_intent(pq_pipeline *p, pq_slot *x, char *err, size_t errcap)
     if (rc == 0) rc = pq_json_field(p, &len, "comment", &v[PQ_SP_COMMENT]);
     if (rc == 0) rc = pq_records_room(p, len, 192);
     if (rc != 0) return pq_records_fail(p, PQ_FAIL_JOURNAL, ENOMEM, NULL, err, errcap);
-    if (v[PQ_SP_HOURS].present) len += (size_t)snprintf(p->buf + len, 48, ",\"hours\":%.14g", v[PQ_SP_HOURS].num);
-    if (v[PQ_SP_LINE].present) len += (size_t)snprintf(p->buf + len, 48, ",\"line\":%.14g", v[PQ_SP_LINE].num);
-    len += (size_t)snprintf(p->buf + len, 48, ",\"index\":%lld", x->index);
-    len += (size_t)snprintf(p->buf + len, 48, ",\"single_use\":%s}\n",
-                            v[PQ_SP_SINGLE_USE].num == 2 ? "true" : "false");
+    if (v[PQ_SP_HOURS].present) pq_put_g14(p, &len, ",\"hours\":", v[PQ_SP_HOURS].num);
+    if (v[PQ_SP_LINE].present) pq_put_g14(p, &len, ",\"line\":", v[PQ_SP_LINE].num);
+    pq_put_int(p, &len, ",\"index\":", x->index);
+    pq_put(p, &len, v[PQ_SP_SINGLE_USE].num == 2 ? ",\"single_use\":true}\n" : ",\"single_use\":false}\n");
     return pq_journal_put(p, len, err, errcap);
 }
 
@@ -139,15 +161,15 @@ int pq_records_success(pq_pipeline *p, pq_slot *x, const pq_result *r, char *err
         size_t len = 0;
         int rc = pq_records_room(p, 0, 256 + v[PQ_SP_KEY].len * 6 + strlen(p->success_name) * 6);
         if (rc == 0) {
-            len = (size_t)snprintf(p->buf, 256,
-                "{\"type\":\"done\",\"outcome\":\"approved\",\"attempts\":%d,\"index\":%lld,"
-                "\"status\":%ld,\"result\":1,\"time\":%.14g,\"key\":",
-                x->attempts, x->index, r->status, pq_now(CLOCK_REALTIME));
+            pq_put_int(p, &len, "{\"type\":\"done\",\"outcome\":\"approved\",\"attempts\":", x->attempts);
+            pq_put_int(p, &len, ",\"index\":", x->index);
+            pq_put_int(p, &len, ",\"status\":", r->status);
+            pq_put_g14(p, &len, ",\"result\":1,\"time\":", pq_now(CLOCK_REALTIME));
+            pq_put(p, &len, ",\"key\":");
             rc = pq_json_text(p, &len, v[PQ_SP_KEY].str, v[PQ_SP_KEY].len);
         }
         if (rc == 0) {
-            memcpy(p->buf + len, ",\"result_name\":", 15);
-            len += 15;
+            pq_put(p, &len, ",\"result_name\":");
             rc = pq_json_text(p, &len, p->success_name, strlen(p->success_name));
         }
         if (rc == 0 && pq_records_room(p, len, 2) == 0) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pq_pipeline.h"
 #include "pq_spool.h"
@@ -30,6 +31,7 @@ static char err[PQ_PIPELINE_ERR_MAX];
  * "S". */
 typedef struct mem_journal {
     char log[65536];
+    char intent[4096], done[4096]; /* the last of each record, whole */
     size_t len;
     long unsynced, syncs;
     int fail_sync;
@@ -50,8 +52,12 @@ static const char *json_key(const char *s, size_t n)
 static int mem_append(void *ud, const char *s, size_t n)
 {
     mem_journal *j = (mem_journal *)ud;
-    char type = strstr(s, "\"type\":\"intent\"") ? 'I' : strstr(s, "\"type\":\"done\"") ? 'D' : '?';
-    j->len += (size_t)snprintf(j->log + j->len, sizeof j->log - j->len, "%c %s\n", type, json_key(s, n));
+    char rec[4096], type, *whole;
+    snprintf(rec, sizeof rec, "%.*s", (int)n, s); /* a record is n bytes, with no NUL after them */
+    type = strstr(rec, "\"type\":\"intent\"") ? 'I' : strstr(rec, "\"type\":\"done\"") ? 'D' : '?';
+    whole = type == 'I' ? j->intent : type == 'D' ? j->done : NULL;
+    j->len += (size_t)snprintf(j->log + j->len, sizeof j->log - j->len, "%c %s\n", type, json_key(rec, n));
+    if (whole) snprintf(whole, sizeof j->intent, "%s", rec);
     j->unsynced++;
     return 0;
 }
@@ -329,6 +335,68 @@ static void test_bound_and_free(void)
     pq_engine_free(e);
 }
 
+/* Whether the n bytes at s hold the text t. */
+static int holds(const char *s, size_t n, const char *t)
+{
+    size_t i, k = strlen(t);
+    for (i = 0; i + k <= n; i++)
+        if (memcmp(s + i, t, k) == 0) return 1;
+    return 0;
+}
+
+/* Whether a record is want, where want's TIME is a time of the last minute
+ * written as "%.14g" writes it. */
+static int record_is(const char *rec, const char *want)
+{
+    const char *at = strstr(want, "TIME");
+    size_t head = (size_t)(at - want);
+    char *end, text[64], again[64];
+    double t, now = (double)time(NULL);
+    if (strncmp(rec, want, head) != 0) return 0;
+    t = strtod(rec + head, &end);
+    snprintf(text, sizeof text, "%.*s", (int)(end - (rec + head)), rec + head);
+    snprintf(again, sizeof again, "%.14g", t);
+    return strcmp(text, again) == 0 && t > now - 60 && t < now + 2 && strcmp(end, at + 4) == 0;
+}
+
+/* A freed slot keeps its buffer for its next item: an item larger than the
+ * last one it held, and a smaller one after it, keep their own fields; the
+ * journal records of a common success are the bytes the journal reader
+ * reads. */
+static void test_slot_reuse(void)
+{
+    pq_engine *e = engine();
+    mem_journal j;
+    FILE *spool = tmpfile();
+    pq_pipeline *p;
+    char big[3001];
+    const char *rec;
+    size_t len = 0;
+    int a, b;
+    memset(&j, 0, sizeof j);
+    memset(big, 'k', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    p = pipeline(e, "/reply", 2, &j, spool);
+    a = add(p, 1, NO_BODY, "a", 0);
+    CHECK(run(p) == 1 && pq_pipeline_drop(p, a) == 0);
+    b = add(p, 2, NO_BODY, big, 0);
+    rec = pq_pipeline_entry(p, b, &len);
+    CHECK(b == a && rec != NULL && holds(rec, len, big));
+    CHECK(run(p) == 1 && pq_pipeline_drop(p, b) == 0);
+    b = add(p, 3, OK_BODY, "c", 0);
+    rec = pq_pipeline_entry(p, b, &len);
+    CHECK(b == a && rec != NULL && len < 1000 && holds(rec, len, "local:build") && !holds(rec, len, "kk"));
+    CHECK(run(p) == 0 && err[0] == '\0');
+    CHECK(record_is(j.intent, "{\"type\":\"intent\",\"attempt\":1,\"time\":TIME,\"key\":\"c\","
+                              "\"dn\":\"\\\\VED\\\\Policy\\\\\\\"quoted\\\"\",\"user\":\"local:build\",\"data\":\"AAAA\","
+                              "\"hours\":8,\"index\":3,\"single_use\":false}\n"));
+    CHECK(record_is(j.done, "{\"type\":\"done\",\"outcome\":\"approved\",\"attempts\":1,\"index\":3,"
+                            "\"status\":200,\"result\":1,\"time\":TIME,\"key\":\"c\",\"result_name\":\"Success\"}\n"));
+    pq_pipeline_free(p);
+    pq_engine_free(e);
+    fclose(spool);
+}
+
 int main(void)
 {
     if (pq_engine_global_init() != 0 || test_server_start(&srv) != 0) {
@@ -340,5 +408,6 @@ int main(void)
     test_journal_failure();
     test_spool_failure();
     test_bound_and_free();
+    test_slot_reuse();
     return test_total();
 }
