@@ -4,6 +4,7 @@
 -- SIGINT, the deadline, progress, the report and the audit log.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cjson = require "cjson"
 
 local PATH = "PreQualify/Create"
@@ -58,23 +59,7 @@ describe("batch #emulator", function()
     return assert(prequalify.client(o))
   end
 
-  setup(function()
-    emu = helpers.start_emulator()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver", scope = "codesign:approve" }
-    dir = helpers.tmpdir()
-  end)
-
-  after_each(function()
-    if dir then helpers.rm_rf(dir) end
-  end)
+  hooks.emulator({ token = "codesign:approve", dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
 
   it("lands 2,000 items at concurrency 16; the server received exactly the approved ones #slow", function()
     local c = client()
