@@ -111,6 +111,15 @@ function helpers.core_cpath()
   return (so:gsub("prequalify/core%.so$", "?.so"))
 end
 
+--- What a shell command prints on stdout (its exit status is not checked).
+-- The command inherits this process's environment, sanitizer runtime included.
+function helpers.output(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
 --- A fresh temporary directory (mktemp -d).
 function helpers.tmpdir()
   local p = assert(io.popen("mktemp -d 2>/dev/null"))
