@@ -198,10 +198,7 @@ describe("prequalify against the emulator #emulator #nosan", function()
     helpers.write_file(dir .. "/empty.bin", "")
   end)
   before_each(function()
-    env = cli.emu_env(emu, {
-      PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token),
-      PREQUALIFY_DN = DN, PREQUALIFY_USER = USER,
-    })
+    env = cli.job_env(emu, dir, token)
   end)
 
   local function stored(data)

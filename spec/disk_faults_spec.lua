@@ -45,10 +45,7 @@ describe("disk faults #emulator", function()
   before_each(function()
     journal = dir .. "/j.jsonl"
     os.remove(journal)
-    env = cli.emu_env(emu, {
-      PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", emu:token{ username = "approver" }),
-      PREQUALIFY_DN = cli.DN, PREQUALIFY_USER = cli.USER,
-    })
+    env = cli.job_env(emu, dir, emu:token{ username = "approver" })
   end)
 
   local function batch(e, extra)
