@@ -4,6 +4,7 @@
 -- object. Timer gaps are wall-clock bounds: those tests are #nosan (the
 -- ASan build runs the same code paths in the other tests).
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local prequalify = require "prequalify"
 local core = require "prequalify.core"
 local cjson = require "cjson"
@@ -122,20 +123,7 @@ end
 describe("pre-qualifying without blocking the host #emulator", function()
   local emu, token, dir
 
-  setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-    if dir then helpers.rm_rf(dir) end
-  end)
-
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver", scope = "codesign:approve" }
-  end)
+  hooks.emulator({ token = "codesign:approve", dir = "block" }, function(e, t, d) emu, token, dir = e, t, d end)
 
   local function client(extra)
     local o = { url = emu.url, token = token, ca_file = emu.ca }

@@ -3,7 +3,7 @@
 -- hash; says what it matched on; says so when the archive lacks the data
 -- hash; and reads a tickets decide journal as well as a batch report.
 local prequalify = require "prequalify"
-local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 local flow = require "fixtures.flow"
 
@@ -12,21 +12,14 @@ local USER = "local:build-bot"
 local H1, H2, H3, H4 = flow.hash(11), flow.hash(12), flow.hash(13), flow.hash(14)
 
 describe("prequalify audit #emulator #nosan", function()
-  local emu, dir, env, client
+  local emu, token, dir, env, client
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
+  hooks.emulator({ token = flow.MANAGE, dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
   before_each(function()
-    emu:reset()
-    dir = helpers.tmpdir()
-    local token = emu:token{ username = "approver", scope = flow.MANAGE }
     env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token) })
     client = assert(prequalify.client{ url = emu.url, ca_file = emu.ca, token = token })
   end)
-  after_each(function()
-    client:close()
-    helpers.rm_rf(dir)
-  end)
+  after_each(function() client:close() end)
 
   local function item(data, single_use)
     return { dn = DN, user = USER, data = data, comment = "audit spec", single_use = single_use }

@@ -1,25 +1,12 @@
 -- core.b64encode / core.b64decode: standard Base64 (RFC 4648 section 4),
 -- strict and canonical on the way in.
 local core = require "prequalify.core"
+local helpers = require "helpers"
 
 local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 -- An independent, slow reference encoder to compare the core against.
-local function reference_encode(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local v = a << 16 | (b or 0) << 8 | (c or 0)
-    local q = {}
-    for k = 1, 4 do
-      local idx = (v >> (6 * (4 - k))) & 63
-      q[k] = ALPHABET:sub(idx + 1, idx + 1)
-    end
-    if not b then q[3], q[4] = "=", "=" elseif not c then q[4] = "=" end
-    out[#out + 1] = table.concat(q)
-  end
-  return table.concat(out)
-end
+local reference_encode = helpers.base64
 
 local function random_bytes(n)
   local t = {}

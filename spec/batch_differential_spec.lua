@@ -17,6 +17,7 @@
 -- never resent, an approval with other terms skipped, new items sent.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cjson = require "cjson"
 
 local PATH = "PreQualify/Create"
@@ -110,15 +111,7 @@ end
 describe("batch pipeline, differential #emulator #slow", function()
   local emu, token, dir
 
-  setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-    helpers.rm_rf(dir)
-  end)
+  hooks.emulator({ dir = "block" }, function(e, _, d) emu, dir = e, d end)
 
   -- Items in staging are denied, those asking for 8 hours get 4.
   local function policy()

@@ -4,6 +4,7 @@
 -- of the earlier format is refused.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 
 local function item(i, over)
   local t = {
@@ -36,14 +37,7 @@ describe("batch identity #emulator", function()
 
   local function stored() return emu:prequalifications().count end
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() if emu then emu:stop() end end)
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver", scope = "codesign:approve" }
-    dir = helpers.tmpdir()
-  end)
-  after_each(function() if dir then helpers.rm_rf(dir) end end)
+  hooks.emulator({ token = "codesign:approve", dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
 
   for _, change in ipairs{ { hours = 3 }, { comment = "another comment" }, { single_use = true } } do
     local what = next(change)

@@ -4,6 +4,7 @@
 -- by key, and an unfinished run always says how much it did not reach.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 local cjson = require "cjson"
 
@@ -38,14 +39,7 @@ describe("batch resume #emulator", function()
   local function stored() return emu:prequalifications().count end
   local PATH = "PreQualify/Create"
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() if emu then emu:stop() end end)
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver", scope = "codesign:approve" }
-    dir = helpers.tmpdir()
-  end)
-  after_each(function() if dir then helpers.rm_rf(dir) end end)
+  hooks.emulator({ token = "codesign:approve", dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
 
   it("records a 401 as rejected, says to fix the token, and a plain resume sends those items", function()
     local tokfile, j = dir .. "/token", dir .. "/j.jsonl"

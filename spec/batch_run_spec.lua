@@ -4,6 +4,7 @@
 -- loop drives a batch this way.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local batch = require "prequalify.batch"
 local client_mod = require "prequalify.client"
 
@@ -19,19 +20,11 @@ local function items(n, tag)
 end
 
 describe("batch Run #emulator", function()
-  local emu, transport
+  local emu, token, transport
 
-  setup(function()
-    emu = helpers.start_emulator()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
+  hooks.emulator({ token = "codesign:approve" }, function(e, t) emu, token = e, t end)
 
   before_each(function()
-    emu:reset()
-    local token = emu:token{ username = "approver", scope = "codesign:approve" }
     transport = assert(client_mod.transport{ url = emu.url, token = token, ca_file = emu.ca })
   end)
 

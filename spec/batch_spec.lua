@@ -4,6 +4,7 @@
 -- SIGINT, the deadline, progress, the report and the audit log.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cjson = require "cjson"
 
 local PATH = "PreQualify/Create"
@@ -58,23 +59,7 @@ describe("batch #emulator", function()
     return assert(prequalify.client(o))
   end
 
-  setup(function()
-    emu = helpers.start_emulator()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver", scope = "codesign:approve" }
-    dir = helpers.tmpdir()
-  end)
-
-  after_each(function()
-    if dir then helpers.rm_rf(dir) end
-  end)
+  hooks.emulator({ token = "codesign:approve", dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
 
   it("lands 2,000 items at concurrency 16; the server received exactly the approved ones #slow", function()
     local c = client()
@@ -422,6 +407,19 @@ describe("batch #emulator", function()
       return assert(io.popen(WORKER .. q(path) .. " 2>&1"))
     end
 
+    -- The worker started with cfg, once it has reported n results: its
+    -- output pipe and its PID.
+    local function spawn_until(cfg, n)
+      local p = spawn(cfg)
+      local pid = p:read("l"):match("^PID (%d+)$")
+      local results = 0
+      while results < n do
+        local line = assert(p:read("l"))
+        if line:find("^R ") then results = results + 1 end
+      end
+      return p, pid
+    end
+
     local function base(over)
       local t = { url = emu.url, ca = emu.ca, token = token, n = 200, prefix = "int-",
                   dn = helpers.DN_PROD, user = helpers.USER, journal = dir .. "/j.jsonl", concurrency = 4,
@@ -432,13 +430,7 @@ describe("batch #emulator", function()
 
     it("stops sending, finishes what is in flight, records it and exits 130", function()
       emu:fault{ kind = "delay", delay = 0.05, count = 1000 }
-      local p = spawn(base())
-      local pid = p:read("l"):match("^PID (%d+)$")
-      local results = 0
-      while results < 20 do
-        local line = assert(p:read("l"))
-        if line:find("^R ") then results = results + 1 end
-      end
+      local p, pid = spawn_until(base(), 20)
       os.execute("kill -INT " .. pid)
       local rest = p:read("a")
       local _, how, code = p:close()
@@ -462,13 +454,7 @@ describe("batch #emulator", function()
     it("ends at once on a second signal", function()
       emu:fault{ kind = "delay", delay = 0.05, count = 10 }
       emu:fault{ kind = "delay", delay = 20, count = 1000 }
-      local p = spawn(base())
-      local pid = p:read("l"):match("^PID (%d+)$")
-      local results = 0
-      while results < 10 do
-        local line = assert(p:read("l"))
-        if line:find("^R ") then results = results + 1 end
-      end
+      local p, pid = spawn_until(base(), 10)
       local t0 = prequalify.core.monotonic()
       os.execute("kill -INT " .. pid)
       -- The second signal goes once the worker says it is stopping.

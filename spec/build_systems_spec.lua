@@ -3,6 +3,7 @@
 -- temporary directory against the emulator, with the settings in PREQUALIFY_*
 -- variables as a CI job would set them.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 
 local SOURCE = cli.ROOT .. "/examples/build-systems/cmake"
@@ -10,17 +11,9 @@ local SOURCE = cli.ROOT .. "/examples/build-systems/cmake"
 describe("the CMake post-build example #emulator #slow #nosan", function()
   local emu, dir, env
 
+  hooks.emulator({ dir = "block" }, function(e, _, d) emu, dir = e, d end)
   setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
-    env = cli.emu_env(emu, {
-      PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", (emu:token{ username = "approver" })),
-      PREQUALIFY_DN = cli.DN, PREQUALIFY_USER = cli.USER,
-    })
-  end)
-  teardown(function()
-    emu:stop()
-    helpers.rm_rf(dir)
+    env = cli.job_env(emu, dir, (emu:token{ username = "approver" }))
   end)
 
   local function cmake(args, e)

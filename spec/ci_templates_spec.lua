@@ -7,6 +7,7 @@
 -- call, GitLab's ID token by a JWT minted for the job. The steps that
 -- install prequalify are left out: bin/prequalify of this tree is on PATH.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 local cjson = require "cjson"
 
@@ -52,17 +53,7 @@ end
 describe("CI templates #emulator #slow #nosan", function()
   local emu, dir
 
-  lazy_setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
-  end)
-
-  lazy_teardown(function()
-    if emu then emu:stop() end
-    if dir then helpers.rm_rf(dir) end
-  end)
-
-  before_each(function() emu:reset() end)
+  hooks.emulator({ reset = true, dir = "block", lazy = true }, function(e, _, d) emu, dir = e, d end)
 
   -- A workspace with the CMake example: what a checkout would hold.
   local function workspace(name)

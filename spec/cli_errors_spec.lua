@@ -2,6 +2,7 @@
 -- environment variable or the config file and line a bad value came from,
 -- never a Lua option name; and they say what is wrong with the value.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 
 local DN, USER = cli.DN, cli.USER
@@ -100,14 +101,7 @@ end)
 
 describe("prequalify errors against the emulator #emulator #nosan", function()
   local emu, dir
-  setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
-  end)
-  teardown(function()
-    emu:stop()
-    helpers.rm_rf(dir)
-  end)
+  hooks.emulator({ dir = "block" }, function(e, _, d) emu, dir = e, d end)
 
   it("names the --ca-file given when it does not hold the server's CA", function()
     local other = "/etc/ssl/certs/ca-certificates.crt"

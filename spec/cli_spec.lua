@@ -3,6 +3,7 @@
 -- environment and config files, and that no secret shows in argv, output,
 -- report, journal or audit log.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 local cjson = require "cjson"
 
@@ -191,23 +192,13 @@ end)
 describe("prequalify against the emulator #emulator #nosan", function()
   local emu, dir, token, env
 
+  hooks.emulator({ token = true, dir = "block" }, function(e, t, d) emu, token, dir = e, t, d end)
   setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
     for i = 1, 4 do helpers.write_file(dir .. "/app" .. i .. ".bin", "artifact " .. i) end
     helpers.write_file(dir .. "/empty.bin", "")
   end)
-  teardown(function()
-    emu:stop()
-    helpers.rm_rf(dir)
-  end)
   before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver" }
-    env = cli.emu_env(emu, {
-      PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token),
-      PREQUALIFY_DN = DN, PREQUALIFY_USER = USER,
-    })
+    env = cli.job_env(emu, dir, token)
   end)
 
   local function stored(data)
@@ -662,17 +653,10 @@ describe("prequalify keeps secrets out of argv, output, report, journal and audi
 function()
   local emu, dir
 
+  hooks.emulator({ reset = true, dir = "block" }, function(e, _, d) emu, dir = e, d end)
   setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
     for i = 1, 5 do helpers.write_file(dir .. "/s" .. i .. ".bin", "secret test " .. i) end
   end)
-  teardown(function()
-    emu:stop()
-    helpers.rm_rf(dir)
-  end)
-
-  before_each(function() emu:reset() end)
 
   local function check(name, env, extra_args, stdin, secrets)
     -- Requests are held, so the process is surely alive when its argv is read.

@@ -2,6 +2,7 @@
 -- fault injection with exact request counts, TLS failures and secrets.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 
 local PATH = "PreQualify/Create"
 
@@ -26,18 +27,7 @@ describe("client #emulator", function()
     return assert(prequalify.client(o))
   end
 
-  setup(function()
-    emu = helpers.start_emulator()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver", scope = "codesign:approve" }
-  end)
+  hooks.emulator({ token = "codesign:approve" }, function(e, t) emu, token = e, t end)
 
   describe("on success", function()
     it("pre-qualifies a hash that the simulated signing then accepts", function()

@@ -11,20 +11,12 @@ local q = helpers.shell_quote
 
 -- Tools run without the sanitizer runtime of the ASan spec run.
 local function sh(cmd)
-  local p = assert(io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS " .. cmd))
-  local out = p:read("a")
-  p:close()
-  return out
+  return helpers.output("env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS " .. cmd)
 end
 
 -- A Lua child with the sanitizer runtime, if any, of this run: it loads the
 -- same core.
-local function lua_child(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local lua_child = helpers.output
 
 local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))

@@ -4,6 +4,7 @@
 -- in LD_PRELOAD) the children run the sanitizer core with libasan first and
 -- the shim after it.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 local cjson = require "cjson"
 local digest = require "prequalify.digest"
@@ -31,9 +32,8 @@ describe("disk faults #emulator", function()
   local emu, dir, env, manifest, journal
   local data = {} -- the items' Data (test data only: any distinct digests do)
 
+  hooks.emulator({ reset = true, dir = "block" }, function(e, _, d) emu, dir = e, d end)
   setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
     manifest = dir .. "/m.jsonl"
     local lines = {}
     for i = 1, N do
@@ -42,18 +42,10 @@ describe("disk faults #emulator", function()
     end
     helpers.write_file(manifest, table.concat(lines, "\n") .. "\n")
   end)
-  teardown(function()
-    emu:stop()
-    helpers.rm_rf(dir)
-  end)
   before_each(function()
-    emu:reset()
     journal = dir .. "/j.jsonl"
     os.remove(journal)
-    env = cli.emu_env(emu, {
-      PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", emu:token{ username = "approver" }),
-      PREQUALIFY_DN = cli.DN, PREQUALIFY_USER = cli.USER,
-    })
+    env = cli.job_env(emu, dir, emu:token{ username = "approver" })
   end)
 
   local function batch(e, extra)

@@ -3,6 +3,7 @@
 -- built by CMake into build/examples/embed/, runs a build step that
 -- pre-qualifies the artifact it just wrote.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 
 local HOST = cli.ROOT .. "/build/examples/embed/embed_host"
@@ -14,16 +15,10 @@ describe("the embedding example #emulator #nosan", function()
   setup(function()
     assert(io.open(HOST, "rb"), HOST .. " is missing: build with cmake -S . -B build (PREQUALIFY_EXAMPLES=ON)")
       :close()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
-    env = cli.emu_env(emu, {
-      PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", (emu:token{ username = "approver" })),
-      PREQUALIFY_DN = cli.DN, PREQUALIFY_USER = cli.USER,
-    })
   end)
-  teardown(function()
-    if emu then emu:stop() end
-    if dir then helpers.rm_rf(dir) end
+  hooks.emulator({ dir = "block" }, function(e, _, d) emu, dir = e, d end)
+  setup(function()
+    env = cli.job_env(emu, dir, (emu:token{ username = "approver" }))
   end)
 
   it("builds an artifact and pre-qualifies its hash from inside the host", function()

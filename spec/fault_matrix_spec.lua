@@ -15,6 +15,7 @@
 --   * exit codes: 0 all approved, 1 failed (nothing unknown), 3 unknown.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 local cjson = require "cjson"
 
@@ -156,17 +157,8 @@ end
 describe("fault matrix #emulator", function()
   local emu, token, dir, closed_url
 
-  setup(function()
-    emu = helpers.start_emulator()
-    closed_url = "https://127.0.0.1:" .. closed_port()
-  end)
-  teardown(function() emu:stop() end)
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver" }
-    dir = helpers.tmpdir()
-  end)
-  after_each(function() helpers.rm_rf(dir) end)
+  hooks.emulator({ token = true, dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
+  setup(function() closed_url = "https://127.0.0.1:" .. closed_port() end)
 
   -- The CLI's environment for a row: the emulator, a token file, the item's
   -- DN and user; a closed port for the connection-refused row.
@@ -319,13 +311,7 @@ describe("fault matrix: an expired token mid-batch #emulator", function()
   local emu, dir
   local PAST_TOKEN = 4000 -- seconds: past the access token's life, within the grant's
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
-  before_each(function()
-    emu:reset()
-    dir = helpers.tmpdir()
-  end)
-  after_each(function() helpers.rm_rf(dir) end)
+  hooks.emulator({ reset = true, dir = "test" }, function(e, _, d) emu, dir = e, d end)
 
   local GRANT = { client_id = helpers.CLIENT_ID, username = helpers.APPROVER, password = helpers.APPROVER_PASSWORD }
 
@@ -500,14 +486,7 @@ describe("fault matrix: Flow tickets and the archive #emulator", function()
   local APPROVE, LIST, ARCHIVE = "Flow/Tickets/Approve", "Flow/Tickets/Enumerate", "RetrieveArchiveEntries"
   local emu, token, dir
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
-  before_each(function()
-    emu:reset()
-    token = emu:token{ username = "approver", scope = flow.MANAGE }
-    dir = helpers.tmpdir()
-  end)
-  after_each(function() helpers.rm_rf(dir) end)
+  hooks.emulator({ token = flow.MANAGE, dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
 
   -- received: requests the server saw; acted: the ticket ended approved.
   local APPROVE_ROWS = {

@@ -7,12 +7,7 @@ local helpers = require "helpers"
 
 local q = helpers.shell_quote
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local sh = helpers.output
 
 local IS_ROOT = sh("id -u"):match("^0%s*$") ~= nil
 

@@ -4,6 +4,7 @@
 -- anything a user or a log could see. Time moves with the emulator's clock
 -- (and a matching client clock), never with sleeps.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cjson = require "cjson"
 local prequalify = require "prequalify"
 local client_mod = require "prequalify.client"
@@ -122,27 +123,25 @@ describe("vedauth grants #emulator", function()
 
   local real_post = vedauth.post
 
+  hooks.emulator({ start = { token_lifetime = LIFETIME, refresh_lifetime = 3600 }, reset = true, dir = "block",
+                   lazy = true }, function(e, _, d) emu, dir = e, d end)
+
   lazy_setup(function()
     vedauth.post = function(...)
       local doc, status = real_post(...)
       note_reply(doc)
       return doc, status
     end
-    emu = helpers.start_emulator{ token_lifetime = LIFETIME, refresh_lifetime = 3600 }
     clock, advance, reset_clock = emu:shared_clock()
-    dir = helpers.tmpdir()
     secret(helpers.APPROVER_PASSWORD)
     secret(WRONG_PASSWORD)
   end)
 
   lazy_teardown(function()
     vedauth.post = real_post
-    if emu then emu:stop() end
-    if dir then helpers.rm_rf(dir) end
   end)
 
   before_each(function()
-    emu:reset()
     reset_clock()
     warnings, order = {}, {}
   end)

@@ -47,8 +47,30 @@ helpers.shell_quote = q
 -- Children must not inherit the sanitizer runtime of the ASan spec run.
 local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS "
 
+--- Percent-encoding of everything but RFC 3986's unreserved characters.
 local function urlencode(s)
   return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+helpers.urlencode = urlencode
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+--- Standard Base64 with padding (RFC 4648 section 4): an independent, slow
+-- encoder, so that specs do not check the code under test against itself.
+function helpers.base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local v = a << 16 | (b or 0) << 8 | (c or 0)
+    local chars = {}
+    for k = 1, 4 do
+      local idx = (v >> (6 * (4 - k))) & 63
+      chars[k] = B64:sub(idx + 1, idx + 1)
+    end
+    if not b then chars[3], chars[4] = "=", "=" elseif not c then chars[4] = "=" end
+    out[#out + 1] = table.concat(chars)
+  end
+  return table.concat(out)
 end
 
 --- Read a whole file; nil, message when it cannot be opened.
@@ -87,6 +109,15 @@ function helpers.core_cpath()
   local so = assert(package.searchpath("prequalify.core", package.cpath))
   if so:sub(1, 1) ~= "/" then so = helpers.ROOT .. "/" .. so end
   return (so:gsub("prequalify/core%.so$", "?.so"))
+end
+
+--- What a shell command prints on stdout (its exit status is not checked).
+-- The command inherits this process's environment, sanitizer runtime included.
+function helpers.output(cmd)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return out
 end
 
 --- A fresh temporary directory (mktemp -d).

@@ -2,19 +2,12 @@
 -- that never returns denies its item, and the batch goes on.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 
 describe("a loaded policy with a rule that never returns #emulator", function()
   local emu, dir
 
-  setup(function()
-    emu = helpers.start_emulator()
-    dir = helpers.tmpdir()
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-    if dir then helpers.rm_rf(dir) end
-  end)
+  hooks.emulator({ dir = "block" }, function(e, _, d) emu, dir = e, d end)
 
   it("denies that item in a batch of 100; the batch finishes and the other items land", function()
     local path = dir .. "/spin.lua"

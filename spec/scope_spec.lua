@@ -2,6 +2,7 @@
 -- and agreement with what the emulator grants.
 local scope = require "prequalify.scope"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 
 describe("scope strings", function()
   it("parses names with their privileges, several joined by semicolons", function()
@@ -58,8 +59,7 @@ describe("scope strings", function()
   describe("against the emulator #emulator", function()
     local emu
 
-    lazy_setup(function() emu = helpers.start_emulator() end)
-    lazy_teardown(function() if emu then emu:stop() end end)
+    hooks.emulator({ lazy = true }, function(e) emu = e end)
 
     it("parses the scope the server granted the same way token_info reports it", function()
       local c = assert(require("prequalify").client{

@@ -30,28 +30,7 @@ local WRONG_PASSWORD = "Wr0ng-Pa55word-PLUGH"
 local DN, USER = helpers.DN_PROD, helpers.USER
 local SPY = cli.ROOT .. "/spec/fixtures/secret_spy.lua"
 
--- Base64 (standard alphabet, with padding), written here so that the check
--- does not rely on the code under test.
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local chars = {}
-    for j = 3, 0, -1 do
-      local k = (n >> (6 * j)) & 63
-      chars[#chars + 1] = B64:sub(k + 1, k + 1)
-    end
-    if not b then chars[3], chars[4] = "=", "=" elseif not c then chars[4] = "=" end
-    out[#out + 1] = table.concat(chars)
-  end
-  return table.concat(out)
-end
-
-local function urlencode(s)
-  return (s:gsub("[^%w%-%._~]", function(ch) return string.format("%%%02X", ch:byte()) end))
-end
+local base64, urlencode = helpers.base64, helpers.urlencode
 
 -- The forms of a secret to look for: raw, URL-encoded, Base64 and
 -- Base64url without padding, and JSON with escaped slashes.

@@ -4,6 +4,7 @@
 -- grant does. Time moves with the emulator's clock and a matching client
 -- clock, never with sleeps.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local prequalify = require "prequalify"
 
 local CLIENT_ID = helpers.CLIENT_ID
@@ -26,19 +27,14 @@ describe("password-less sign-in #emulator", function()
     return { dn = helpers.DN_PROD, data = helpers.SHA256_B64, comment = "sign-in spec", user = helpers.USER }
   end
 
-  lazy_setup(function()
-    emu = helpers.start_emulator{ token_lifetime = LIFETIME, refresh_lifetime = 3600 }
-    clock, advance, reset_clock = emu:shared_clock()
-    dir = helpers.tmpdir()
-  end)
+  hooks.emulator({ start = { token_lifetime = LIFETIME, refresh_lifetime = 3600 }, reset = true, dir = "block",
+                   lazy = true }, function(e, _, d) emu, dir = e, d end)
 
-  lazy_teardown(function()
-    if emu then emu:stop() end
-    if dir then helpers.rm_rf(dir) end
+  lazy_setup(function()
+    clock, advance, reset_clock = emu:shared_clock()
   end)
 
   before_each(function()
-    emu:reset()
     reset_clock()
   end)
 

@@ -3,6 +3,7 @@
 -- kill -9 mid-run followed by a rerun that decides none twice, --dry-run
 -- that sends nothing, and the exit codes of docs/CLI.md.
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local cli = require "fixtures.cli"
 local flow = require "fixtures.flow"
 local cjson = require "cjson"
@@ -20,17 +21,12 @@ end
 local function approvable(i) return i % 3 ~= 0 and i % 5 ~= 0 end
 
 describe("prequalify tickets #emulator #nosan", function()
-  local emu, dir, env
+  local emu, token, dir, env
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
+  hooks.emulator({ token = true, dir = "test" }, function(e, t, d) emu, token, dir = e, t, d end)
   before_each(function()
-    emu:reset()
-    dir = helpers.tmpdir()
-    local token = emu:token{ username = "approver" }
     env = cli.emu_env(emu, { PREQUALIFY_TOKEN_FILE = cli.secret_file(dir, "token", token) })
   end)
-  after_each(function() helpers.rm_rf(dir) end)
 
   local function open_all()
     local ids = {}

@@ -3,16 +3,15 @@
 -- with single ids and lists, Flow result codes and InvalidTicketIds.
 local prequalify = require "prequalify"
 local helpers = require "helpers"
+local hooks = require "fixtures.emulator_hooks"
 local flow = require "fixtures.flow"
 
 describe("Flow tickets #emulator", function()
-  local emu, client
+  local emu, token, client
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
+  hooks.emulator({ token = true }, function(e, t) emu, token = e, t end)
   before_each(function()
-    emu:reset()
-    client = assert(prequalify.client{ url = emu.url, ca_file = emu.ca, token = emu:token{ username = "approver" } })
+    client = assert(prequalify.client{ url = emu.url, ca_file = emu.ca, token = token })
   end)
   after_each(function() client:close() end)
 
@@ -188,14 +187,11 @@ describe("Flow tickets #emulator", function()
 end)
 
 describe("the signing archive #emulator", function()
-  local emu, client
+  local emu, token, client
 
-  setup(function() emu = helpers.start_emulator() end)
-  teardown(function() emu:stop() end)
+  hooks.emulator({ token = flow.MANAGE }, function(e, t) emu, token = e, t end)
   before_each(function()
-    emu:reset()
-    client = assert(prequalify.client{ url = emu.url, ca_file = emu.ca,
-                                       token = emu:token{ username = "approver", scope = flow.MANAGE } })
+    client = assert(prequalify.client{ url = emu.url, ca_file = emu.ca, token = token })
   end)
   after_each(function() client:close() end)
 
