@@ -29,7 +29,7 @@ local function fault_env(base, fault)
 end
 
 describe("disk faults #emulator", function()
-  local emu, dir, env, manifest, journal
+  local emu, dir, env, token, manifest, journal
   local data = {} -- the items' Data (test data only: any distinct digests do)
 
   hooks.emulator({ reset = true, dir = "block" }, function(e, _, d) emu, dir = e, d end)
@@ -45,7 +45,8 @@ describe("disk faults #emulator", function()
   before_each(function()
     journal = dir .. "/j.jsonl"
     os.remove(journal)
-    env = cli.job_env(emu, dir, emu:token{ username = "approver" })
+    token = emu:token{ username = "approver" }
+    env = cli.job_env(emu, dir, token)
   end)
 
   local function batch(e, extra)
@@ -170,7 +171,7 @@ describe("disk faults #emulator", function()
     assert.equal(4, r.code, r.out .. r.err) -- the run's record is incomplete (docs/CLI.md)
     assert.truthy(r.err:find("prequalify: warning: journal " .. journal .. ": final write failed: Input/output error",
       1, true), r.err)
-    assert.falsy((r.out .. r.err):find(emu:token{ username = "approver" }, 1, true))
+    assert.falsy((r.out .. r.err):find(token, 1, true)) -- the token the run signed in with
     assert.truthy(r.out:find(N .. " items: " .. N .. " approved, 0 denied, 0 failed, 0 unknown", 1, true), r.out)
     each_once()
   end)
@@ -178,7 +179,6 @@ describe("disk faults #emulator", function()
   it("gives report.journal_error and exit_code() 4 in Lua when the journal cannot be closed", function()
     local worker = cli.ROOT .. "/spec/fixtures/batch_worker.lua"
     local cfg = dir .. "/worker.json"
-    local token = emu:token{ username = "approver" }
     helpers.write_file(cfg, cjson.encode{ url = emu.url, ca = emu.ca, token = token, n = 5,
       prefix = "close artifact ", dn = cli.DN, user = cli.USER, journal = journal, concurrency = 2 }, "600")
     local r = cli.exec({ "lua5.4", worker, cfg }, { env = {} })
