@@ -175,14 +175,12 @@ static int ldigest_data(lua_State *L)
     return ldigest_push(L, out, outlen);
 }
 
-/* A string field of the request at index 1 (anchored by the table). */
+/* A string field of the request at index 1, left on the stack so that it
+ * stays alive until the key is made (an __index may have made it). */
 static const char *ldigest_key_field(lua_State *L, const char *name, size_t *n)
 {
-    const char *s;
     if (lua_getfield(L, 1, name) != LUA_TSTRING) luaL_error(L, "request_key: field '%s' is not a string", name);
-    s = lua_tolstring(L, -1, n);
-    lua_pop(L, 1);
-    return s;
+    return lua_tolstring(L, -1, n);
 }
 
 /* request_key(req) -> key, short key: the stable identity of a normalized

@@ -280,6 +280,19 @@ describe("the request key", function()
   it("refuses a table without the required text fields", function()
     assert.has_error(function() core.request_key{ dn = "d" } end, "request_key: field 'data' is not a string")
   end)
+
+  it("keys fields an __index makes as it keys plain ones, even when a collection runs between them", function()
+    local plain = { dn = "\\VED\\Code Signing\\Projects\\Sample\\Environment " .. string.rep("x", 40),
+      data = string.rep("Zm9v", 11), user = "local:" .. string.rep("u", 40) }
+    -- Each field is a fresh string (longer than Lua interns), and reading
+    -- one collects garbage, so a field read earlier must still be alive
+    -- when the key is made.
+    local made = setmetatable({}, { __index = function(_, k)
+      collectgarbage()
+      return plain[k] and (plain[k] .. "!"):sub(1, -2)
+    end })
+    assert.same({ core.request_key(plain) }, { core.request_key(made) })
+  end)
 end)
 
 describe("core.prepare", function()
