@@ -11,6 +11,7 @@
 
 #include "pq_format.h"
 #include "pq_pipeline_impl.h"
+#include "pq_wire.h"
 
 /* Room for n more bytes in p->buf at offset len; 0 or -1. */
 int pq_records_room(pq_pipeline *p, size_t len, size_t n)
@@ -36,31 +37,12 @@ const char *pq_pipeline_entry(pq_pipeline *p, int s, size_t *len)
     return p->buf + 4;
 }
 
-/* Appends s as a JSON string (quoted, escaped) at p->buf + *len. */
+/* Appends s as a JSON string (quoted, escaped as the wire body's strings
+ * and lua-cjson's are) at p->buf + *len. */
 static int pq_json_text(pq_pipeline *p, size_t *len, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-    char *o;
     if (pq_records_room(p, *len, n * 6 + 2) != 0) return -1;
-    o = p->buf + *len;
-    *o++ = '"';
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-        } else if (c < 0x20) {
-            memcpy(o, "\\u00", 4);
-            o[4] = hex[c >> 4];
-            o[5] = hex[c & 15];
-            o += 6;
-        } else {
-            *o++ = (char)c;
-        }
-    }
-    *o++ = '"';
-    *len = (size_t)(o - p->buf);
+    *len += pq_wire_json_string(s, n, p->buf + *len, p->buf_cap - *len);
     return 0;
 }
 

@@ -23,4 +23,9 @@ typedef struct pq_wire_req {
  * that size. out may be NULL when cap is 0. */
 size_t pq_wire_body(const pq_wire_req *r, char *out, size_t cap);
 
+/* Writes s[0..n) as one JSON string, quoted and escaped the same way, into
+ * out[0..cap) and returns its length, as pq_wire_body does; at most 6n + 2
+ * bytes. The journal records the batch pipeline writes use it too. */
+size_t pq_wire_json_string(const char *s, size_t n, char *out, size_t cap);
+
 #endif

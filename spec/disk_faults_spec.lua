@@ -99,10 +99,15 @@ describe("disk faults #emulator", function()
     assert.truthy(r.out:find("journal write failed: No space left on device", 1, true), r.out)
     assert.truthy((r.out .. r.err):find("journal " .. journal, 1, true), r.out .. r.err)
     -- No request left whose intent is not on disk.
-    local on_disk = helpers.read_file(journal)
+    -- (The disk may have torn the last record: it does not decode.)
+    local intents = {}
+    for line in helpers.read_file(journal):gmatch("[^\n]+") do
+      local ok, rec = pcall(cjson.decode, line)
+      if ok and rec.type == "intent" then intents[rec.data] = true end
+    end
     local by, first = stored()
     assert.is_true(first > 0 and first < N, "stored " .. first)
-    for d in pairs(by) do assert.truthy(on_disk:find(d, 1, true), d) end
+    for d in pairs(by) do assert.truthy(intents[d], d) end
     -- Space freed: the resume sends the rest once; items whose done record
     -- was refused are unknown (never "not sent"), and are not resent.
     r = batch(env)

@@ -169,6 +169,25 @@ static void test_short_buffer(void)
     CHECK(memcmp(out, want, n) == 0);
 }
 
+/* One string alone (what the journal's records use): escaped as in a body,
+ * at most 6n + 2 bytes, and like snprintf with a short buffer. */
+static void test_json_string(void)
+{
+    static const char in[] = "\\VED\\a/b\"c\n\x7f\x01";
+    static const char want[] = "\"\\\\VED\\\\a\\/b\\\"c\\n\\u007f\\u0001\"";
+    char out[64];
+    size_t cap, n = sizeof want - 1;
+    CHECK(pq_wire_json_string(in, sizeof in - 1, NULL, 0) == n);
+    CHECK(n <= 6 * (sizeof in - 1) + 2);
+    for (cap = 0; cap <= n; cap++) {
+        memset(out, '#', sizeof out);
+        CHECK(pq_wire_json_string(in, sizeof in - 1, out, cap) == n);
+        CHECK(out[cap] == '#');
+    }
+    CHECK(memcmp(out, want, n) == 0);
+    CHECK(pq_wire_json_string("", 0, out, sizeof out) == 2 && memcmp(out, "\"\"", 2) == 0);
+}
+
 int main(void)
 {
     test_fields();
@@ -177,5 +196,6 @@ int main(void)
     test_escapes_at_every_place();
     test_utf8();
     test_short_buffer();
+    test_json_string();
     return test_total();
 }
