@@ -85,9 +85,8 @@ local HELD = "; approved by an earlier run: the server still holds that approval
 local function policy_allows(run, e, req, d, approved_earlier)
   d = d or run.policy.evaluate(run.pol, req, run.ctx)
   if run.audit then run.audit:decision(e, d) end
-  -- A trail is built when it is read (several times the cost of the
-  -- decision): the report keeps those that explain something, the audit
-  -- log every one.
+  -- The report keeps the trails that explain something; the audit log
+  -- has every one.
   if not d.allow then
     e.trail = d.trail
     local err, reason = run.policy.denial(d), d.reason
